@@ -1,0 +1,94 @@
+#![doc = include_str!("../README.md")]
+
+pub mod context;
+pub mod headers;
+pub mod ip_restrict;
+pub mod registry;
+pub mod reject;
+pub mod request_size_limit;
+
+pub use context::{Consumer, RequestCtx};
+pub use pingora::http::{RequestHeader, ResponseHeader};
+pub use pingora::proxy::Session;
+pub use registry::{BuildContext, BuildError, FilterFactory};
+pub use reject::Reject;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// What a filter's request phase decided.
+#[derive(Debug)]
+pub enum Flow {
+    /// Go on with the next filter, and then to the upstream.
+    Continue,
+    /// Stop here: Portico answers with this error as a JSON body.
+    Reject(Reject),
+    /// The filter already wrote a whole response to the session; nothing more is sent.
+    Responded,
+}
+
+/// A step in a listener's or a route's filter chain.
+///
+/// Filters are built once per config (see [`registry`]) and shared by every request, so they keep
+/// per-request state in [`RequestCtx::state`], never in `self`. The chain runs the listener's
+/// filters, then the route's, in order for the request phases and in reverse order for
+/// [`Filter::response`].
+///
+/// Every method has a default that does nothing, so a filter implements only the phases it
+/// needs.
+#[async_trait]
+pub trait Filter: Send + Sync + 'static {
+    /// Runs once the request header is read and the route is known, before any upstream is
+    /// chosen.
+    ///
+    /// Return [`Flow::Reject`] to answer with an error, [`Flow::Responded`] if the filter wrote
+    /// the response itself, or [`Flow::Continue`] to go on.
+    ///
+    /// By default this does nothing and returns `Ok(Flow::Continue)`.
+    async fn request(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<Flow> {
+        Ok(Flow::Continue)
+    }
+
+    /// Whether [`Filter::request_body`] should be called; the core skips the body phase for
+    /// chains where no filter wants it, so return `true` only when the filter looks at bodies.
+    ///
+    /// By default `false`.
+    fn wants_request_body(&self) -> bool {
+        false
+    }
+
+    /// Runs for each chunk of the request body as it streams to the upstream. `body` is one
+    /// chunk, not the whole body. A [`Flow::Reject`] here ends the request with that error
+    /// (if the response has not started yet).
+    ///
+    /// By default this does nothing and returns [`Flow::Continue`].
+    fn request_body(&self, _body: Option<&Bytes>, _end_of_stream: bool, _ctx: &mut RequestCtx) -> Flow {
+        Flow::Continue
+    }
+
+    /// Runs when the core picks an upstream pool: returning `Some(name)` sends this request to
+    /// the named upstream instead of the route's (traffic split, header canary). The first filter
+    /// that returns `Some` wins.
+    ///
+    /// By default `None`: keep the route's upstream.
+    fn upstream_select(&self, _session: &Session, _ctx: &mut RequestCtx) -> Option<Arc<str>> {
+        None
+    }
+
+    /// Runs just before the request header is sent upstream: edit headers or the path here.
+    ///
+    /// By default this does nothing.
+    fn upstream_request(&self, _request: &mut RequestHeader, _ctx: &mut RequestCtx) -> pingora::Result<()> {
+        Ok(())
+    }
+
+    /// Runs before the response header goes to the client, in reverse chain order; it also runs
+    /// on responses Portico makes itself (errors, `respond` routes), so CORS and header edits
+    /// apply everywhere.
+    ///
+    /// By default this does nothing.
+    fn response(&self, _response: &mut ResponseHeader, _ctx: &mut RequestCtx) -> pingora::Result<()> {
+        Ok(())
+    }
+}

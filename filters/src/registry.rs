@@ -1,0 +1,101 @@
+//! Turns `{filter_name: config}` items into filter instances.
+//!
+//! Each built-in filter implements [`FilterFactory`] and is listed once in [`BUILT_IN`]; config
+//! strings never leak past this module.
+
+use crate::{Consumer, Filter};
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What a filter may use while it is built: the config's consumers and the config file's folder
+/// (relative file paths resolve against it).
+pub struct BuildContext<'a> {
+    /// Every consumer of the config.
+    pub consumers: &'a [Arc<Consumer>],
+    /// The folder of the config file.
+    pub base_dir: &'a Path,
+}
+
+/// Why a filter could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError {
+    /// YAML path inside the filter's own config (`request.add`), empty for the whole config.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl BuildError {
+    /// An error about the filter's config as a whole.
+    pub fn whole(message: impl Into<String>) -> Self {
+        BuildError { path: String::new(), message: message.into() }
+    }
+
+    /// An error about one field of the filter's config.
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        BuildError { path: path.into(), message: message.into() }
+    }
+}
+
+/// A filter type that can be built from its typed config.
+pub trait FilterFactory: Filter + Sized {
+    /// The key under which the filter appears in YAML (`headers`, `jwt`, ...).
+    const NAME: &'static str;
+    /// Its config, with `#[serde(deny_unknown_fields)]`.
+    type Config: DeserializeOwned;
+    /// Validates the config and builds the shared instance.
+    fn build(config: Self::Config, cx: &BuildContext<'_>) -> Result<Self, BuildError>;
+}
+
+type Factory = fn(serde_yaml::Value, &BuildContext<'_>) -> Result<Arc<dyn Filter>, BuildError>;
+
+fn factory<F: FilterFactory>(
+    value: serde_yaml::Value,
+    cx: &BuildContext<'_>,
+) -> Result<Arc<dyn Filter>, BuildError> {
+    // `{headers: }` with nothing after the colon means "defaults".
+    let value = if value.is_null() {
+        serde_yaml::Value::Mapping(Default::default())
+    } else {
+        value
+    };
+    let config: F::Config = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        BuildError {
+            path: if path == "." { String::new() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    Ok(Arc::new(F::build(config, cx)?))
+}
+
+/// Every built-in filter: one line each.
+pub const BUILT_IN: &[(&str, Factory)] = &[
+    (crate::headers::Headers::NAME, factory::<crate::headers::Headers>),
+    (crate::ip_restrict::IpRestrict::NAME, factory::<crate::ip_restrict::IpRestrict>),
+    (
+        crate::request_size_limit::RequestSizeLimit::NAME,
+        factory::<crate::request_size_limit::RequestSizeLimit>,
+    ),
+];
+
+/// Names of every filter, for "unknown filter" errors.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    BUILT_IN.iter().map(|(name, _)| *name)
+}
+
+/// Builds the filter called `name` from its YAML config.
+pub fn build(
+    name: &str,
+    config: serde_yaml::Value,
+    cx: &BuildContext<'_>,
+) -> Result<Arc<dyn Filter>, BuildError> {
+    match BUILT_IN.iter().find(|(n, _)| *n == name) {
+        Some((_, make)) => make(config, cx),
+        None => Err(BuildError::whole(format!(
+            "unknown filter \"{name}\" (known: {})",
+            names().collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}

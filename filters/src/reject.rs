@@ -1,0 +1,34 @@
+//! The error a filter answers with: Portico renders it as the JSON body every client sees.
+
+use http::{HeaderName, HeaderValue};
+use std::borrow::Cow;
+
+/// A refusal: the status, a stable machine-readable code and a human message. The core adds
+/// the request id and writes `{"error": code, "message": ..., "request_id": ...}`.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    /// HTTP status, such as 401 or 429.
+    pub status: u16,
+    /// Stable code for clients to branch on, such as `"unauthorized"` or `"rate_limited"`.
+    pub error: &'static str,
+    /// Human-readable explanation; never carries a secret.
+    pub message: Cow<'static, str>,
+    /// Extra response headers (`WWW-Authenticate`, `Retry-After`, `Allow`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Reject {
+    /// A refusal with no extra headers.
+    pub fn new(status: u16, error: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Reject { status, error, message: message.into(), headers: Vec::new() }
+    }
+
+    /// Adds a response header; a value that is not a valid header value is dropped, since a
+    /// refusal must still go out.
+    pub fn with_header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.push((name, v));
+        }
+        self
+    }
+}

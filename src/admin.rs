@@ -1,0 +1,82 @@
+//! The admin listener: `/metrics`, `/healthz`, `/ready`, `/config`, `POST /reload`.
+//! Keep it on a loopback or private address: it has no authentication of its own.
+
+use crate::state::Shared;
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The admin API.
+pub struct Admin {
+    shared: Arc<Shared>,
+}
+
+impl Admin {
+    /// The admin API over the shared state.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Admin { shared }
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    let len = resp.body().len();
+    resp.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
+    resp
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Vec<u8>> {
+    reply(status, "application/json", serde_json::to_vec(&value).unwrap_or_default())
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let method = session.req_header().method.clone();
+        let path = session.req_header().uri.path().to_string();
+        // Drain any request body so the connection can be reused.
+        while let Ok(Some(_)) = session.read_request_body().await {}
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/metrics") => {
+                reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", self.shared.metrics.render())
+            }
+            ("GET", "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+            ("GET", "/ready") => {
+                if self.shared.ready.load(Ordering::Acquire) {
+                    let generation = self.shared.runtime.load().generation;
+                    json(StatusCode::OK, serde_json::json!({"status": "ready", "generation": generation}))
+                } else {
+                    json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "draining"}))
+                }
+            }
+            ("GET", "/config") => {
+                let runtime = self.shared.runtime.load();
+                json(StatusCode::OK, runtime.config.effective.clone())
+            }
+            ("POST", "/reload") => match self.shared.reload().await {
+                Ok(generation) => {
+                    json(StatusCode::OK, serde_json::json!({"status": "reloaded", "generation": generation}))
+                }
+                Err(errors) => json(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::json!({
+                        "error": "invalid_config",
+                        "message": "the new config was rejected; the running config is unchanged",
+                        "errors": errors.lines().collect::<Vec<_>>(),
+                    }),
+                ),
+            },
+            (_, "/metrics" | "/healthz" | "/ready" | "/config" | "/reload") => {
+                json(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({"error": "method_not_allowed", "message": "wrong method for this admin endpoint"}))
+            }
+            _ => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not_found", "message": "no such admin endpoint"})),
+        }
+    }
+}

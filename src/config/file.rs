@@ -1,0 +1,462 @@
+//! The file format: serde structs that mirror the YAML one to one.
+#![allow(dead_code)] // keys accepted by the contract are read as their features land
+//!
+//! Everything here is `deny_unknown_fields`, so a misspelt key is an error that names it. These
+//! types never leave `config/`: [`super::compile`] turns them into runtime types.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub admin: Option<AdminFile>,
+    #[serde(default)]
+    pub access_log: Option<AccessLogFile>,
+    #[serde(default)]
+    pub listeners: Vec<ListenerFile>,
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamFile>,
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+    #[serde(default)]
+    pub consumers: Vec<ConsumerFile>,
+    #[serde(default)]
+    pub rate_limit_store: Option<RateLimitStoreFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub threads: Option<usize>,
+    #[serde(alias = "grace_period_seconds")]
+    pub grace_period_s: Option<u64>,
+    #[serde(alias = "graceful_shutdown_timeout_seconds")]
+    pub graceful_shutdown_timeout_s: Option<u64>,
+    pub pid_file: Option<String>,
+    pub upgrade_sock: Option<String>,
+    pub work_stealing: Option<bool>,
+    pub upstream_keepalive_pool_size: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogFile {
+    #[serde(default = "default_log_path")]
+    pub path: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+fn default_log_path() -> String {
+    "stdout".into()
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    pub name: String,
+    pub listen: String,
+    #[serde(default)]
+    pub role: RoleFile,
+    #[serde(default)]
+    pub tls: Option<ListenerTlsFile>,
+    #[serde(default)]
+    pub http2: bool,
+    #[serde(default)]
+    pub filters: Vec<FilterItem>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleFile {
+    #[default]
+    Edge,
+    Internal,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTlsFile {
+    pub certs: Vec<CertFile>,
+    #[serde(default)]
+    pub client_ca: Option<String>,
+    #[serde(default)]
+    pub require_client_cert: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertFile {
+    pub cert: String,
+    pub key: String,
+    #[serde(default)]
+    pub sni: Vec<String>,
+}
+
+/// `{filter_name: config}`: one key, its value the filter's own config.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(transparent)]
+pub struct FilterItem(pub serde_yaml::Mapping);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    #[serde(default)]
+    pub targets: Vec<TargetFile>,
+    #[serde(default)]
+    pub discovery: Option<DiscoveryFile>,
+    #[serde(default)]
+    pub balance: BalanceFile,
+    #[serde(default)]
+    pub hash_key: Option<String>,
+    #[serde(default)]
+    pub health_check: Option<HealthCheckFile>,
+    #[serde(default)]
+    pub outlier: Option<OutlierFile>,
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreakerFile>,
+    #[serde(default)]
+    pub timeouts: TimeoutsFile,
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsFile>,
+    #[serde(default)]
+    pub http2: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TargetFile {
+    Address(String),
+    Weighted(WeightedTargetFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedTargetFile {
+    pub address: String,
+    #[serde(default = "one")]
+    pub weight: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryFile {
+    pub dns: DnsDiscoveryFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsDiscoveryFile {
+    pub name: String,
+    pub port: u16,
+    #[serde(default = "five")]
+    pub refresh_s: u64,
+}
+
+fn five() -> u64 {
+    5
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceFile {
+    #[default]
+    RoundRobin,
+    Random,
+    ConsistentHash,
+    LeastLoaded,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    #[serde(default)]
+    pub http: Option<HttpCheckFile>,
+    #[serde(default)]
+    pub tcp: Option<TcpCheckFile>,
+    #[serde(default = "default_interval")]
+    pub interval_ms: u64,
+    #[serde(default = "default_check_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default = "one")]
+    pub healthy_after: usize,
+    #[serde(default = "one")]
+    pub unhealthy_after: usize,
+}
+
+fn default_interval() -> u64 {
+    1000
+}
+
+fn default_check_timeout() -> u64 {
+    1000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheckFile {
+    #[serde(default = "slash")]
+    pub path: String,
+    #[serde(default = "ok")]
+    pub expect_status: u16,
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+fn slash() -> String {
+    "/".into()
+}
+
+fn ok() -> u16 {
+    200
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpCheckFile {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierFile {
+    pub consecutive_failures: u32,
+    pub eject_s: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerFile {
+    pub failure_ratio: f64,
+    pub min_requests: u32,
+    pub open_s: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsFile {
+    pub connect_ms: Option<u64>,
+    pub read_ms: Option<u64>,
+    pub write_ms: Option<u64>,
+    pub idle_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsFile {
+    #[serde(default)]
+    pub sni: Option<String>,
+    #[serde(default)]
+    pub ca: Option<String>,
+    #[serde(default)]
+    pub cert: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default = "yes")]
+    pub verify: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub name: String,
+    #[serde(default)]
+    pub listeners: Option<Vec<String>>,
+    #[serde(default, rename = "match")]
+    pub matcher: MatchFile,
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub upstream: Option<String>,
+    #[serde(default)]
+    pub split: Option<Vec<SplitFile>>,
+    #[serde(default)]
+    pub mirror: Option<MirrorFile>,
+    #[serde(default)]
+    pub rewrite: Option<RewriteFile>,
+    #[serde(default)]
+    pub retry: Option<RetryFile>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub cache: Option<CacheFile>,
+    #[serde(default)]
+    pub respond: Option<RespondFile>,
+    #[serde(default)]
+    pub aggregate: Option<Vec<AggregateFile>>,
+    #[serde(default)]
+    pub filters: Vec<FilterItem>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchFile {
+    #[serde(default)]
+    pub host: Option<OneOrMany>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub path_exact: Option<String>,
+    #[serde(default)]
+    pub path_regex: Option<String>,
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+}
+
+/// `host: a.example` or `host: [a.example, "*.example"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitFile {
+    pub upstream: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorFile {
+    pub upstream: String,
+    #[serde(default = "hundred")]
+    pub percent: f64,
+}
+
+fn hundred() -> f64 {
+    100.0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteFile {
+    #[serde(default)]
+    pub strip_prefix: Option<String>,
+    #[serde(default)]
+    pub add_prefix: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFile {
+    #[serde(default = "one_u32")]
+    pub attempts: u32,
+    #[serde(default)]
+    pub on: Vec<RetryOnFile>,
+    #[serde(default = "twenty")]
+    pub budget_percent: f64,
+    #[serde(default)]
+    pub non_idempotent: bool,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+fn twenty() -> f64 {
+    20.0
+}
+
+/// `connect_error`, `timeout`, or a status code.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RetryOnFile {
+    Status(u16),
+    Kind(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheFile {
+    pub ttl_s: u64,
+    #[serde(default)]
+    pub vary: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondFile {
+    #[serde(default = "ok")]
+    pub status: u16,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateFile {
+    pub name: String,
+    pub upstream: String,
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerFile {
+    pub name: String,
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    #[serde(default)]
+    pub basic: Option<BasicFile>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicFile {
+    pub username: String,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitStoreFile {
+    pub redis: String,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}

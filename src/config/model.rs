@@ -1,0 +1,350 @@
+//! The validated runtime config: what the proxy runs on. Built only by [`super::load`], so every
+//! value here has been checked (addresses parse, upstreams named by routes exist, filters built).
+
+use crate::chain::FilterChain;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method};
+use portico_filters::Consumer;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One loaded config file.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it came from (reload reads it again).
+    pub source_path: PathBuf,
+    /// Process-wide settings; changes apply at the next start.
+    pub server: ServerSettings,
+    /// Where the admin API listens, if anywhere.
+    pub admin: Option<SocketAddr>,
+    /// Where access-log lines go.
+    pub access_log: AccessLogTarget,
+    /// The listeners, in file order.
+    pub listeners: Vec<Arc<ListenerSpec>>,
+    /// The upstream pools, by name order.
+    pub upstreams: Vec<Arc<UpstreamSpec>>,
+    /// The routes, in file order.
+    pub routes: Vec<Arc<RouteSpec>>,
+    /// Known consumers.
+    pub consumers: Vec<Arc<Consumer>>,
+    /// The effective config as JSON with secrets masked, for `GET /config`.
+    pub effective: serde_json::Value,
+}
+
+/// Process settings handed to Pingora's `ServerConf`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Worker threads per listener service.
+    pub threads: usize,
+    /// Seconds between SIGTERM and the start of draining.
+    pub grace_period_s: u64,
+    /// Seconds draining may take before the process exits anyway.
+    pub graceful_shutdown_timeout_s: u64,
+    /// The pid file.
+    pub pid_file: String,
+    /// The socket used to hand listeners to a new binary on `--upgrade`.
+    pub upgrade_sock: String,
+    /// Tokio work stealing across a service's threads.
+    pub work_stealing: bool,
+    /// Idle upstream connections kept for reuse.
+    pub upstream_keepalive_pool_size: usize,
+}
+
+/// Where access-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+    /// Appended to a file.
+    File(PathBuf),
+    /// Not written.
+    Off,
+}
+
+/// Whether clients on a listener are outsiders or trusted services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Outside clients: forwarded headers and request ids they send are replaced.
+    Edge,
+    /// Trusted peers: their `X-Forwarded-*` and `X-Request-Id` are kept and appended to.
+    Internal,
+}
+
+/// A socket Portico accepts requests on.
+#[derive(Debug)]
+pub struct ListenerSpec {
+    /// Unique name, referenced by routes.
+    pub name: Arc<str>,
+    /// `host:port` to bind.
+    pub listen: String,
+    /// Edge or internal.
+    pub role: Role,
+    /// TLS termination settings.
+    pub tls: Option<ListenerTls>,
+    /// Offer HTTP/2 (h2c on plain listeners, ALPN on TLS).
+    pub http2: bool,
+    /// Filters run before every route's own.
+    pub filters: FilterChain,
+}
+
+/// TLS termination: certificate files, checked to exist at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    /// Certificate and key pairs; the first is the default, others are picked by SNI.
+    pub certs: Vec<CertPair>,
+    /// CA bundle that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    /// Whether a client certificate is mandatory (when `client_ca` is set).
+    pub require_client_cert: bool,
+}
+
+/// One certificate and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPair {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// How a pool picks among healthy targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// In turn, by weight.
+    RoundRobin,
+    /// At random, by weight.
+    Random,
+    /// By a request key on a hash ring, so one key sticks to one target.
+    ConsistentHash,
+}
+
+/// What consistent hashing keys on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    /// A request header's value.
+    Header(HeaderName),
+    /// A cookie's value.
+    Cookie(String),
+    /// The client's IP address.
+    ClientIp,
+    /// The request path.
+    Path,
+}
+
+/// One static target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    /// `ip:port` or `host:port` (resolved at load).
+    pub addr: SocketAddr,
+    /// Relative share of traffic.
+    pub weight: usize,
+}
+
+/// Targets found through DNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSpec {
+    /// The name to resolve (A/AAAA records).
+    pub name: String,
+    /// The port every resolved address gets.
+    pub port: u16,
+    /// How often to resolve again.
+    pub refresh: Duration,
+}
+
+/// Active health checking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// What a check does.
+    pub kind: HealthKind,
+    /// Time between checks of one target.
+    pub interval: Duration,
+    /// How long one check may take.
+    pub timeout: Duration,
+    /// Consecutive successes that mark a down target up.
+    pub healthy_after: usize,
+    /// Consecutive failures that mark an up target down.
+    pub unhealthy_after: usize,
+}
+
+/// The kind of active check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthKind {
+    /// `GET path` must answer `expect_status`.
+    Http {
+        /// Request path.
+        path: String,
+        /// Expected status.
+        expect_status: u16,
+        /// Host header to send.
+        host: String,
+    },
+    /// A TCP connect must succeed.
+    Tcp,
+}
+
+/// Upstream timeouts; `None` leaves Pingora's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect.
+    pub connect: Option<Duration>,
+    /// Each read from the upstream.
+    pub read: Option<Duration>,
+    /// Each write to the upstream.
+    pub write: Option<Duration>,
+    /// Idle pooled connection lifetime.
+    pub idle: Option<Duration>,
+}
+
+/// TLS towards an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// SNI and the name the certificate must carry.
+    pub sni: String,
+    /// CA bundle to verify the upstream against (system roots when absent).
+    pub ca: Option<PathBuf>,
+    /// Client certificate for mTLS.
+    pub cert: Option<PathBuf>,
+    /// Client key for mTLS.
+    pub key: Option<PathBuf>,
+    /// Verify the certificate chain and hostname.
+    pub verify: bool,
+}
+
+/// A named pool of targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamSpec {
+    /// Unique name, referenced by routes.
+    pub name: Arc<str>,
+    /// Static targets.
+    pub targets: Vec<TargetSpec>,
+    /// DNS discovery instead of (or besides) static targets.
+    pub dns: Option<DnsSpec>,
+    /// Selection algorithm.
+    pub balance: Balance,
+    /// Key for consistent hashing.
+    pub hash_key: HashKey,
+    /// Active checks.
+    pub health: Option<HealthSpec>,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// TLS to the targets.
+    pub tls: Option<UpstreamTls>,
+    /// Speak HTTP/2 to the targets.
+    pub http2: bool,
+}
+
+/// How a request's host is matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// Exactly this host (lowercase, no port).
+    Exact(String),
+    /// `*.example.com`: any host ending in `.example.com` (stored with the dot).
+    Suffix(String),
+}
+
+/// How a request's path is matched.
+#[derive(Debug, Clone)]
+pub enum PathPattern {
+    /// Any path.
+    Any,
+    /// The path equals this, or continues it after a `/` (segment-aware prefix).
+    Prefix(String),
+    /// The path equals this.
+    Exact(String),
+    /// The regex matches the path.
+    Regex(regex::Regex),
+}
+
+/// Everything a request must match.
+#[derive(Debug, Clone)]
+pub struct MatchSpec {
+    /// Hosts; empty matches any host.
+    pub hosts: Vec<HostPattern>,
+    /// Path rule.
+    pub path: PathPattern,
+    /// Methods; `None` matches any.
+    pub methods: Option<Vec<Method>>,
+    /// Headers that must be present with these values (`*` means present).
+    pub headers: Vec<(HeaderName, String)>,
+    /// Query parameters that must be present with these values (`*` means present).
+    pub query: Vec<(String, String)>,
+}
+
+/// A static response.
+#[derive(Debug, Clone)]
+pub struct RespondSpec {
+    /// Status code.
+    pub status: u16,
+    /// Body bytes.
+    pub body: Bytes,
+    /// Headers.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// What a route does with a matched request.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Proxy to this upstream.
+    Upstream(Arc<str>),
+    /// Proxy to one of these upstreams, by weight.
+    Split(Vec<(Arc<str>, u32)>),
+    /// Answer with a static response.
+    Respond(RespondSpec),
+}
+
+/// Path and host rewriting on the way upstream.
+#[derive(Debug, Clone, Default)]
+pub struct Rewrite {
+    /// Removed from the front of the path when present.
+    pub strip_prefix: Option<String>,
+    /// Put in front of the (stripped) path.
+    pub add_prefix: Option<String>,
+    /// The `Host` header sent upstream.
+    pub host: Option<HeaderValue>,
+}
+
+/// What failures a retry is allowed for.
+#[derive(Debug, Clone, Default)]
+pub struct RetrySpec {
+    /// Extra attempts after the first.
+    pub attempts: u32,
+    /// Retry when the connection could not be made.
+    pub on_connect_error: bool,
+    /// Retry when the upstream timed out.
+    pub on_timeout: bool,
+    /// Retry on these response statuses.
+    pub on_status: Vec<u16>,
+    /// Share of recent requests that may be retries.
+    pub budget_percent: f64,
+    /// Also retry methods that are not idempotent.
+    pub non_idempotent: bool,
+}
+
+/// One route.
+#[derive(Debug)]
+pub struct RouteSpec {
+    /// Unique name: metrics label and log field.
+    pub name: Arc<str>,
+    /// Listeners this route is on; `None` for all.
+    pub listeners: Option<Vec<String>>,
+    /// Match rules.
+    pub matcher: MatchSpec,
+    /// Higher wins.
+    pub priority: i32,
+    /// Position in the file, the last tie-breaker.
+    pub index: usize,
+    /// What to do.
+    pub action: Action,
+    /// Rewrite on the way upstream.
+    pub rewrite: Option<Rewrite>,
+    /// Retry policy.
+    pub retry: Option<RetrySpec>,
+    /// Bound on the whole upstream exchange.
+    pub timeout: Option<Duration>,
+    /// Route filters, after the listener's.
+    pub filters: FilterChain,
+}

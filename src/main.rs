@@ -1,0 +1,48 @@
+//! The `portico` command: run, check a config, or take over from a running instance.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Portico: a programmable reverse proxy and API gateway.
+#[derive(Parser, Debug)]
+#[command(name = "portico", version, about)]
+struct Cli {
+    /// The config file.
+    #[arg(short = 'c', long = "config", default_value = "conf/portico.yaml")]
+    config: PathBuf,
+    /// Check the config and exit: 0 when valid, 1 with every error otherwise.
+    #[arg(short = 't', long = "test")]
+    test: bool,
+    /// Take the listening sockets over from a running instance (send it SIGQUIT after
+    /// starting this one).
+    #[arg(short = 'u', long = "upgrade")]
+    upgrade: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    let config = match portico::config::load(&cli.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("portico: {} error(s) in {}", errors.0.len(), cli.config.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.test {
+        println!("portico: {} is valid", cli.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let shared = match portico::server::build_shared(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("portico: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    portico::server::run(shared, cli.upgrade);
+    ExitCode::SUCCESS
+}

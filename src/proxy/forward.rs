@@ -1,0 +1,128 @@
+//! What a proxy owes the hop: rewrites, hop-by-hop headers removed, `X-Forwarded-*` and the
+//! request id and trace context sent on.
+
+use super::Ctx;
+use crate::config::Role;
+use http::{header, HeaderName, HeaderValue, Uri};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1) that never cross a proxy.
+const HOP_BY_HOP: [&str; 6] = ["keep-alive", "proxy-connection", "te", "trailer", "proxy-authenticate", "proxy-authorization"];
+
+/// Removes `Connection` and the headers it names, and the fixed hop-by-hop set. An upgrade
+/// request (WebSocket) keeps `Connection: upgrade` and `Upgrade` so Pingora can tunnel it.
+fn strip_hop_by_hop(headers: &http::HeaderMap, keep_upgrade: bool) -> Vec<HeaderName> {
+    let mut named = Vec::new();
+    for v in headers.get_all(header::CONNECTION) {
+        if let Ok(s) = v.to_str() {
+            for token in s.split(',') {
+                let token = token.trim();
+                if keep_upgrade && token.eq_ignore_ascii_case("upgrade") {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token.to_ascii_lowercase().as_bytes()) {
+                    named.push(name);
+                }
+            }
+        }
+    }
+    named
+}
+
+/// Prepares the request header that goes upstream.
+pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> pingora::Result<()> {
+    let upgrade = session.as_downstream().is_upgrade_req();
+
+    // Hop-by-hop headers.
+    for name in strip_hop_by_hop(&req.headers, upgrade) {
+        if name != header::UPGRADE || !upgrade {
+            req.remove_header(&name);
+        }
+    }
+    if !upgrade {
+        req.remove_header(&header::CONNECTION);
+        req.remove_header(&header::UPGRADE);
+    }
+    for h in HOP_BY_HOP {
+        req.remove_header(h);
+    }
+
+    // Rewrite path and host.
+    if let Some(rw) = ctx.route.as_ref().and_then(|r| r.rewrite.as_ref()) {
+        let path = req.uri.path();
+        let stripped = match &rw.strip_prefix {
+            Some(p) if path.starts_with(p.as_str()) && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/') => {
+                &path[p.len()..]
+            }
+            _ => path,
+        };
+        let mut new_path = String::with_capacity(stripped.len() + 32);
+        if let Some(add) = &rw.add_prefix {
+            new_path.push_str(add);
+        }
+        new_path.push_str(stripped);
+        if new_path.is_empty() || !new_path.starts_with('/') {
+            new_path.insert(0, '/');
+        }
+        if let Some(q) = req.uri.query() {
+            new_path.push('?');
+            new_path.push_str(q);
+        }
+        if let Ok(uri) = new_path.parse::<Uri>() {
+            req.set_uri(uri);
+        }
+        if let Some(host) = &rw.host {
+            req.insert_header(header::HOST, host.clone())?;
+        }
+    }
+
+    // X-Forwarded-*: replaced at the edge, appended to on internal hops.
+    let internal = ctx.listener.as_ref().is_some_and(|l| l.role == Role::Internal);
+    if let Some(ip) = ctx.filter.client_ip {
+        let ip = ip.to_string();
+        let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) if internal && !prev.is_empty() => format!("{prev}, {ip}"),
+            _ => ip,
+        };
+        req.insert_header("x-forwarded-for", xff)?;
+    }
+    let tls = ctx.listener.as_ref().is_some_and(|l| l.tls.is_some());
+    if !(internal && req.headers.contains_key("x-forwarded-proto")) {
+        req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+    }
+    if !(internal && req.headers.contains_key("x-forwarded-host")) {
+        let host = session
+            .req_header()
+            .headers
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| session.req_header().uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        match host {
+            Some(h) => req.insert_header("x-forwarded-host", h)?,
+            None => {
+                req.remove_header("x-forwarded-host");
+            }
+        }
+    }
+
+    // Request id and trace context.
+    req.insert_header("x-request-id", ctx.filter.request_id.as_str())?;
+    if !ctx.trace.traceparent.is_empty() {
+        req.insert_header("traceparent", ctx.trace.traceparent.as_str())?;
+    }
+    Ok(())
+}
+
+/// Removes hop-by-hop headers from an upstream response (Pingora sets its own framing).
+pub fn strip_hop_by_hop_response(resp: &mut ResponseHeader) {
+    let upgrade = resp.status == http::StatusCode::SWITCHING_PROTOCOLS;
+    for name in strip_hop_by_hop(&resp.headers, upgrade) {
+        if name != header::UPGRADE || !upgrade {
+            resp.remove_header(&name);
+        }
+    }
+    for h in HOP_BY_HOP {
+        resp.remove_header(h);
+    }
+}

@@ -1,0 +1,50 @@
+//! Responses Portico makes itself: JSON errors and static `respond` routes. Both run the
+//! response filters, so CORS and header edits apply to them too.
+
+use super::Ctx;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use portico_filters::Reject;
+
+/// The JSON error body every client sees.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+    request_id: &'a str,
+}
+
+/// Writes a refusal as `{"error", "message", "request_id"}` with its status and headers.
+pub async fn reject(session: &mut Session, ctx: &mut Ctx, r: &Reject) -> pingora::Result<()> {
+    let body = serde_json::to_vec(&ErrorBody { error: r.error, message: &r.message, request_id: &ctx.filter.request_id })
+        .unwrap_or_default();
+    ctx.error = Some(r.error);
+    let mut headers = Vec::with_capacity(r.headers.len() + 1);
+    headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+    headers.extend(r.headers.iter().cloned());
+    write(session, ctx, r.status, &headers, Bytes::from(body)).await
+}
+
+/// Writes a whole response, after running the response filters over its header.
+pub async fn write(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    status: u16,
+    headers: &[(HeaderName, HeaderValue)],
+    body: Bytes,
+) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(headers.len() + 3))?;
+    for (k, v) in headers {
+        resp.append_header(k.clone(), v.clone())?;
+    }
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    super::decorate_response(&mut resp, ctx)?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(resp), head_only || body.is_empty()).await?;
+    if !head_only && !body.is_empty() {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! From a loaded config to a running Pingora server: one proxy service per listener, the admin
+//! service, and the background services (health checks, SIGHUP reload).
+
+use crate::admin::Admin;
+use crate::config::Config;
+use crate::proxy::Portico;
+use crate::state::{access_log_sink, Runtime, Shared};
+use crate::telemetry::{AccessLog, Metrics};
+use crate::upstream::HealthSupervisor;
+use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+use std::sync::Arc;
+
+/// Builds the shared state for a config (pools resolved, access log opened).
+pub fn build_shared(config: Config) -> Result<Arc<Shared>, String> {
+    let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
+    let sink = access_log_sink(&config.access_log).map_err(|e| format!("access log: {e}"))?;
+    let access_log = AccessLog::new(sink);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let runtime = rt.block_on(Runtime::build(config, None, &metrics, 1));
+    Ok(Shared::new(runtime, metrics, access_log))
+}
+
+/// Starts Portico and runs until it is told to stop.
+pub fn run(shared: Arc<Shared>, upgrade: bool) {
+    let config = shared.runtime.load().config.clone();
+    let s = &config.server;
+    let conf = ServerConf {
+        threads: s.threads,
+        grace_period_seconds: Some(s.grace_period_s),
+        graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_s),
+        pid_file: s.pid_file.clone(),
+        upgrade_sock: s.upgrade_sock.clone(),
+        work_stealing: s.work_stealing,
+        upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
+        ..ServerConf::default()
+    };
+    let opt = Opt { upgrade, ..Opt::default() };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    // One proxy service per listener.
+    for listener in &config.listeners {
+        let mut service = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            Portico::new(shared.clone(), listener.name.clone()),
+            &format!("listener {}", listener.name),
+        );
+        if listener.http2 && listener.tls.is_none() {
+            if let Some(app) = service.app_logic_mut() {
+                let mut options = HttpServerOptions::default();
+                options.h2c = true;
+                app.server_options = Some(options);
+            }
+        }
+        match &listener.tls {
+            None => service.add_tcp(&listener.listen),
+            Some(tls) => crate::tls::add_tls_listener(&mut service, &listener.listen, tls, listener.http2),
+        }
+        server.add_service(service);
+    }
+
+    // The admin API.
+    if let Some(addr) = config.admin {
+        let mut admin = Service::new("admin".to_string(), Admin::new(shared.clone()));
+        admin.add_tcp(&addr.to_string());
+        server.add_service(admin);
+    }
+
+    // Health checks and discovery for every pool, across reloads; SIGHUP reloads.
+    server.add_service(background_service("health checks", HealthSupervisor::new(shared.clone())));
+    server.add_service(background_service("sighup reload", SighupReload { shared: shared.clone() }));
+
+    server.run_forever();
+}
+
+/// Reloads the config on SIGHUP.
+struct SighupReload {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for SighupReload {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("cannot listen for SIGHUP: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    log::info!("SIGHUP received, reloading config");
+                    let _ = self.shared.reload().await;
+                }
+                _ = shutdown.changed() => {
+                    self.shared.ready.store(false, std::sync::atomic::Ordering::Release);
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Prometheus metrics, the JSON access log, request ids and W3C trace context.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use serde::Serialize;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+// === impl Metrics ===
+
+/// Every metric Portico exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    target_health: IntGaugeVec,
+    upstream_errors: IntCounterVec,
+    in_flight: IntGauge,
+    reloads: IntCounterVec,
+}
+
+const METHODS: [&str; 10] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn method_index(m: &http::Method) -> usize {
+    METHODS[..9].iter().position(|x| *x == m.as_str()).unwrap_or(9)
+}
+
+/// A route's metric handles, resolved once per config so the hot path does no label lookups.
+pub struct RouteMetrics {
+    duration: Histogram,
+    counters: [[OnceLock<IntCounter>; 5]; 10],
+    requests: IntCounterVec,
+    route: String,
+}
+
+impl RouteMetrics {
+    /// Counts one finished request and its duration.
+    pub fn observe(&self, method: &http::Method, status: u16, seconds: f64) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        let mi = method_index(method);
+        self.counters[mi][class]
+            .get_or_init(|| self.requests.with_label_values(&[self.route.as_str(), METHODS[mi], CLASSES[class]]))
+            .inc();
+        self.duration.observe(seconds);
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("portico_requests_total", "Requests served, by route, method and status class"),
+            &["route", "method", "status_class"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new("portico_request_duration_seconds", "Time from request to last response byte")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["route"],
+        )?;
+        let target_health = IntGaugeVec::new(
+            Opts::new("portico_upstream_target_healthy", "1 when the target passes its health checks"),
+            &["upstream", "target"],
+        )?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new("portico_upstream_errors_total", "Failed upstream exchanges, by kind"),
+            &["upstream", "kind"],
+        )?;
+        let in_flight = IntGauge::new("portico_requests_in_flight", "Requests being served now")?;
+        let reloads = IntCounterVec::new(
+            Opts::new("portico_config_reloads_total", "Config reloads, by result"),
+            &["result"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(target_health.clone()))?;
+        registry.register(Box::new(upstream_errors.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        Ok(Metrics { registry, requests, duration, target_health, upstream_errors, in_flight, reloads })
+    }
+
+    /// Handles for one route.
+    pub fn route(&self, route: &str) -> RouteMetrics {
+        RouteMetrics {
+            duration: self.duration.with_label_values(&[route]),
+            counters: Default::default(),
+            requests: self.requests.clone(),
+            route: route.to_string(),
+        }
+    }
+
+    /// The in-flight gauge.
+    pub fn in_flight(&self) -> &IntGauge {
+        &self.in_flight
+    }
+
+    /// Records a target's health after a check pass.
+    pub fn set_target_health(&self, upstream: &str, target: SocketAddr, healthy: bool) {
+        self.target_health
+            .with_label_values(&[upstream, &target.to_string()])
+            .set(i64::from(healthy));
+    }
+
+    /// Counts a failed upstream exchange (`connect`, `timeout`, `other`).
+    pub fn upstream_error(&self, upstream: &str, kind: &str) {
+        self.upstream_errors.with_label_values(&[upstream, kind]).inc();
+    }
+
+    /// Counts a reload attempt.
+    pub fn reload(&self, ok: bool) {
+        self.reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            log::error!("encoding metrics: {e}");
+        }
+        out
+    }
+}
+
+// === impl AccessLog ===
+
+/// One access-log line; serialized as a JSON object.
+#[derive(Serialize)]
+pub struct AccessLine<'a> {
+    /// RFC 3339 UTC time the request finished.
+    pub time: &'a str,
+    /// The request id.
+    pub request_id: &'a str,
+    /// W3C trace id.
+    pub trace_id: &'a str,
+    /// Client address.
+    pub client: &'a str,
+    /// Listener name.
+    pub listener: &'a str,
+    /// Method.
+    pub method: &'a str,
+    /// Host.
+    pub host: &'a str,
+    /// Path and query.
+    pub path: &'a str,
+    /// Matched route, or empty.
+    pub route: &'a str,
+    /// Consumer or mTLS identity, when authenticated.
+    pub consumer: Option<&'a str>,
+    /// Upstream pool name, when proxied.
+    pub upstream: Option<&'a str>,
+    /// Upstream target address, when proxied.
+    pub upstream_target: Option<&'a str>,
+    /// Response status.
+    pub status: u16,
+    /// Response body bytes sent.
+    pub bytes: usize,
+    /// Total duration in milliseconds.
+    pub duration_ms: f64,
+    /// Time spent waiting on the upstream, in milliseconds.
+    pub upstream_duration_ms: Option<f64>,
+    /// Error kind, when the request failed inside Portico.
+    pub error: Option<&'a str>,
+}
+
+/// Writes access-log lines from a dedicated thread, so request threads never block on I/O or
+/// share a lock: they hand a finished line to a bounded channel, and drop it if the writer is
+/// far behind.
+pub struct AccessLog {
+    tx: Option<SyncSender<Vec<u8>>>,
+}
+
+impl AccessLog {
+    /// A log writing to `sink`, or none.
+    pub fn new(sink: Option<Box<dyn Write + Send>>) -> Self {
+        let Some(mut sink) = sink else { return AccessLog { tx: None } };
+        let (tx, rx) = sync_channel::<Vec<u8>>(65_536);
+        let spawned = std::thread::Builder::new().name("access-log".into()).spawn(move || {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            while let Ok(line) = rx.recv() {
+                buf.extend_from_slice(&line);
+                while let Ok(more) = rx.try_recv() {
+                    buf.extend_from_slice(&more);
+                    if buf.len() > 60 * 1024 {
+                        break;
+                    }
+                }
+                if sink.write_all(&buf).and_then(|_| sink.flush()).is_err() {
+                    // Nowhere to report it but stderr; keep serving.
+                    eprintln!("portico: access log write failed");
+                }
+                buf.clear();
+            }
+        });
+        match spawned {
+            Ok(_) => AccessLog { tx: Some(tx) },
+            Err(e) => {
+                log::error!("cannot start access log writer: {e}");
+                AccessLog { tx: None }
+            }
+        }
+    }
+
+    /// Whether lines are written at all.
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Queues one line.
+    pub fn write(&self, line: &AccessLine<'_>) {
+        let Some(tx) = &self.tx else { return };
+        let mut out = Vec::with_capacity(384);
+        if serde_json::to_writer(&mut out, line).is_ok() {
+            out.push(b'\n');
+            if let Err(TrySendError::Disconnected(_)) = tx.try_send(out) {
+                log::error!("access log writer stopped");
+            }
+        }
+    }
+}
+
+// === request id and trace context ===
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(out: &mut String, mut v: u128, digits: usize) {
+    let mut buf = [0u8; 32];
+    for i in (0..digits).rev() {
+        buf[i] = HEX[(v & 0xf) as usize];
+        v >>= 4;
+    }
+    out.push_str(std::str::from_utf8(&buf[..digits]).unwrap_or(""));
+}
+
+/// A new random request id (UUID v4 text form).
+pub fn new_request_id() -> String {
+    let v = (fastrand::u128(..) & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    let mut s = String::with_capacity(36);
+    push_hex(&mut s, v >> 96, 8);
+    s.push('-');
+    push_hex(&mut s, (v >> 80) & 0xffff, 4);
+    s.push('-');
+    push_hex(&mut s, (v >> 64) & 0xffff, 4);
+    s.push('-');
+    push_hex(&mut s, (v >> 48) & 0xffff, 4);
+    s.push('-');
+    push_hex(&mut s, v & 0xffff_ffff_ffff, 12);
+    s
+}
+
+/// Whether a client-sent request id is safe to keep and log.
+pub fn valid_request_id(v: &[u8]) -> bool {
+    !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+}
+
+/// The W3C trace context of one request as sent upstream.
+#[derive(Debug, Clone, Default)]
+pub struct TraceContext {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// The `traceparent` value for the upstream: same trace, Portico's own span id.
+    pub traceparent: String,
+}
+
+impl TraceContext {
+    /// Continues the trace in `incoming` (a `traceparent` value) when it is valid, or starts one.
+    pub fn continue_or_start(incoming: Option<&[u8]>) -> Self {
+        let (trace_id, flags) = match incoming.and_then(parse_traceparent) {
+            Some((t, f)) => (t.to_string(), f.to_string()),
+            None => {
+                let mut t = String::with_capacity(32);
+                push_hex(&mut t, fastrand::u128(1..), 32);
+                (t, "01".to_string())
+            }
+        };
+        let mut traceparent = String::with_capacity(55);
+        traceparent.push_str("00-");
+        traceparent.push_str(&trace_id);
+        traceparent.push('-');
+        push_hex(&mut traceparent, u128::from(fastrand::u64(1..)), 16);
+        traceparent.push('-');
+        traceparent.push_str(&flags);
+        TraceContext { trace_id, traceparent }
+    }
+}
+
+/// `(trace id, flags)` of a valid version-00 `traceparent`.
+fn parse_traceparent(v: &[u8]) -> Option<(&str, &str)> {
+    let s = std::str::from_utf8(v).ok()?.trim();
+    let mut parts = s.split('-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let ok = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && hex(parent, 16)
+        && parent.bytes().any(|b| b != b'0')
+        && hex(flags, 2)
+        && (version != "00" || parts.next().is_none());
+    ok.then_some((trace, flags))
+}
+
+/// Now as RFC 3339 UTC with milliseconds, without a date crate.
+pub fn now_rfc3339() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_continued_with_a_new_span() {
+        let incoming = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let t = TraceContext::continue_or_start(Some(incoming));
+        assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(t.traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(!t.traceparent.contains("00f067aa0ba902b7"));
+        assert!(t.traceparent.ends_with("-01"));
+    }
+
+    #[test]
+    fn invalid_traceparent_starts_a_new_trace() {
+        for bad in [&b"garbage"[..], b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"] {
+            let t = TraceContext::continue_or_start(Some(bad));
+            assert_eq!(t.trace_id.len(), 32);
+            assert_ne!(t.trace_id, "00000000000000000000000000000000");
+            assert_eq!(t.traceparent.len(), 55);
+        }
+    }
+
+    #[test]
+    fn request_ids_look_like_uuids() {
+        let id = new_request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(valid_request_id(id.as_bytes()));
+        assert!(!valid_request_id(b"has space"));
+    }
+
+    #[test]
+    fn time_is_rfc3339() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 24);
+        assert!(t.starts_with("20") && t.ends_with('Z'));
+    }
+}

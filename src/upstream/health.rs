@@ -1,0 +1,74 @@
+//! Runs discovery and active health checks for every pool of the current config, as one
+//! Pingora background service that follows reloads.
+
+use super::Pool;
+use crate::state::Shared;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// How often the supervisor looks for pools a reload created.
+const SCAN_EVERY: Duration = Duration::from_millis(100);
+
+/// Starts one task per pool; a task ends when its pool is dropped by a reload.
+pub struct HealthSupervisor {
+    shared: Arc<Shared>,
+}
+
+impl HealthSupervisor {
+    /// A supervisor over the shared runtime config.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        HealthSupervisor { shared }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for HealthSupervisor {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Let the listeners bind first: a backend served by this same process would otherwise
+        // fail its very first check.
+        tokio::time::sleep(SCAN_EVERY * 3).await;
+        loop {
+            let runtime = self.shared.runtime.load_full();
+            for pool in runtime.pools.iter() {
+                if pool.claim_supervision() && (pool.spec.health.is_some() || pool.spec.dns.is_some()) {
+                    tokio::spawn(supervise(Arc::downgrade(pool), self.shared.clone()));
+                }
+            }
+            drop(runtime);
+            tokio::select! {
+                _ = tokio::time::sleep(SCAN_EVERY) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+async fn supervise(pool: Weak<Pool>, shared: Arc<Shared>) {
+    let mut next_discovery = Instant::now();
+    loop {
+        let Some(p) = pool.upgrade() else { return };
+        if let Some(dns) = &p.spec.dns {
+            if Instant::now() >= next_discovery {
+                if let Err(e) = p.update().await {
+                    log::warn!("upstream {}: discovery failed: {e}", p.spec.name);
+                }
+                next_discovery = Instant::now() + dns.refresh;
+            }
+        }
+        let interval = match &p.spec.health {
+            Some(h) => {
+                p.run_health_check().await;
+                h.interval
+            }
+            None => p.spec.dns.as_ref().map(|d| d.refresh).unwrap_or(Duration::from_secs(5)),
+        };
+        for (addr, healthy) in p.health() {
+            shared.metrics.set_target_health(&p.spec.name, addr, healthy);
+        }
+        drop(p);
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,213 @@
+//! Upstream pools on pingora-load-balancing: selection, health checks, DNS discovery, and the
+//! peer a request is sent to.
+
+mod dns;
+mod health;
+mod peer;
+
+pub use health::HealthSupervisor;
+pub use peer::build_peer;
+
+use crate::config::{Balance, HealthKind, UpstreamSpec};
+use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
+use pingora::lb::selection::{Consistent, Random, RoundRobin};
+use pingora::lb::{discovery, Backend, Backends, LoadBalancer};
+use pingora::prelude::*;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The balancer behind a pool, one variant per algorithm.
+enum Balancer {
+    RoundRobin(LoadBalancer<RoundRobin>),
+    Random(LoadBalancer<Random>),
+    Hash(LoadBalancer<Consistent>),
+}
+
+/// Runs the same expression on whichever balancer a pool has.
+macro_rules! with_lb {
+    ($b:expr, $lb:ident => $e:expr) => {
+        match $b {
+            Balancer::RoundRobin($lb) => $e,
+            Balancer::Random($lb) => $e,
+            Balancer::Hash($lb) => $e,
+        }
+    };
+}
+
+/// One named upstream: its targets, their health, and how to pick one.
+pub struct Pool {
+    /// The validated config this pool was built from.
+    pub spec: Arc<UpstreamSpec>,
+    balancer: Balancer,
+    /// Set once a health/discovery task runs for this pool.
+    supervised: AtomicBool,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pool({})", self.spec.name)
+    }
+}
+
+/// Searches per selection: enough to walk past every unhealthy target of a large pool.
+const MAX_ITERATIONS: usize = 256;
+
+impl Pool {
+    /// Builds the balancer with its static targets (or DNS discovery) and health check.
+    pub fn new(spec: Arc<UpstreamSpec>) -> Self {
+        let discovery: Box<dyn pingora::lb::discovery::ServiceDiscovery + Send + Sync> = match &spec.dns {
+            Some(dns) => Box::new(dns::DnsDiscovery::new(dns.clone(), spec.targets.clone())),
+            None => {
+                let set: BTreeSet<Backend> = spec
+                    .targets
+                    .iter()
+                    .map(|t| Backend {
+                        addr: pingora::protocols::l4::socket::SocketAddr::Inet(t.addr),
+                        weight: t.weight,
+                        ext: Default::default(),
+                    })
+                    .collect();
+                discovery::Static::new(set)
+            }
+        };
+        let mut backends = Backends::new(discovery);
+        if let Some(h) = &spec.health {
+            backends.set_health_check(health_check(&spec, h));
+        }
+        let balancer = match spec.balance {
+            Balance::RoundRobin => Balancer::RoundRobin(LoadBalancer::from_backends(backends)),
+            Balance::Random => Balancer::Random(LoadBalancer::from_backends(backends)),
+            Balance::ConsistentHash => Balancer::Hash(LoadBalancer::from_backends(backends)),
+        };
+        Pool { spec, balancer, supervised: AtomicBool::new(false) }
+    }
+
+    /// A healthy target for `key` (the hash key; ignored by round robin and random), skipping
+    /// targets in `exclude` (ones a retry already tried) while others are left.
+    pub fn select(&self, key: &[u8], exclude: &[SocketAddr]) -> Option<Backend> {
+        with_lb!(&self.balancer, lb => {
+            if exclude.is_empty() {
+                lb.select(key, MAX_ITERATIONS)
+            } else {
+                lb.select_with(key, MAX_ITERATIONS, |b, healthy| {
+                    healthy && b.as_inet().is_none_or(|a| !exclude.contains(a))
+                })
+                .or_else(|| lb.select(key, MAX_ITERATIONS))
+            }
+        })
+    }
+
+    /// Runs discovery (static targets resolve at once) and rebuilds the selector.
+    pub async fn update(&self) -> pingora::Result<()> {
+        with_lb!(&self.balancer, lb => lb.update().await)
+    }
+
+    /// Runs one health-check pass over every target.
+    pub async fn run_health_check(&self) {
+        with_lb!(&self.balancer, lb => lb.backends().run_health_check(true).await)
+    }
+
+    /// Every target with whether it is currently healthy.
+    pub fn health(&self) -> Vec<(SocketAddr, bool)> {
+        with_lb!(&self.balancer, lb => {
+            let backends = lb.backends();
+            backends
+                .get_backend()
+                .iter()
+                .filter_map(|b| b.as_inet().map(|a| (*a, backends.ready(b))))
+                .collect()
+        })
+    }
+
+    /// Marks the pool as supervised; `true` the first time only.
+    fn claim_supervision(&self) -> bool {
+        !self.supervised.swap(true, Ordering::AcqRel)
+    }
+}
+
+fn health_check(
+    spec: &UpstreamSpec,
+    h: &crate::config::HealthSpec,
+) -> Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync + 'static> {
+    match &h.kind {
+        HealthKind::Tcp => {
+            let mut hc = TcpHealthCheck::new();
+            hc.consecutive_success = h.healthy_after;
+            hc.consecutive_failure = h.unhealthy_after;
+            hc.peer_template.options.connection_timeout = Some(h.timeout);
+            hc
+        }
+        HealthKind::Http { path, expect_status, host } => {
+            let tls = spec.tls.is_some();
+            let mut hc = HttpHealthCheck::new(host, tls);
+            hc.consecutive_success = h.healthy_after;
+            hc.consecutive_failure = h.unhealthy_after;
+            hc.peer_template.options.connection_timeout = Some(h.timeout);
+            hc.peer_template.options.read_timeout = Some(h.timeout);
+            if let Some(t) = &spec.tls {
+                peer::apply_tls(&mut hc.peer_template, t);
+            }
+            if let Ok(mut req) = RequestHeader::build("GET", path.as_bytes(), None) {
+                let _ = req.insert_header("Host", host.as_str());
+                let _ = req.insert_header("User-Agent", "portico-health-check");
+                hc.req = req;
+            }
+            let expect = *expect_status;
+            hc.validator = Some(Box::new(move |resp: &ResponseHeader| {
+                if resp.status.as_u16() == expect {
+                    Ok(())
+                } else {
+                    Error::e_explain(
+                        ErrorType::CustomCode("unexpected health check status", resp.status.as_u16()),
+                        format!("expected {expect}"),
+                    )
+                }
+            }));
+            Box::new(hc)
+        }
+    }
+}
+
+/// Every pool of one config, by name.
+#[derive(Debug, Default)]
+pub struct Pools {
+    by_name: HashMap<Arc<str>, Arc<Pool>>,
+}
+
+impl Pools {
+    /// Builds the pools of a config, reusing a previous config's pool (and so its health state
+    /// and connections) wherever the upstream's spec did not change.
+    pub async fn build(specs: &[Arc<UpstreamSpec>], previous: Option<&Pools>) -> Self {
+        let mut by_name = HashMap::with_capacity(specs.len());
+        for spec in specs {
+            let reused = previous
+                .and_then(|p| p.by_name.get(&spec.name))
+                .filter(|old| *old.spec == **spec)
+                .cloned();
+            let pool = match reused {
+                Some(pool) => pool,
+                None => {
+                    let pool = Arc::new(Pool::new(spec.clone()));
+                    if let Err(e) = pool.update().await {
+                        log::warn!("upstream {}: first discovery failed: {e}", spec.name);
+                    }
+                    pool
+                }
+            };
+            by_name.insert(spec.name.clone(), pool);
+        }
+        Pools { by_name }
+    }
+
+    /// The pool called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.by_name.get(name)
+    }
+
+    /// Every pool.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Pool>> {
+        self.by_name.values()
+    }
+}
