@@ -15,6 +15,9 @@ pub struct BuildContext<'a> {
     pub consumers: &'a [Arc<Consumer>],
     /// The folder of the config file.
     pub base_dir: &'a Path,
+    /// `rate_limit_store.redis` of the config (a `redis://` URL), for limits shared by every
+    /// instance.
+    pub redis_url: Option<&'a str>,
 }
 
 /// Why a filter could not be built.

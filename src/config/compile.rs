@@ -32,7 +32,8 @@ pub(super) fn compile(
     };
 
     let consumers = consumers(file.consumers, errors);
-    let cx = BuildContext { consumers: &consumers, base_dir };
+    let redis_url = file.rate_limit_store.as_ref().map(|s| s.redis.as_str());
+    let cx = BuildContext { consumers: &consumers, base_dir, redis_url };
 
     let mut listener_names = HashSet::new();
     let mut listeners = Vec::new();
