@@ -1,1 +1,2 @@
-fn main(){}
+//! Benchmark (filled in by the benchmarks change).
+fn main() {}

@@ -42,7 +42,10 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
         upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
         ..ServerConf::default()
     };
-    let opt = Opt { upgrade, ..Opt::default() };
+    let opt = Opt {
+        upgrade,
+        ..Opt::default()
+    };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
@@ -62,7 +65,9 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
         }
         match &listener.tls {
             None => service.add_tcp(&listener.listen),
-            Some(tls) => crate::tls::add_tls_listener(&mut service, &listener.listen, tls, listener.http2),
+            Some(tls) => {
+                crate::tls::add_tls_listener(&mut service, &listener.listen, tls, listener.http2)
+            }
         }
         server.add_service(service);
     }
@@ -75,15 +80,49 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
     }
 
     // Health checks and discovery for every pool, across reloads; SIGHUP reloads.
-    server.add_service(background_service("health checks", HealthSupervisor::new(shared.clone())));
-    server.add_service(background_service("sighup reload", SighupReload { shared: shared.clone() }));
+    server.add_service(background_service(
+        "health checks",
+        HealthSupervisor::new(shared.clone()),
+    ));
+    server.add_service(background_service(
+        "sighup reload",
+        SighupReload {
+            shared: shared.clone(),
+        },
+    ));
 
     server.run_forever();
 }
 
-/// Reloads the config on SIGHUP.
+/// Reloads the config on SIGHUP; on shutdown, ends the process as soon as in-flight requests
+/// have drained instead of sleeping out the whole grace period.
 struct SighupReload {
     shared: Arc<Shared>,
+}
+
+impl SighupReload {
+    /// Pingora stops accepting and closes idle connections when shutdown starts, then sleeps
+    /// `grace_period_s` before dropping whatever still runs. Requests finish during that window;
+    /// once none is left there is nothing to wait for.
+    async fn drain_then_exit(&self) {
+        self.shared
+            .ready
+            .store(false, std::sync::atomic::Ordering::Release);
+        log::info!("shutting down: draining in-flight requests");
+        loop {
+            if self.shared.metrics.in_flight().get() <= 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // Let the last responses leave their sockets, and the access log reach its file.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        self.shared
+            .access_log
+            .flush(std::time::Duration::from_secs(1));
+        log::info!("drained; exiting");
+        std::process::exit(0);
+    }
 }
 
 #[async_trait]
@@ -104,7 +143,7 @@ impl BackgroundService for SighupReload {
                     let _ = self.shared.reload().await;
                 }
                 _ = shutdown.changed() => {
-                    self.shared.ready.store(false, std::sync::atomic::Ordering::Release);
+                    self.drain_then_exit().await;
                     return;
                 }
             }

@@ -7,8 +7,12 @@ use pingora::services::listening::Service;
 
 /// Adds a TLS endpoint for `addr` to a listener's service: the first certificate, TLS 1.2 and
 /// newer, HTTP/2 by ALPN when asked.
-pub fn add_tls_listener<A>(service: &mut Service<HttpProxy<A>>, addr: &str, tls: &ListenerTls, http2: bool)
-where
+pub fn add_tls_listener<A>(
+    service: &mut Service<HttpProxy<A>>,
+    addr: &str,
+    tls: &ListenerTls,
+    http2: bool,
+) where
     HttpProxy<A>: pingora::apps::ServerApp + Send + Sync + 'static,
 {
     let Some(first) = tls.certs.first() else {
@@ -22,6 +26,9 @@ where
             }
             service.add_tls_with_settings(addr, None, settings);
         }
-        Err(e) => log::error!("listener {addr}: cannot load certificate {}: {e}", first.cert.display()),
+        Err(e) => log::error!(
+            "listener {addr}: cannot load certificate {}: {e}",
+            first.cert.display()
+        ),
     }
 }

@@ -32,12 +32,18 @@ pub struct BuildError {
 impl BuildError {
     /// An error about the filter's config as a whole.
     pub fn whole(message: impl Into<String>) -> Self {
-        BuildError { path: String::new(), message: message.into() }
+        BuildError {
+            path: String::new(),
+            message: message.into(),
+        }
     }
 
     /// An error about one field of the filter's config.
     pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        BuildError { path: path.into(), message: message.into() }
+        BuildError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -75,8 +81,14 @@ fn factory<F: FilterFactory>(
 
 /// Every built-in filter: one line each.
 pub const BUILT_IN: &[(&str, Factory)] = &[
-    (crate::headers::Headers::NAME, factory::<crate::headers::Headers>),
-    (crate::ip_restrict::IpRestrict::NAME, factory::<crate::ip_restrict::IpRestrict>),
+    (
+        crate::headers::Headers::NAME,
+        factory::<crate::headers::Headers>,
+    ),
+    (
+        crate::ip_restrict::IpRestrict::NAME,
+        factory::<crate::ip_restrict::IpRestrict>,
+    ),
     (
         crate::request_size_limit::RequestSizeLimit::NAME,
         factory::<crate::request_size_limit::RequestSizeLimit>,

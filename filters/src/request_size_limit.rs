@@ -43,7 +43,9 @@ impl FilterFactory for RequestSizeLimit {
     type Config = RequestSizeLimitConfig;
 
     fn build(config: RequestSizeLimitConfig, _cx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        Ok(RequestSizeLimit { max_bytes: config.max_bytes })
+        Ok(RequestSizeLimit {
+            max_bytes: config.max_bytes,
+        })
     }
 }
 
@@ -67,7 +69,9 @@ impl Filter for RequestSizeLimit {
     }
 
     fn request_body(&self, body: Option<&Bytes>, _end: bool, ctx: &mut RequestCtx) -> Flow {
-        let Some(chunk) = body else { return Flow::Continue };
+        let Some(chunk) = body else {
+            return Flow::Continue;
+        };
         let seen = ctx.state.get::<BodySeen>().copied().unwrap_or_default().0 + chunk.len() as u64;
         ctx.state.insert(BodySeen(seen));
         if seen > self.max_bytes {
@@ -87,7 +91,10 @@ mod tests {
         let f = RequestSizeLimit { max_bytes: 10 };
         let mut ctx = RequestCtx::default();
         let chunk = Bytes::from_static(b"123456");
-        assert!(matches!(f.request_body(Some(&chunk), false, &mut ctx), Flow::Continue));
+        assert!(matches!(
+            f.request_body(Some(&chunk), false, &mut ctx),
+            Flow::Continue
+        ));
         match f.request_body(Some(&chunk), false, &mut ctx) {
             Flow::Reject(r) => assert_eq!(r.status, 413),
             other => panic!("expected 413, got {other:?}"),
@@ -97,6 +104,9 @@ mod tests {
     #[test]
     fn empty_end_of_stream_passes() {
         let f = RequestSizeLimit { max_bytes: 0 };
-        assert!(matches!(f.request_body(None, true, &mut RequestCtx::default()), Flow::Continue));
+        assert!(matches!(
+            f.request_body(None, true, &mut RequestCtx::default()),
+            Flow::Continue
+        ));
     }
 }

@@ -47,7 +47,10 @@ impl Ctx {
         Ctx {
             runtime: None,
             listener: None,
-            filter: RequestCtx { listener, ..Default::default() },
+            filter: RequestCtx {
+                listener,
+                ..Default::default()
+            },
             route: None,
             trace: TraceContext::default(),
             started: Instant::now(),

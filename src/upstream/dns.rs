@@ -34,7 +34,11 @@ impl ServiceDiscovery for DnsDiscovery {
                 )
             })?;
         let mut set: BTreeSet<Backend> = addrs
-            .map(|a| Backend { addr: PingoraAddr::Inet(a), weight: 1, ext: Default::default() })
+            .map(|a| Backend {
+                addr: PingoraAddr::Inet(a),
+                weight: 1,
+                ext: Default::default(),
+            })
             .collect();
         set.extend(self.fixed.iter().map(|t| Backend {
             addr: PingoraAddr::Inet(t.addr),

@@ -57,21 +57,22 @@ const MAX_ITERATIONS: usize = 256;
 impl Pool {
     /// Builds the balancer with its static targets (or DNS discovery) and health check.
     pub fn new(spec: Arc<UpstreamSpec>) -> Self {
-        let discovery: Box<dyn pingora::lb::discovery::ServiceDiscovery + Send + Sync> = match &spec.dns {
-            Some(dns) => Box::new(dns::DnsDiscovery::new(dns.clone(), spec.targets.clone())),
-            None => {
-                let set: BTreeSet<Backend> = spec
-                    .targets
-                    .iter()
-                    .map(|t| Backend {
-                        addr: pingora::protocols::l4::socket::SocketAddr::Inet(t.addr),
-                        weight: t.weight,
-                        ext: Default::default(),
-                    })
-                    .collect();
-                discovery::Static::new(set)
-            }
-        };
+        let discovery: Box<dyn pingora::lb::discovery::ServiceDiscovery + Send + Sync> =
+            match &spec.dns {
+                Some(dns) => Box::new(dns::DnsDiscovery::new(dns.clone(), spec.targets.clone())),
+                None => {
+                    let set: BTreeSet<Backend> = spec
+                        .targets
+                        .iter()
+                        .map(|t| Backend {
+                            addr: pingora::protocols::l4::socket::SocketAddr::Inet(t.addr),
+                            weight: t.weight,
+                            ext: Default::default(),
+                        })
+                        .collect();
+                    discovery::Static::new(set)
+                }
+            };
         let mut backends = Backends::new(discovery);
         if let Some(h) = &spec.health {
             backends.set_health_check(health_check(&spec, h));
@@ -81,7 +82,11 @@ impl Pool {
             Balance::Random => Balancer::Random(LoadBalancer::from_backends(backends)),
             Balance::ConsistentHash => Balancer::Hash(LoadBalancer::from_backends(backends)),
         };
-        Pool { spec, balancer, supervised: AtomicBool::new(false) }
+        Pool {
+            spec,
+            balancer,
+            supervised: AtomicBool::new(false),
+        }
     }
 
     /// A healthy target for `key` (the hash key; ignored by round robin and random), skipping
@@ -139,7 +144,11 @@ fn health_check(
             hc.peer_template.options.connection_timeout = Some(h.timeout);
             hc
         }
-        HealthKind::Http { path, expect_status, host } => {
+        HealthKind::Http {
+            path,
+            expect_status,
+            host,
+        } => {
             let tls = spec.tls.is_some();
             let mut hc = HttpHealthCheck::new(host, tls);
             hc.consecutive_success = h.healthy_after;
@@ -160,7 +169,10 @@ fn health_check(
                     Ok(())
                 } else {
                     Error::e_explain(
-                        ErrorType::CustomCode("unexpected health check status", resp.status.as_u16()),
+                        ErrorType::CustomCode(
+                            "unexpected health check status",
+                            resp.status.as_u16(),
+                        ),
                         format!("expected {expect}"),
                     )
                 }

@@ -8,7 +8,11 @@ use pingora::upstreams::peer::HttpPeer;
 /// Builds the peer for one chosen target.
 pub fn build_peer(spec: &UpstreamSpec, backend: &Backend) -> Box<HttpPeer> {
     let tls = spec.tls.as_ref();
-    let mut peer = HttpPeer::new(backend.addr.clone(), tls.is_some(), tls.map(|t| t.sni.clone()).unwrap_or_default());
+    let mut peer = HttpPeer::new(
+        backend.addr.clone(),
+        tls.is_some(),
+        tls.map(|t| t.sni.clone()).unwrap_or_default(),
+    );
     let o = &mut peer.options;
     o.connection_timeout = spec.timeouts.connect;
     o.read_timeout = spec.timeouts.read;

@@ -1,1 +1,12 @@
+//! Portico's integration tests: each module tells one part of a user's story against the real
+//! `portico` binary, real origins on OS-picked ports and a real HTTP client.
 
+mod support;
+
+mod balancing;
+mod config_check;
+mod health;
+mod observability;
+mod reload;
+mod routing;
+mod traffic_basics;

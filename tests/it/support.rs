@@ -1,0 +1,435 @@
+//! Test support: real origins on OS-picked ports, the real `portico` binary, a real client.
+
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("an ephemeral port")
+}
+
+/// A small HTTP origin that says which instance answered and echoes what it got.
+///
+/// `GET /healthz` answers 200 (or 503 after `set_healthy(false)`); `/slow?ms=N` waits N ms;
+/// `/status/N` answers status N; anything else echoes method, path, headers and body size as
+/// JSON with `"instance": name`.
+pub struct Origin {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    healthy: Arc<AtomicBool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Origin {
+    pub async fn start(name: &str) -> Origin {
+        Self::start_on(name, 0).await
+    }
+
+    pub async fn start_on(name: &str, port: u16) -> Origin {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("origin binds");
+        let addr = listener.local_addr().expect("origin address");
+        let mut origin = Origin {
+            name: name.to_string(),
+            addr,
+            hits: Arc::new(AtomicUsize::new(0)),
+            healthy: Arc::new(AtomicBool::new(true)),
+            task: None,
+        };
+        origin.task = Some(origin.serve(listener));
+        origin
+    }
+
+    fn serve(&self, listener: TcpListener) -> JoinHandle<()> {
+        let (name, hits, healthy) = (self.name.clone(), self.hits.clone(), self.healthy.clone());
+        tokio::spawn(async move {
+            // Connections live in this set: aborting the task closes them all.
+            let mut conns = JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (name, hits, healthy) = (name.clone(), hits.clone(), healthy.clone());
+                conns.spawn(async move {
+                    let svc = service_fn(move |req| {
+                        handle(req, name.clone(), hits.clone(), healthy.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+                while conns.try_join_next().is_some() {}
+            }
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Closes the listener and every open connection, like a crashed process.
+    pub async fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    /// Starts again on the same port.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("origin {} cannot rebind {}: {e}", self.name, self.addr),
+            }
+        };
+        self.task = Some(self.serve(listener));
+    }
+
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    name: String,
+    hits: Arc<AtomicUsize>,
+    healthy: Arc<AtomicBool>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    if path == "/healthz" {
+        let status = if healthy.load(Ordering::SeqCst) {
+            200
+        } else {
+            503
+        };
+        return Ok(Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::from("health")))
+            .expect("response"));
+    }
+    hits.fetch_add(1, Ordering::SeqCst);
+    if path == "/slow" {
+        let ms = query
+            .strip_prefix("ms=")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let status = path
+        .strip_prefix("/status/")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200u16);
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let headers: HashMap<String, String> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let json = serde_json::json!({
+        "instance": name, "method": method, "uri": uri, "path": path, "headers": headers, "body_len": body.len(),
+    });
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-origin", name.as_str())
+        .body(Full::new(Bytes::from(json.to_string())))
+        .expect("response"))
+}
+
+/// A running `portico` process with its own temp dir, config file and access log.
+pub struct Portico {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub admin: u16,
+    pub ports: HashMap<String, u16>,
+}
+
+/// Fills `{{name}}` placeholders with fresh ports (and `{{dir}}` with the temp dir).
+fn fill(template: &str, ports: &mut HashMap<String, u16>, dir: &Path) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").expect("closing }}") + start;
+        let name = &rest[start + 2..end];
+        if name == "dir" {
+            out.push_str(&dir.display().to_string());
+        } else {
+            let port = *ports.entry(name.to_string()).or_insert_with(free_port);
+            out.push_str(&port.to_string());
+        }
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Portico {
+    /// Writes the config (placeholders `{{web}}`, `{{admin}}`, ... become free ports; the
+    /// `server`, `admin` and `access_log` sections are added unless present), starts the binary
+    /// and waits until `/ready` answers.
+    pub async fn start(body: &str) -> Portico {
+        let p = Self::spawn(body);
+        p.wait_ready().await;
+        p
+    }
+
+    pub fn spawn(body: &str) -> Portico {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut ports = HashMap::new();
+        let mut yaml = String::new();
+        if !body.contains("server:") {
+            yaml.push_str(&format!(
+                "server: {{threads: 2, grace_period_s: 5, graceful_shutdown_timeout_s: 2, pid_file: {d}/portico.pid, upgrade_sock: {d}/upgrade.sock}}\n",
+                d = dir.path().display()
+            ));
+        }
+        if !body.contains("admin:") {
+            yaml.push_str("admin: {listen: \"127.0.0.1:{{admin}}\"}\n");
+        }
+        if !body.contains("access_log:") {
+            yaml.push_str("access_log: {path: \"{{dir}}/access.log\"}\n");
+        }
+        yaml.push_str(body);
+        let yaml = fill(&yaml, &mut ports, dir.path());
+        let config = dir.path().join("portico.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let admin = *ports.get("admin").expect("an admin port");
+        let child = Command::new(env!("CARGO_BIN_EXE_portico"))
+            .arg("-c")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file"))
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("portico starts");
+        Portico {
+            child: Some(child),
+            dir,
+            config,
+            admin,
+            ports,
+        }
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = client();
+        loop {
+            if let Ok(r) = client
+                .get(format!("http://127.0.0.1:{}/ready", self.admin))
+                .send()
+                .await
+            {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("portico did not become ready:\n{}", self.stderr());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn port(&self, name: &str) -> u16 {
+        *self
+            .ports
+            .get(name)
+            .unwrap_or_else(|| panic!("no port named {name}"))
+    }
+
+    /// `http://127.0.0.1:PORT` of a listener placeholder.
+    pub fn url(&self, name: &str, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port(name), path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.admin, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).expect("running")
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit and returns whether it exited successfully.
+    pub async fn wait_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                panic!("portico did not exit in {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+
+    /// Replaces the config file (same placeholders, same ports).
+    pub fn rewrite_config(&mut self, body: &str) {
+        let old = std::fs::read_to_string(&self.config).expect("config");
+        // Keep the generated head (server/admin/access_log) and swap the rest.
+        let head: String = old
+            .lines()
+            .take_while(|l| {
+                l.starts_with("server:") || l.starts_with("admin:") || l.starts_with("access_log:")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let yaml = fill(&format!("{head}{body}"), &mut self.ports, self.dir.path());
+        std::fs::write(&self.config, yaml).expect("write config");
+    }
+
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+}
+
+impl Drop for Portico {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// An HTTP client that never uses a proxy from the environment.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// The value of a metric line with exactly these labels (in any order), or 0.
+pub fn metric(text: &str, name: &str, labels: &str) -> f64 {
+    let split = |l: &str| {
+        let mut v: Vec<String> = l
+            .split("\",")
+            .map(|p| p.trim_end_matches('"').to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        v.sort();
+        v
+    };
+    let want = split(labels);
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, have) = match series.split_once('{') {
+                Some((n, rest)) => (n, split(rest.trim_end_matches('}'))),
+                None => (series, Vec::new()),
+            };
+            (n == name && have == want)
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Polls `check` until it is true or the time is up.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// GETs a URL and returns (status, JSON body).
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let r = client().get(url).send().await.expect("request");
+    let status = r.status().as_u16();
+    let body = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}

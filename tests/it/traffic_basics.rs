@@ -1,0 +1,183 @@
+//! What a request meets on its way: timeouts, built-in filters, retries, splits, and a
+//! graceful shutdown.
+
+use crate::support::*;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_dead_upstreams_get_504_and_502() {
+    let a = Origin::start("a").await;
+    let dead = free_port();
+    let p = Portico::start(&format!(
+        r#"
+listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+upstreams:
+  slow: {{targets: ["{a}"], timeouts: {{connect_ms: 500, read_ms: 300}}}}
+  dead: {{targets: ["127.0.0.1:{dead}"], timeouts: {{connect_ms: 300}}}}
+routes:
+  - {{name: slow, match: {{path: /slow}}, upstream: slow}}
+  - {{name: bounded, match: {{path: /bounded}}, upstream: slow, timeout_ms: 200, rewrite: {{strip_prefix: /bounded, add_prefix: /slow}}}}
+  - {{name: dead, match: {{path: /dead}}, upstream: dead}}
+"#,
+        a = a.addr
+    ))
+    .await;
+    let started = std::time::Instant::now();
+    let (status, body) = get_json(&p.url("web", "/slow?ms=3000")).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"], "upstream_timeout");
+    assert!(body["request_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    let (status, _) = get_json(&p.url("web", "/bounded?ms=1000")).await;
+    assert_eq!(status, 504);
+    assert_eq!(get_json(&p.url("web", "/slow?ms=10")).await.0, 200);
+
+    let (status, body) = get_json(&p.url("web", "/dead")).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"], "bad_gateway");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_filters_run_listener_first_then_route() {
+    let a = Origin::start("a").await;
+    let p = Portico::start(&format!(
+        r#"
+listeners:
+  - name: web
+    listen: "127.0.0.1:{{{{web}}}}"
+    filters:
+      - headers: {{request: {{set: {{x-from-listener: "1"}}}}, response: {{remove: [x-origin], set: {{x-listener: yes}}}}}}
+upstreams:
+  a: {{targets: ["{a}"]}}
+routes:
+  - name: open
+    match: {{path: /open}}
+    upstream: a
+    filters:
+      - headers: {{request: {{add: {{x-route: r}}, remove: [x-drop]}}}}
+      - request_size_limit: {{max_bytes: 16}}
+  - name: closed
+    match: {{path: /closed}}
+    upstream: a
+    filters:
+      - ip_restrict: {{deny: ["127.0.0.0/8"]}}
+"#,
+        a = a.addr
+    ))
+    .await;
+    let c = client();
+    let r = c
+        .get(p.url("web", "/open"))
+        .header("x-drop", "1")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-listener"], "yes");
+    assert!(r.headers().get("x-origin").is_none());
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["headers"]["x-from-listener"], "1");
+    assert_eq!(body["headers"]["x-route"], "r");
+    assert!(body["headers"]["x-drop"].is_null());
+
+    // Too large by Content-Length.
+    let r = c
+        .post(p.url("web", "/open"))
+        .body("x".repeat(100))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.headers()["x-listener"],
+        "yes",
+        "response filters run on refusals too"
+    );
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "payload_too_large");
+
+    // Too large as a streamed (chunked) body.
+    let chunks: Vec<Result<&'static str, std::io::Error>> =
+        vec![Ok("0123456789"), Ok("0123456789")];
+    let r = c
+        .post(p.url("web", "/open"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 413);
+
+    // Small bodies pass.
+    assert_eq!(
+        c.post(p.url("web", "/open"))
+            .body("small")
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        200
+    );
+
+    // Refused by address.
+    let (status, body) = get_json(&p.url("web", "/closed")).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_errors_are_retried_on_another_target_and_splits_follow_weights() {
+    let a = Origin::start("a").await;
+    let b = Origin::start("b").await;
+    let dead = free_port();
+    let p = Portico::start(&format!(
+        r#"
+listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+upstreams:
+  flaky: {{targets: ["127.0.0.1:{dead}", "{a}"], timeouts: {{connect_ms: 300}}}}
+  a: {{targets: ["{a}"]}}
+  b: {{targets: ["{b}"]}}
+routes:
+  - {{name: retried, match: {{path: /retried}}, upstream: flaky, retry: {{attempts: 2, on: [connect_error]}}}}
+  - {{name: split, match: {{path: /split}}, split: [{{upstream: a, weight: 90}}, {{upstream: b, weight: 10}}]}}
+"#,
+        a = a.addr,
+        b = b.addr
+    ))
+    .await;
+    for i in 0..20 {
+        let (status, body) = get_json(&p.url("web", "/retried")).await;
+        assert_eq!(status, 200, "request {i}: {body}");
+    }
+    let mut b_hits = 0;
+    for _ in 0..500 {
+        let (_, body) = get_json(&p.url("web", "/split")).await;
+        if body["instance"] == "b" {
+            b_hits += 1;
+        }
+    }
+    // Expected 50; the standard deviation over 500 draws is about 6.7.
+    assert!((25..=80).contains(&b_hits), "10% split got {b_hits} of 500");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let a = Origin::start("a").await;
+    let mut p = Portico::start(&format!(
+        "listeners: [{{name: web, listen: \"127.0.0.1:{{{{web}}}}\"}}]\nupstreams: {{a: {{targets: [\"{}\"]}}}}\nroutes: [{{name: all, upstream: a}}]\n",
+        a.addr
+    ))
+    .await;
+    let url = p.url("web", "/slow?ms=800");
+    let in_flight =
+        tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    p.signal("TERM");
+    let status = in_flight
+        .await
+        .expect("task")
+        .expect("in-flight request completes");
+    assert_eq!(status, 200);
+    p.wait_exit(Duration::from_secs(10)).await;
+}
