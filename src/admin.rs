@@ -28,17 +28,12 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
         resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
     let len = resp.body().len();
-    resp.headers_mut()
-        .insert(http::header::CONTENT_LENGTH, len.into());
+    resp.headers_mut().insert(http::header::CONTENT_LENGTH, len.into());
     resp
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<Vec<u8>> {
-    reply(
-        status,
-        "application/json",
-        serde_json::to_vec(&value).unwrap_or_default(),
-    )
+    reply(status, "application/json", serde_json::to_vec(&value).unwrap_or_default())
 }
 
 #[async_trait]
@@ -49,24 +44,16 @@ impl ServeHttp for Admin {
         // Drain any request body so the connection can be reused.
         while let Ok(Some(_)) = session.read_request_body().await {}
         match (method.as_str(), path.as_str()) {
-            ("GET", "/metrics") => reply(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                self.shared.metrics.render(),
-            ),
+            ("GET", "/metrics") => {
+                reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", self.shared.metrics.render())
+            }
             ("GET", "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
             ("GET", "/ready") => {
                 if self.shared.ready.load(Ordering::Acquire) {
                     let generation = self.shared.runtime.load().generation;
-                    json(
-                        StatusCode::OK,
-                        serde_json::json!({"status": "ready", "generation": generation}),
-                    )
+                    json(StatusCode::OK, serde_json::json!({"status": "ready", "generation": generation}))
                 } else {
-                    json(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        serde_json::json!({"status": "draining"}),
-                    )
+                    json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "draining"}))
                 }
             }
             ("GET", "/config") => {
@@ -74,10 +61,9 @@ impl ServeHttp for Admin {
                 json(StatusCode::OK, runtime.config.effective.clone())
             }
             ("POST", "/reload") => match self.shared.reload().await {
-                Ok(generation) => json(
-                    StatusCode::OK,
-                    serde_json::json!({"status": "reloaded", "generation": generation}),
-                ),
+                Ok(generation) => {
+                    json(StatusCode::OK, serde_json::json!({"status": "reloaded", "generation": generation}))
+                }
                 Err(errors) => json(
                     StatusCode::BAD_REQUEST,
                     serde_json::json!({

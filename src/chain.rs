@@ -21,10 +21,7 @@ impl FilterChain {
     /// Wraps built filters.
     pub fn new(filters: Vec<Arc<dyn Filter>>) -> Self {
         let wants_body = filters.iter().any(|f| f.wants_request_body());
-        FilterChain {
-            filters: filters.into(),
-            wants_body,
-        }
+        FilterChain { filters: filters.into(), wants_body }
     }
 
     /// Whether the chain has no filters.
@@ -38,11 +35,7 @@ impl FilterChain {
     }
 
     /// Runs the request phase in order; stops at the first filter that does not continue.
-    pub async fn request(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> pingora::Result<Flow> {
+    pub async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Flow> {
         for f in self.filters.iter() {
             match f.request(session, ctx).await? {
                 Flow::Continue => {}
@@ -68,17 +61,11 @@ impl FilterChain {
 
     /// The first upstream override any filter asks for.
     pub fn upstream_select(&self, session: &Session, ctx: &mut RequestCtx) -> Option<Arc<str>> {
-        self.filters
-            .iter()
-            .find_map(|f| f.upstream_select(session, ctx))
+        self.filters.iter().find_map(|f| f.upstream_select(session, ctx))
     }
 
     /// Runs the upstream-request phase in order.
-    pub fn upstream_request(
-        &self,
-        req: &mut RequestHeader,
-        ctx: &mut RequestCtx,
-    ) -> pingora::Result<()> {
+    pub fn upstream_request(&self, req: &mut RequestHeader, ctx: &mut RequestCtx) -> pingora::Result<()> {
         for f in self.filters.iter() {
             f.upstream_request(req, ctx)?;
         }

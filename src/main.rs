@@ -28,11 +28,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!(
-                "portico: {} error(s) in {}",
-                errors.0.len(),
-                cli.config.display()
-            );
+            eprintln!("portico: {} error(s) in {}", errors.0.len(), cli.config.display());
             return ExitCode::FAILURE;
         }
     };

@@ -76,20 +76,13 @@ impl ListenerRouter {
             }
             for h in &r.matcher.hosts {
                 match h {
-                    HostPattern::Exact(host) => router
-                        .exact_hosts
-                        .entry(host.as_str().into())
-                        .or_default()
-                        .insert(idx, segment),
+                    HostPattern::Exact(host) => {
+                        router.exact_hosts.entry(host.as_str().into()).or_default().insert(idx, segment)
+                    }
                     HostPattern::Suffix(suffix) => {
-                        let pos = router
-                            .suffix_hosts
-                            .iter()
-                            .position(|(s, _)| **s == **suffix);
+                        let pos = router.suffix_hosts.iter().position(|(s, _)| **s == **suffix);
                         let pos = pos.unwrap_or_else(|| {
-                            router
-                                .suffix_hosts
-                                .push((suffix.as_str().into(), Bucket::default()));
+                            router.suffix_hosts.push((suffix.as_str().into(), Bucket::default()));
                             router.suffix_hosts.len() - 1
                         });
                         router.suffix_hosts[pos].1.insert(idx, segment);
@@ -170,10 +163,7 @@ impl ListenerRouter {
         allow: &mut Vec<&'r Method>,
     ) -> Option<&'r Arc<RouteSpec>> {
         let m = &route.matcher;
-        if !path_matches(&m.path, req.path)
-            || !headers_match(m, req.headers)
-            || !query_matches(m, req.query)
-        {
+        if !path_matches(&m.path, req.path) || !headers_match(m, req.headers) || !query_matches(m, req.query) {
             return None;
         }
         match &m.methods {
@@ -200,11 +190,7 @@ impl Router {
             .map(|l| {
                 let mine = routes
                     .iter()
-                    .filter(|r| {
-                        r.listeners
-                            .as_ref()
-                            .is_none_or(|ls| ls.iter().any(|x| **x == **l))
-                    })
+                    .filter(|r| r.listeners.as_ref().is_none_or(|ls| ls.iter().any(|x| **x == **l)))
                     .cloned()
                     .collect();
                 (l.clone(), ListenerRouter::new(mine))
@@ -220,16 +206,8 @@ impl Router {
 }
 
 /// Adds a bucket's candidate lists for `segment`; `true` when they did not fit.
-fn push_lists<'a>(
-    b: &'a Bucket,
-    segment: &str,
-    lists: &mut [&'a [u32]; MAX_LISTS],
-    n: &mut usize,
-) -> bool {
-    for l in [
-        b.by_segment.get(segment).map(Vec::as_slice).unwrap_or(&[]),
-        b.generic.as_slice(),
-    ] {
+fn push_lists<'a>(b: &'a Bucket, segment: &str, lists: &mut [&'a [u32]; MAX_LISTS], n: &mut usize) -> bool {
+    for l in [b.by_segment.get(segment).map(Vec::as_slice).unwrap_or(&[]), b.generic.as_slice()] {
         if l.is_empty() {
             continue;
         }
@@ -278,20 +256,16 @@ fn path_matches(p: &PathPattern, path: &str) -> bool {
         PathPattern::Any => true,
         PathPattern::Exact(e) => e == path,
         PathPattern::Prefix(pre) => {
-            path.starts_with(pre.as_str())
-                && (path.len() == pre.len() || path.as_bytes()[pre.len()] == b'/')
+            path.starts_with(pre.as_str()) && (path.len() == pre.len() || path.as_bytes()[pre.len()] == b'/')
         }
         PathPattern::Regex(re) => re.is_match(path),
     }
 }
 
 fn headers_match(m: &MatchSpec, headers: &HeaderMap) -> bool {
-    m.headers.iter().all(|(name, want)| {
-        headers
-            .get_all(name)
-            .iter()
-            .any(|v| want == "*" || v.as_bytes() == want.as_bytes())
-    })
+    m.headers
+        .iter()
+        .all(|(name, want)| headers.get_all(name).iter().any(|v| want == "*" || v.as_bytes() == want.as_bytes()))
 }
 
 fn query_matches(m: &MatchSpec, query: Option<&str>) -> bool {
@@ -318,20 +292,10 @@ mod tests {
         Arc::new(RouteSpec {
             name: name.into(),
             listeners: None,
-            matcher: MatchSpec {
-                hosts,
-                path,
-                methods,
-                headers: vec![],
-                query: vec![],
-            },
+            matcher: MatchSpec { hosts, path, methods, headers: vec![], query: vec![] },
             priority: 0,
             index,
-            action: Action::Respond(RespondSpec {
-                status: 200,
-                body: Default::default(),
-                headers: vec![],
-            }),
+            action: Action::Respond(RespondSpec { status: 200, body: Default::default(), headers: vec![] }),
             rewrite: None,
             retry: None,
             timeout: None,
@@ -341,13 +305,7 @@ mod tests {
 
     fn find<'a>(r: &'a ListenerRouter, method: &Method, host: &str, path: &str) -> Option<&'a str> {
         let headers = HeaderMap::new();
-        match r.find(&RequestView {
-            method,
-            host,
-            path,
-            query: None,
-            headers: &headers,
-        }) {
+        match r.find(&RequestView { method, host, path, query: None, headers: &headers }) {
             RouteMatch::Found(r) => Some(&r.name),
             _ => None,
         }
@@ -357,27 +315,9 @@ mod tests {
     fn longest_prefix_and_exact_win() {
         let r = ListenerRouter::new(vec![
             route("root", 0, PathPattern::Any, vec![], None),
-            route(
-                "users",
-                1,
-                PathPattern::Prefix("/users".into()),
-                vec![],
-                None,
-            ),
-            route(
-                "me",
-                2,
-                PathPattern::Exact("/users/me".into()),
-                vec![],
-                None,
-            ),
-            route(
-                "v1",
-                3,
-                PathPattern::Prefix("/users/v1".into()),
-                vec![],
-                None,
-            ),
+            route("users", 1, PathPattern::Prefix("/users".into()), vec![], None),
+            route("me", 2, PathPattern::Exact("/users/me".into()), vec![], None),
+            route("v1", 3, PathPattern::Prefix("/users/v1".into()), vec![], None),
         ]);
         let get = Method::GET;
         assert_eq!(find(&r, &get, "x", "/users/me"), Some("me"));
@@ -390,20 +330,8 @@ mod tests {
     #[test]
     fn hosts_exact_and_wildcard() {
         let r = ListenerRouter::new(vec![
-            route(
-                "api",
-                0,
-                PathPattern::Any,
-                vec![HostPattern::Exact("api.example.com".into())],
-                None,
-            ),
-            route(
-                "wild",
-                1,
-                PathPattern::Any,
-                vec![HostPattern::Suffix(".example.com".into())],
-                None,
-            ),
+            route("api", 0, PathPattern::Any, vec![HostPattern::Exact("api.example.com".into())], None),
+            route("wild", 1, PathPattern::Any, vec![HostPattern::Suffix(".example.com".into())], None),
         ]);
         let get = Method::GET;
         assert_eq!(find(&r, &get, "API.example.com", "/"), Some("api"));
@@ -421,13 +349,8 @@ mod tests {
             Some(vec![Method::GET, Method::POST]),
         )]);
         let headers = HeaderMap::new();
-        match r.find(&RequestView {
-            method: &Method::DELETE,
-            host: "h",
-            path: "/u/1",
-            query: None,
-            headers: &headers,
-        }) {
+        match r.find(&RequestView { method: &Method::DELETE, host: "h", path: "/u/1", query: None, headers: &headers })
+        {
             RouteMatch::MethodNotAllowed(allow) => assert_eq!(allow, "GET, POST"),
             other => panic!("expected 405, got {other:?}"),
         }

@@ -20,10 +20,7 @@ pub fn build_shared(config: Config) -> Result<Arc<Shared>, String> {
     let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
     let sink = access_log_sink(&config.access_log).map_err(|e| format!("access log: {e}"))?;
     let access_log = AccessLog::new(sink);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("runtime: {e}"))?;
     let runtime = rt.block_on(Runtime::build(config, None, &metrics, 1));
     Ok(Shared::new(runtime, metrics, access_log))
 }
@@ -42,10 +39,7 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
         upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
         ..ServerConf::default()
     };
-    let opt = Opt {
-        upgrade,
-        ..Opt::default()
-    };
+    let opt = Opt { upgrade, ..Opt::default() };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
@@ -65,9 +59,13 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
         }
         match &listener.tls {
             None => service.add_tcp(&listener.listen),
-            Some(tls) => {
-                crate::tls::add_tls_listener(&mut service, &listener.listen, tls, listener.http2)
-            }
+            Some(tls) => match crate::tls::listener_settings(tls, listener.http2) {
+                Ok(settings) => service.add_tls_with_settings(&listener.listen, None, settings),
+                Err(e) => {
+                    log::error!("listener {}: {e}", listener.name);
+                    std::process::exit(1);
+                }
+            },
         }
         server.add_service(service);
     }
@@ -80,16 +78,8 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
     }
 
     // Health checks and discovery for every pool, across reloads; SIGHUP reloads.
-    server.add_service(background_service(
-        "health checks",
-        HealthSupervisor::new(shared.clone()),
-    ));
-    server.add_service(background_service(
-        "sighup reload",
-        SighupReload {
-            shared: shared.clone(),
-        },
-    ));
+    server.add_service(background_service("health checks", HealthSupervisor::new(shared.clone())));
+    server.add_service(background_service("sighup reload", SighupReload { shared: shared.clone() }));
 
     server.run_forever();
 }
@@ -105,9 +95,7 @@ impl SighupReload {
     /// `grace_period_s` before dropping whatever still runs. Requests finish during that window;
     /// once none is left there is nothing to wait for.
     async fn drain_then_exit(&self) {
-        self.shared
-            .ready
-            .store(false, std::sync::atomic::Ordering::Release);
+        self.shared.ready.store(false, std::sync::atomic::Ordering::Release);
         log::info!("shutting down: draining in-flight requests");
         loop {
             if self.shared.metrics.in_flight().get() <= 0 {
@@ -117,9 +105,7 @@ impl SighupReload {
         }
         // Let the last responses leave their sockets, and the access log reach its file.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        self.shared
-            .access_log
-            .flush(std::time::Duration::from_secs(1));
+        self.shared.access_log.flush(std::time::Duration::from_secs(1));
         log::info!("drained; exiting");
         std::process::exit(0);
     }

@@ -31,25 +31,12 @@ pub struct Runtime {
 
 impl Runtime {
     /// Compiles routes and pools for `config`, reusing unchanged pools from `previous`.
-    pub async fn build(
-        config: Config,
-        previous: Option<&Runtime>,
-        metrics: &Metrics,
-        generation: u64,
-    ) -> Self {
+    pub async fn build(config: Config, previous: Option<&Runtime>, metrics: &Metrics, generation: u64) -> Self {
         let names: Vec<Arc<str>> = config.listeners.iter().map(|l| l.name.clone()).collect();
         let router = Router::new(&names, &config.routes);
         let pools = Pools::build(&config.upstreams, previous.map(|p| &p.pools)).await;
-        let listeners = config
-            .listeners
-            .iter()
-            .map(|l| (l.name.clone(), l.clone()))
-            .collect();
-        let route_metrics = config
-            .routes
-            .iter()
-            .map(|r| metrics.route(&r.name))
-            .collect();
+        let listeners = config.listeners.iter().map(|l| (l.name.clone(), l.clone())).collect();
+        let route_metrics = config.routes.iter().map(|r| metrics.route(&r.name)).collect();
         Runtime {
             config: Arc::new(config),
             router,
@@ -102,8 +89,7 @@ impl Shared {
                 Some(msg) => Err(format!("{}: {msg}", path.display())),
                 None => {
                     let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-                    let runtime =
-                        Runtime::build(new, Some(&current), &self.metrics, generation).await;
+                    let runtime = Runtime::build(new, Some(&current), &self.metrics, generation).await;
                     self.runtime.store(Arc::new(runtime));
                     Ok(generation)
                 }
@@ -121,13 +107,12 @@ impl Shared {
 /// Settings a reload cannot apply, since they are bound when the process starts.
 fn restart_only_changes(old: &Config, new: &Config) -> Option<String> {
     let shape = |c: &Config| -> Vec<(String, String, bool, Option<config::ListenerTls>)> {
-        c.listeners
-            .iter()
-            .map(|l| (l.name.to_string(), l.listen.clone(), l.http2, l.tls.clone()))
-            .collect()
+        c.listeners.iter().map(|l| (l.name.to_string(), l.listen.clone(), l.http2, l.tls.clone())).collect()
     };
     if shape(old) != shape(new) {
-        return Some("listeners (names, addresses, TLS, http2) changed: that needs a restart or `portico --upgrade`".into());
+        return Some(
+            "listeners (names, addresses, TLS, http2) changed: that needs a restart or `portico --upgrade`".into(),
+        );
     }
     if old.admin != new.admin {
         return Some("admin.listen changed: that needs a restart or `portico --upgrade`".into());
@@ -142,18 +127,11 @@ fn restart_only_changes(old: &Config, new: &Config) -> Option<String> {
 }
 
 /// Opens the access-log sink a config asks for.
-pub fn access_log_sink(
-    target: &AccessLogTarget,
-) -> std::io::Result<Option<Box<dyn std::io::Write + Send>>> {
+pub fn access_log_sink(target: &AccessLogTarget) -> std::io::Result<Option<Box<dyn std::io::Write + Send>>> {
     Ok(match target {
         AccessLogTarget::Off => None,
         AccessLogTarget::Stdout => Some(Box::new(std::io::stdout())),
         AccessLogTarget::Stderr => Some(Box::new(std::io::stderr())),
-        AccessLogTarget::File(p) => Some(Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)?,
-        )),
+        AccessLogTarget::File(p) => Some(Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?)),
     })
 }

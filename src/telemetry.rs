@@ -1,8 +1,8 @@
 //! Prometheus metrics, the JSON access log, request ids and W3C trace context.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use serde::Serialize;
 use std::io::Write;
@@ -26,16 +26,11 @@ pub struct Metrics {
     reloads: IntCounterVec,
 }
 
-const METHODS: [&str; 10] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER",
-];
+const METHODS: [&str; 10] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 fn method_index(m: &http::Method) -> usize {
-    METHODS[..9]
-        .iter()
-        .position(|x| *x == m.as_str())
-        .unwrap_or(9)
+    METHODS[..9].iter().position(|x| *x == m.as_str()).unwrap_or(9)
 }
 
 /// A route's metric handles, resolved once per config so the hot path does no label lookups.
@@ -52,10 +47,7 @@ impl RouteMetrics {
         let class = (status / 100).clamp(1, 5) as usize - 1;
         let mi = method_index(method);
         self.counters[mi][class]
-            .get_or_init(|| {
-                self.requests
-                    .with_label_values(&[self.route.as_str(), METHODS[mi], CLASSES[class]])
-            })
+            .get_or_init(|| self.requests.with_label_values(&[self.route.as_str(), METHODS[mi], CLASSES[class]]))
             .inc();
         self.duration.observe(seconds);
     }
@@ -66,57 +58,32 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new(
-                "portico_requests_total",
-                "Requests served, by route, method and status class",
-            ),
+            Opts::new("portico_requests_total", "Requests served, by route, method and status class"),
             &["route", "method", "status_class"],
         )?;
         let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "portico_request_duration_seconds",
-                "Time from request to last response byte",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ]),
+            HistogramOpts::new("portico_request_duration_seconds", "Time from request to last response byte")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &["route"],
         )?;
         let target_health = IntGaugeVec::new(
-            Opts::new(
-                "portico_upstream_target_healthy",
-                "1 when the target passes its health checks",
-            ),
+            Opts::new("portico_upstream_target_healthy", "1 when the target passes its health checks"),
             &["upstream", "target"],
         )?;
         let upstream_errors = IntCounterVec::new(
-            Opts::new(
-                "portico_upstream_errors_total",
-                "Failed upstream exchanges, by kind",
-            ),
+            Opts::new("portico_upstream_errors_total", "Failed upstream exchanges, by kind"),
             &["upstream", "kind"],
         )?;
         let in_flight = IntGauge::new("portico_requests_in_flight", "Requests being served now")?;
-        let reloads = IntCounterVec::new(
-            Opts::new("portico_config_reloads_total", "Config reloads, by result"),
-            &["result"],
-        )?;
+        let reloads =
+            IntCounterVec::new(Opts::new("portico_config_reloads_total", "Config reloads, by result"), &["result"])?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(target_health.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
-        Ok(Metrics {
-            registry,
-            requests,
-            duration,
-            target_health,
-            upstream_errors,
-            in_flight,
-            reloads,
-        })
+        Ok(Metrics { registry, requests, duration, target_health, upstream_errors, in_flight, reloads })
     }
 
     /// Handles for one route.
@@ -136,23 +103,17 @@ impl Metrics {
 
     /// Records a target's health after a check pass.
     pub fn set_target_health(&self, upstream: &str, target: SocketAddr, healthy: bool) {
-        self.target_health
-            .with_label_values(&[upstream, &target.to_string()])
-            .set(i64::from(healthy));
+        self.target_health.with_label_values(&[upstream, &target.to_string()]).set(i64::from(healthy));
     }
 
     /// Counts a failed upstream exchange (`connect`, `timeout`, `other`).
     pub fn upstream_error(&self, upstream: &str, kind: &str) {
-        self.upstream_errors
-            .with_label_values(&[upstream, kind])
-            .inc();
+        self.upstream_errors.with_label_values(&[upstream, kind]).inc();
     }
 
     /// Counts a reload attempt.
     pub fn reload(&self, ok: bool) {
-        self.reloads
-            .with_label_values(&[if ok { "success" } else { "failure" }])
-            .inc();
+        self.reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -223,33 +184,28 @@ impl AccessLog {
         };
         let (tx, rx) = sync_channel::<Vec<u8>>(65_536);
         let written = pending.clone();
-        let spawned = std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || {
-                let mut buf = Vec::with_capacity(64 * 1024);
-                while let Ok(line) = rx.recv() {
-                    buf.extend_from_slice(&line);
-                    let mut lines = 1;
-                    while let Ok(more) = rx.try_recv() {
-                        buf.extend_from_slice(&more);
-                        lines += 1;
-                        if buf.len() > 60 * 1024 {
-                            break;
-                        }
+        let spawned = std::thread::Builder::new().name("access-log".into()).spawn(move || {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            while let Ok(line) = rx.recv() {
+                buf.extend_from_slice(&line);
+                let mut lines = 1;
+                while let Ok(more) = rx.try_recv() {
+                    buf.extend_from_slice(&more);
+                    lines += 1;
+                    if buf.len() > 60 * 1024 {
+                        break;
                     }
-                    if sink.write_all(&buf).and_then(|_| sink.flush()).is_err() {
-                        // Nowhere to report it but stderr; keep serving.
-                        eprintln!("portico: access log write failed");
-                    }
-                    buf.clear();
-                    written.fetch_sub(lines, Ordering::AcqRel);
                 }
-            });
+                if sink.write_all(&buf).and_then(|_| sink.flush()).is_err() {
+                    // Nowhere to report it but stderr; keep serving.
+                    eprintln!("portico: access log write failed");
+                }
+                buf.clear();
+                written.fetch_sub(lines, Ordering::AcqRel);
+            }
+        });
         match spawned {
-            Ok(_) => AccessLog {
-                tx: Some(tx),
-                pending,
-            },
+            Ok(_) => AccessLog { tx: Some(tx), pending },
             Err(e) => {
                 log::error!("cannot start access log writer: {e}");
                 AccessLog { tx: None, pending }
@@ -315,10 +271,7 @@ pub fn new_request_id() -> String {
 
 /// Whether a client-sent request id is safe to keep and log.
 pub fn valid_request_id(v: &[u8]) -> bool {
-    !v.is_empty()
-        && v.len() <= 128
-        && v.iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+    !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
 }
 
 /// The W3C trace context of one request as sent upstream.
@@ -348,10 +301,7 @@ impl TraceContext {
         push_hex(&mut traceparent, u128::from(fastrand::u64(1..)), 16);
         traceparent.push('-');
         traceparent.push_str(&flags);
-        TraceContext {
-            trace_id,
-            traceparent,
-        }
+        TraceContext { trace_id, traceparent }
     }
 }
 
@@ -359,13 +309,8 @@ impl TraceContext {
 fn parse_traceparent(v: &[u8]) -> Option<(&str, &str)> {
     let s = std::str::from_utf8(v).ok()?.trim();
     let mut parts = s.split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |p: &str, n: usize| {
-        p.len() == n
-            && p.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     let ok = hex(version, 2)
         && version != "ff"
         && hex(trace, 32)
@@ -379,9 +324,7 @@ fn parse_traceparent(v: &[u8]) -> Option<(&str, &str)> {
 
 /// Now as RFC 3339 UTC with milliseconds, without a date crate.
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -412,19 +355,14 @@ mod tests {
         let incoming = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let t = TraceContext::continue_or_start(Some(incoming));
         assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert!(t
-            .traceparent
-            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(t.traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
         assert!(!t.traceparent.contains("00f067aa0ba902b7"));
         assert!(t.traceparent.ends_with("-01"));
     }
 
     #[test]
     fn invalid_traceparent_starts_a_new_trace() {
-        for bad in [
-            &b"garbage"[..],
-            b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-        ] {
+        for bad in [&b"garbage"[..], b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"] {
             let t = TraceContext::continue_or_start(Some(bad));
             assert_eq!(t.trace_id.len(), 32);
             assert_ne!(t.trace_id, "00000000000000000000000000000000");

@@ -51,9 +51,6 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// The name to log and limit by: consumer first, then identity.
     pub fn caller(&self) -> Option<&str> {
-        self.consumer
-            .as_deref()
-            .map(|c| c.name.as_str())
-            .or(self.identity.as_deref())
+        self.consumer.as_deref().map(|c| c.name.as_str()).or(self.identity.as_deref())
     }
 }

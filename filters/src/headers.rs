@@ -5,9 +5,7 @@
 //!             response: {remove: [server], set: {x-frame-options: DENY}}}
 //! ```
 
-use crate::{
-    BuildContext, BuildError, Filter, FilterFactory, RequestCtx, RequestHeader, ResponseHeader,
-};
+use crate::{BuildContext, BuildError, Filter, FilterFactory, RequestCtx, RequestHeader, ResponseHeader};
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -56,24 +54,15 @@ impl Edits {
                 .map_err(|_| BuildError::at(format!("{side}.{op}.{k}"), "invalid header value"))?;
             Ok::<_, BuildError>((name, value))
         };
-        let add = cfg
-            .add
-            .into_iter()
-            .map(|kv| pair("add", kv))
-            .collect::<Result<_, _>>()?;
-        let set = cfg
-            .set
-            .into_iter()
-            .map(|kv| pair("set", kv))
-            .collect::<Result<_, _>>()?;
+        let add = cfg.add.into_iter().map(|kv| pair("add", kv)).collect::<Result<_, _>>()?;
+        let set = cfg.set.into_iter().map(|kv| pair("set", kv)).collect::<Result<_, _>>()?;
         let remove = cfg
             .remove
             .into_iter()
             .enumerate()
             .map(|(i, k)| {
-                HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                    BuildError::at(format!("{side}.remove[{i}]"), "invalid header name")
-                })
+                HeaderName::from_bytes(k.as_bytes())
+                    .map_err(|_| BuildError::at(format!("{side}.remove[{i}]"), "invalid header name"))
             })
             .collect::<Result<_, _>>()?;
         Ok(Edits { add, set, remove })
@@ -119,22 +108,14 @@ impl FilterFactory for Headers {
 }
 
 impl Filter for Headers {
-    fn upstream_request(
-        &self,
-        request: &mut RequestHeader,
-        _ctx: &mut RequestCtx,
-    ) -> pingora::Result<()> {
+    fn upstream_request(&self, request: &mut RequestHeader, _ctx: &mut RequestCtx) -> pingora::Result<()> {
         if !self.request.is_empty() {
             apply!(self.request, request);
         }
         Ok(())
     }
 
-    fn response(
-        &self,
-        response: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
-    ) -> pingora::Result<()> {
+    fn response(&self, response: &mut ResponseHeader, _ctx: &mut RequestCtx) -> pingora::Result<()> {
         if !self.response.is_empty() {
             apply!(self.response, response);
         }
@@ -149,14 +130,7 @@ mod tests {
 
     fn build(yaml: &str) -> Result<Headers, BuildError> {
         let cfg: HeadersConfig = serde_yaml::from_str(yaml).expect("test yaml parses");
-        Headers::build(
-            cfg,
-            &BuildContext {
-                consumers: &[],
-                base_dir: Path::new("."),
-                redis_url: None,
-            },
-        )
+        Headers::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None })
     }
 
     #[test]
@@ -167,24 +141,16 @@ mod tests {
         req.insert_header("x-s", "old").expect("header");
         req.insert_header("x-gone", "1").expect("header");
         req.insert_header("x-a", "0").expect("header");
-        f.upstream_request(&mut req, &mut RequestCtx::default())
-            .expect("edits apply");
+        f.upstream_request(&mut req, &mut RequestCtx::default()).expect("edits apply");
         assert_eq!(req.headers.get_all("x-a").iter().count(), 2);
-        assert_eq!(
-            req.headers.get("x-s").map(|v| v.as_bytes()),
-            Some(&b"new"[..])
-        );
+        assert_eq!(req.headers.get("x-s").map(|v| v.as_bytes()), Some(&b"new"[..]));
         assert!(req.headers.get("x-gone").is_none());
 
         let mut resp = ResponseHeader::build(200, None).expect("response");
         resp.insert_header("server", "x").expect("header");
-        f.response(&mut resp, &mut RequestCtx::default())
-            .expect("edits apply");
+        f.response(&mut resp, &mut RequestCtx::default()).expect("edits apply");
         assert!(resp.headers.get("server").is_none());
-        assert_eq!(
-            resp.headers.get("x-r").map(|v| v.as_bytes()),
-            Some(&b"2"[..])
-        );
+        assert_eq!(resp.headers.get("x-r").map(|v| v.as_bytes()), Some(&b"2"[..]));
     }
 
     #[test]

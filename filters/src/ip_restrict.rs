@@ -36,12 +36,7 @@ fn parse_nets(list: Vec<String>, field: &str) -> Result<Vec<IpNet>, BuildError> 
         .map(|(i, s)| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    BuildError::at(
-                        format!("{field}[{i}]"),
-                        format!("\"{s}\" is not an IP address or CIDR"),
-                    )
-                })
+                .map_err(|_| BuildError::at(format!("{field}[{i}]"), format!("\"{s}\" is not an IP address or CIDR")))
         })
         .collect()
 }
@@ -68,10 +63,7 @@ impl FilterFactory for IpRestrict {
         if config.allow.is_empty() && config.deny.is_empty() {
             return Err(BuildError::whole("set `allow`, `deny` or both"));
         }
-        Ok(IpRestrict {
-            allow: parse_nets(config.allow, "allow")?,
-            deny: parse_nets(config.deny, "deny")?,
-        })
+        Ok(IpRestrict { allow: parse_nets(config.allow, "allow")?, deny: parse_nets(config.deny, "deny")? })
     }
 }
 
@@ -80,11 +72,7 @@ impl Filter for IpRestrict {
     async fn request(&self, _session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Flow> {
         match ctx.client_ip {
             Some(ip) if self.permits(ip) => Ok(Flow::Continue),
-            _ => Ok(Flow::Reject(Reject::new(
-                403,
-                "forbidden",
-                "client address is not allowed",
-            ))),
+            _ => Ok(Flow::Reject(Reject::new(403, "forbidden", "client address is not allowed"))),
         }
     }
 }
@@ -99,14 +87,7 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             deny: deny.iter().map(|s| s.to_string()).collect(),
         };
-        IpRestrict::build(
-            cfg,
-            &BuildContext {
-                consumers: &[],
-                base_dir: Path::new("."),
-                redis_url: None,
-            },
-        )
+        IpRestrict::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None })
     }
 
     fn ip(s: &str) -> IpAddr {

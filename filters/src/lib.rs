@@ -46,11 +46,7 @@ pub trait Filter: Send + Sync + 'static {
     /// the response itself, or [`Flow::Continue`] to go on.
     ///
     /// By default this does nothing and returns `Ok(Flow::Continue)`.
-    async fn request(
-        &self,
-        _session: &mut Session,
-        _ctx: &mut RequestCtx,
-    ) -> pingora::Result<Flow> {
+    async fn request(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<Flow> {
         Ok(Flow::Continue)
     }
 
@@ -67,12 +63,7 @@ pub trait Filter: Send + Sync + 'static {
     /// (if the response has not started yet).
     ///
     /// By default this does nothing and returns [`Flow::Continue`].
-    fn request_body(
-        &self,
-        _body: Option<&Bytes>,
-        _end_of_stream: bool,
-        _ctx: &mut RequestCtx,
-    ) -> Flow {
+    fn request_body(&self, _body: Option<&Bytes>, _end_of_stream: bool, _ctx: &mut RequestCtx) -> Flow {
         Flow::Continue
     }
 
@@ -88,11 +79,7 @@ pub trait Filter: Send + Sync + 'static {
     /// Runs just before the request header is sent upstream: edit headers or the path here.
     ///
     /// By default this does nothing.
-    fn upstream_request(
-        &self,
-        _request: &mut RequestHeader,
-        _ctx: &mut RequestCtx,
-    ) -> pingora::Result<()> {
+    fn upstream_request(&self, _request: &mut RequestHeader, _ctx: &mut RequestCtx) -> pingora::Result<()> {
         Ok(())
     }
 
@@ -101,11 +88,7 @@ pub trait Filter: Send + Sync + 'static {
     /// apply everywhere.
     ///
     /// By default this does nothing.
-    fn response(
-        &self,
-        _response: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
-    ) -> pingora::Result<()> {
+    fn response(&self, _response: &mut ResponseHeader, _ctx: &mut RequestCtx) -> pingora::Result<()> {
         Ok(())
     }
 }

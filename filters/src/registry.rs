@@ -32,18 +32,12 @@ pub struct BuildError {
 impl BuildError {
     /// An error about the filter's config as a whole.
     pub fn whole(message: impl Into<String>) -> Self {
-        BuildError {
-            path: String::new(),
-            message: message.into(),
-        }
+        BuildError { path: String::new(), message: message.into() }
     }
 
     /// An error about one field of the filter's config.
     pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        BuildError {
-            path: path.into(),
-            message: message.into(),
-        }
+        BuildError { path: path.into(), message: message.into() }
     }
 }
 
@@ -59,40 +53,21 @@ pub trait FilterFactory: Filter + Sized {
 
 type Factory = fn(serde_yaml::Value, &BuildContext<'_>) -> Result<Arc<dyn Filter>, BuildError>;
 
-fn factory<F: FilterFactory>(
-    value: serde_yaml::Value,
-    cx: &BuildContext<'_>,
-) -> Result<Arc<dyn Filter>, BuildError> {
+fn factory<F: FilterFactory>(value: serde_yaml::Value, cx: &BuildContext<'_>) -> Result<Arc<dyn Filter>, BuildError> {
     // `{headers: }` with nothing after the colon means "defaults".
-    let value = if value.is_null() {
-        serde_yaml::Value::Mapping(Default::default())
-    } else {
-        value
-    };
+    let value = if value.is_null() { serde_yaml::Value::Mapping(Default::default()) } else { value };
     let config: F::Config = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        BuildError {
-            path: if path == "." { String::new() } else { path },
-            message: e.into_inner().to_string(),
-        }
+        BuildError { path: if path == "." { String::new() } else { path }, message: e.into_inner().to_string() }
     })?;
     Ok(Arc::new(F::build(config, cx)?))
 }
 
 /// Every built-in filter: one line each.
 pub const BUILT_IN: &[(&str, Factory)] = &[
-    (
-        crate::headers::Headers::NAME,
-        factory::<crate::headers::Headers>,
-    ),
-    (
-        crate::ip_restrict::IpRestrict::NAME,
-        factory::<crate::ip_restrict::IpRestrict>,
-    ),
-    (
-        crate::request_size_limit::RequestSizeLimit::NAME,
-        factory::<crate::request_size_limit::RequestSizeLimit>,
-    ),
+    (crate::headers::Headers::NAME, factory::<crate::headers::Headers>),
+    (crate::ip_restrict::IpRestrict::NAME, factory::<crate::ip_restrict::IpRestrict>),
+    (crate::request_size_limit::RequestSizeLimit::NAME, factory::<crate::request_size_limit::RequestSizeLimit>),
 ];
 
 /// Names of every filter, for "unknown filter" errors.
@@ -101,11 +76,7 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 /// Builds the filter called `name` from its YAML config.
-pub fn build(
-    name: &str,
-    config: serde_yaml::Value,
-    cx: &BuildContext<'_>,
-) -> Result<Arc<dyn Filter>, BuildError> {
+pub fn build(name: &str, config: serde_yaml::Value, cx: &BuildContext<'_>) -> Result<Arc<dyn Filter>, BuildError> {
     match BUILT_IN.iter().find(|(n, _)| *n == name) {
         Some((_, make)) => make(config, cx),
         None => Err(BuildError::whole(format!(

@@ -20,12 +20,7 @@ pub struct Reject {
 impl Reject {
     /// A refusal with no extra headers.
     pub fn new(status: u16, error: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Reject {
-            status,
-            error,
-            message: message.into(),
-            headers: Vec::new(),
-        }
+        Reject { status, error, message: message.into(), headers: Vec::new() }
     }
 
     /// Adds a response header; a value that is not a valid header value is dropped, since a

@@ -30,11 +30,7 @@ struct BodySeen(u64);
 
 impl RequestSizeLimit {
     fn too_large(&self) -> Flow {
-        Flow::Reject(Reject::new(
-            413,
-            "payload_too_large",
-            format!("request body exceeds {} bytes", self.max_bytes),
-        ))
+        Flow::Reject(Reject::new(413, "payload_too_large", format!("request body exceeds {} bytes", self.max_bytes)))
     }
 }
 
@@ -43,9 +39,7 @@ impl FilterFactory for RequestSizeLimit {
     type Config = RequestSizeLimitConfig;
 
     fn build(config: RequestSizeLimitConfig, _cx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        Ok(RequestSizeLimit {
-            max_bytes: config.max_bytes,
-        })
+        Ok(RequestSizeLimit { max_bytes: config.max_bytes })
     }
 }
 
@@ -91,10 +85,7 @@ mod tests {
         let f = RequestSizeLimit { max_bytes: 10 };
         let mut ctx = RequestCtx::default();
         let chunk = Bytes::from_static(b"123456");
-        assert!(matches!(
-            f.request_body(Some(&chunk), false, &mut ctx),
-            Flow::Continue
-        ));
+        assert!(matches!(f.request_body(Some(&chunk), false, &mut ctx), Flow::Continue));
         match f.request_body(Some(&chunk), false, &mut ctx) {
             Flow::Reject(r) => assert_eq!(r.status, 413),
             other => panic!("expected 413, got {other:?}"),
@@ -104,9 +95,6 @@ mod tests {
     #[test]
     fn empty_end_of_stream_passes() {
         let f = RequestSizeLimit { max_bytes: 0 };
-        assert!(matches!(
-            f.request_body(None, true, &mut RequestCtx::default()),
-            Flow::Continue
-        ));
+        assert!(matches!(f.request_body(None, true, &mut RequestCtx::default()), Flow::Continue));
     }
 }

@@ -20,9 +20,7 @@ pub(super) fn compile(
     errors: &mut Errors<'_>,
 ) -> Config {
     let server = server_settings(file.server);
-    let admin = file
-        .admin
-        .and_then(|a| socket_addr(&a.listen, "admin.listen", errors));
+    let admin = file.admin.and_then(|a| socket_addr(&a.listen, "admin.listen", errors));
     let access_log = match file.access_log {
         None => AccessLogTarget::Stdout,
         Some(a) => match a.path.as_str() {
@@ -35,28 +33,35 @@ pub(super) fn compile(
 
     let consumers = consumers(file.consumers, errors);
     let redis_url = file.rate_limit_store.as_ref().map(|s| s.redis.as_str());
-    let cx = BuildContext {
-        consumers: &consumers,
-        base_dir,
-        redis_url,
-    };
+    let cx = BuildContext { consumers: &consumers, base_dir, redis_url };
 
     let mut listener_names = HashSet::new();
     let mut listeners = Vec::new();
     for (i, l) in file.listeners.into_iter().enumerate() {
         let at = format!("listeners[{i}]");
         if !listener_names.insert(l.name.clone()) {
-            errors.at(
-                format!("{at}.name"),
-                format!("duplicate listener name \"{}\"", l.name),
-            );
+            errors.at(format!("{at}.name"), format!("duplicate listener name \"{}\"", l.name));
         }
         if socket_addr(&l.listen, &format!("{at}.listen"), errors).is_none() {
             continue;
         }
-        let tls = l
-            .tls
-            .map(|t| listener_tls(t, base_dir, &format!("{at}.tls"), errors));
+        let tls = l.tls.map(|t| listener_tls(t, base_dir, &format!("{at}.tls"), errors));
+        let redirect_https = match l.redirect_https {
+            None | Some(RedirectFile::On(false)) => None,
+            Some(RedirectFile::On(true)) => Some(443),
+            Some(RedirectFile::Port(p)) => Some(p.port),
+        };
+        if redirect_https.is_some() && tls.is_some() {
+            errors.at(format!("{at}.redirect_https"), "a TLS listener cannot redirect to HTTPS");
+        }
+        let forward_client_cert =
+            l.forward_client_cert.as_deref().and_then(|h| match HeaderName::from_bytes(h.as_bytes()) {
+                Ok(h) => Some(h),
+                Err(_) => {
+                    errors.at(format!("{at}.forward_client_cert"), format!("\"{h}\" is not a header name"));
+                    None
+                }
+            });
         listeners.push(Arc::new(ListenerSpec {
             name: l.name.as_str().into(),
             listen: l.listen,
@@ -67,6 +72,8 @@ pub(super) fn compile(
             tls,
             http2: l.http2,
             filters: chain(l.filters, &format!("{at}.filters"), &cx, errors),
+            redirect_https,
+            forward_client_cert,
         }));
     }
     if listeners.is_empty() && errors.list.is_empty() {
@@ -90,13 +97,7 @@ pub(super) fn compile(
     };
     let check_upstream = |name: &str, at: String, errors: &mut Errors<'_>| {
         if !upstream_names.iter().any(|n| n == name) {
-            errors.at(
-                at,
-                format!(
-                    "no upstream named \"{name}\" (known: {})",
-                    known_upstreams()
-                ),
-            );
+            errors.at(at, format!("no upstream named \"{name}\" (known: {})", known_upstreams()));
         }
     };
 
@@ -105,10 +106,7 @@ pub(super) fn compile(
     for (i, r) in file.routes.into_iter().enumerate() {
         let at = format!("routes[{i}]");
         if !route_names.insert(r.name.clone()) {
-            errors.at(
-                format!("{at}.name"),
-                format!("duplicate route name \"{}\"", r.name),
-            );
+            errors.at(format!("{at}.name"), format!("duplicate route name \"{}\"", r.name));
         }
         if let Some(ls) = &r.listeners {
             for (j, l) in ls.iter().enumerate() {
@@ -122,18 +120,10 @@ pub(super) fn compile(
             }
         }
         let matcher = matcher(r.matcher, &format!("{at}.match"), errors);
-        let actions = [
-            r.upstream.is_some(),
-            r.split.is_some(),
-            r.respond.is_some(),
-            r.aggregate.is_some(),
-        ];
+        let actions = [r.upstream.is_some(), r.split.is_some(), r.respond.is_some(), r.aggregate.is_some()];
         let action = match actions.iter().filter(|set| **set).count() {
             0 => {
-                errors.at(
-                    at.clone(),
-                    "a route needs one of `upstream`, `split`, `respond`",
-                );
+                errors.at(at.clone(), "a route needs one of `upstream`, `split`, `respond`");
                 None
             }
             1 => {
@@ -149,45 +139,26 @@ pub(super) fn compile(
                     if total == 0 {
                         errors.at(format!("{at}.split"), "weights must add up to more than 0");
                     }
-                    Some(Action::Split(
-                        split
-                            .iter()
-                            .map(|s| (Arc::from(s.upstream.as_str()), s.weight))
-                            .collect(),
-                    ))
+                    Some(Action::Split(split.iter().map(|s| (Arc::from(s.upstream.as_str()), s.weight)).collect()))
                 } else if let Some(resp) = r.respond {
                     respond(resp, &format!("{at}.respond"), errors).map(Action::Respond)
                 } else {
-                    errors.at(
-                        format!("{at}.aggregate"),
-                        "`aggregate` is not supported by this version of Portico",
-                    );
+                    errors.at(format!("{at}.aggregate"), "`aggregate` is not supported by this version of Portico");
                     None
                 }
             }
             _ => {
-                errors.at(
-                    at.clone(),
-                    "`upstream`, `split`, `respond` and `aggregate` exclude each other",
-                );
+                errors.at(at.clone(), "`upstream`, `split`, `respond` and `aggregate` exclude each other");
                 None
             }
         };
         if r.mirror.is_some() {
-            errors.at(
-                format!("{at}.mirror"),
-                "`mirror` is not supported by this version of Portico",
-            );
+            errors.at(format!("{at}.mirror"), "`mirror` is not supported by this version of Portico");
         }
         if r.cache.is_some() {
-            errors.at(
-                format!("{at}.cache"),
-                "`cache` is not supported by this version of Portico",
-            );
+            errors.at(format!("{at}.cache"), "`cache` is not supported by this version of Portico");
         }
-        let rewrite = r
-            .rewrite
-            .map(|rw| rewrite(rw, &format!("{at}.rewrite"), errors));
+        let rewrite = r.rewrite.map(|rw| rewrite(rw, &format!("{at}.rewrite"), errors));
         let retry = r.retry.map(|rt| retry(rt, &format!("{at}.retry"), errors));
         let filters = chain(r.filters, &format!("{at}.filters"), &cx, errors);
         if let Some(action) = action {
@@ -231,9 +202,7 @@ fn server_settings(s: ServerFile) -> ServerSettings {
         grace_period_s: s.grace_period_s.unwrap_or(5),
         graceful_shutdown_timeout_s: s.graceful_shutdown_timeout_s.unwrap_or(5),
         pid_file: s.pid_file.unwrap_or_else(|| "/tmp/portico.pid".into()),
-        upgrade_sock: s
-            .upgrade_sock
-            .unwrap_or_else(|| "/tmp/portico_upgrade.sock".into()),
+        upgrade_sock: s.upgrade_sock.unwrap_or_else(|| "/tmp/portico_upgrade.sock".into()),
         work_stealing: s.work_stealing.unwrap_or(true),
         upstream_keepalive_pool_size: s.upstream_keepalive_pool_size.unwrap_or(128),
     }
@@ -266,12 +235,7 @@ fn existing_file(base_dir: &Path, p: &str, at: &str, errors: &mut Errors<'_>) ->
     path
 }
 
-fn listener_tls(
-    t: ListenerTlsFile,
-    base_dir: &Path,
-    at: &str,
-    errors: &mut Errors<'_>,
-) -> ListenerTls {
+fn listener_tls(t: ListenerTlsFile, base_dir: &Path, at: &str, errors: &mut Errors<'_>) -> ListenerTls {
     if t.certs.is_empty() {
         errors.at(format!("{at}.certs"), "at least one certificate is needed");
     }
@@ -279,24 +243,30 @@ fn listener_tls(
         .certs
         .iter()
         .enumerate()
-        .map(|(i, c)| CertPair {
-            cert: existing_file(base_dir, &c.cert, &format!("{at}.certs[{i}].cert"), errors),
-            key: existing_file(base_dir, &c.key, &format!("{at}.certs[{i}].key"), errors),
+        .map(|(i, c)| {
+            let pair = CertPair {
+                cert: existing_file(base_dir, &c.cert, &format!("{at}.certs[{i}].cert"), errors),
+                key: existing_file(base_dir, &c.key, &format!("{at}.certs[{i}].key"), errors),
+            };
+            if pair.cert.is_file() && pair.key.is_file() {
+                if let Err(e) = crate::tls::load_pair(&pair.cert, &pair.key) {
+                    errors.at(format!("{at}.certs[{i}]"), e);
+                }
+            }
+            pair
         })
         .collect();
-    let client_ca = t
-        .client_ca
-        .as_deref()
-        .map(|c| existing_file(base_dir, c, &format!("{at}.client_ca"), errors));
+    let client_ca = t.client_ca.as_deref().map(|c| existing_file(base_dir, c, &format!("{at}.client_ca"), errors));
+    if let Some(ca) = client_ca.as_deref().filter(|p| p.is_file()) {
+        if let Err(e) = crate::tls::load_chain(ca) {
+            errors.at(format!("{at}.client_ca"), e);
+        }
+    }
     if t.require_client_cert == Some(true) && client_ca.is_none() {
         errors.at(format!("{at}.require_client_cert"), "needs `client_ca`");
     }
     let require_client_cert = t.require_client_cert.unwrap_or(client_ca.is_some());
-    ListenerTls {
-        certs,
-        client_ca,
-        require_client_cert,
-    }
+    ListenerTls { certs, client_ca, require_client_cert }
 }
 
 fn consumers(list: Vec<ConsumerFile>, errors: &mut Errors<'_>) -> Vec<Arc<Consumer>> {
@@ -305,10 +275,7 @@ fn consumers(list: Vec<ConsumerFile>, errors: &mut Errors<'_>) -> Vec<Arc<Consum
         .enumerate()
         .map(|(i, c)| {
             if !names.insert(c.name.clone()) {
-                errors.at(
-                    format!("consumers[{i}].name"),
-                    format!("duplicate consumer name \"{}\"", c.name),
-                );
+                errors.at(format!("consumers[{i}].name"), format!("duplicate consumer name \"{}\"", c.name));
             }
             Arc::new(Consumer {
                 name: c.name,
@@ -323,12 +290,7 @@ fn consumers(list: Vec<ConsumerFile>, errors: &mut Errors<'_>) -> Vec<Arc<Consum
         .collect()
 }
 
-fn chain(
-    items: Vec<FilterItem>,
-    at: &str,
-    cx: &BuildContext<'_>,
-    errors: &mut Errors<'_>,
-) -> FilterChain {
+fn chain(items: Vec<FilterItem>, at: &str, cx: &BuildContext<'_>, errors: &mut Errors<'_>) -> FilterChain {
     let mut filters = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let item_at = format!("{at}[{i}]");
@@ -352,12 +314,7 @@ fn chain(
     FilterChain::new(filters)
 }
 
-fn upstream(
-    name: String,
-    u: UpstreamFile,
-    base_dir: &Path,
-    errors: &mut Errors<'_>,
-) -> Option<UpstreamSpec> {
+fn upstream(name: String, u: UpstreamFile, base_dir: &Path, errors: &mut Errors<'_>) -> Option<UpstreamSpec> {
     let at = format!("upstreams.{name}");
     let mut targets = Vec::new();
     for (i, t) in u.targets.iter().enumerate() {
@@ -366,16 +323,10 @@ fn upstream(
             TargetFile::Weighted(w) => (w.address.as_str(), w.weight),
         };
         if weight == 0 {
-            errors.at(
-                format!("{at}.targets[{i}].weight"),
-                "weight must be at least 1",
-            );
+            errors.at(format!("{at}.targets[{i}].weight"), "weight must be at least 1");
         }
         if let Some(addr) = socket_addr(addr, &format!("{at}.targets[{i}]"), errors) {
-            targets.push(TargetSpec {
-                addr,
-                weight: weight.max(1),
-            });
+            targets.push(TargetSpec { addr, weight: weight.max(1) });
         }
     }
     let dns = u.discovery.map(|d| DnsSpec {
@@ -391,10 +342,7 @@ fn upstream(
         BalanceFile::Random => Balance::Random,
         BalanceFile::ConsistentHash => Balance::ConsistentHash,
         BalanceFile::LeastLoaded => {
-            errors.at(
-                format!("{at}.balance"),
-                "`least_loaded` is not supported by this version of Portico",
-            );
+            errors.at(format!("{at}.balance"), "`least_loaded` is not supported by this version of Portico");
             Balance::RoundRobin
         }
     };
@@ -406,10 +354,7 @@ fn upstream(
             Some(("header", h)) => match HeaderName::from_bytes(h.as_bytes()) {
                 Ok(h) => HashKey::Header(h),
                 Err(_) => {
-                    errors.at(
-                        format!("{at}.hash_key"),
-                        format!("\"{h}\" is not a header name"),
-                    );
+                    errors.at(format!("{at}.hash_key"), format!("\"{h}\" is not a header name"));
                     HashKey::ClientIp
                 }
             },
@@ -432,10 +377,7 @@ fn upstream(
             },
             (None, Some(_)) => HealthKind::Tcp,
             _ => {
-                errors.at(
-                    format!("{at}.health_check"),
-                    "set exactly one of `http` or `tcp`",
-                );
+                errors.at(format!("{at}.health_check"), "set exactly one of `http` or `tcp`");
                 HealthKind::Tcp
             }
         };
@@ -448,16 +390,10 @@ fn upstream(
         }
     });
     if u.outlier.is_some() {
-        errors.at(
-            format!("{at}.outlier"),
-            "`outlier` is not supported by this version of Portico",
-        );
+        errors.at(format!("{at}.outlier"), "`outlier` is not supported by this version of Portico");
     }
     if u.circuit_breaker.is_some() {
-        errors.at(
-            format!("{at}.circuit_breaker"),
-            "`circuit_breaker` is not supported by this version of Portico",
-        );
+        errors.at(format!("{at}.circuit_breaker"), "`circuit_breaker` is not supported by this version of Portico");
     }
     let ms = |v: Option<u64>| v.map(Duration::from_millis);
     let timeouts = Timeouts {
@@ -468,21 +404,27 @@ fn upstream(
     };
     let tls = u.tls.map(|t| {
         let file = |p: &Option<String>, key: &str, errors: &mut Errors<'_>| {
-            p.as_deref()
-                .map(|p| existing_file(base_dir, p, &format!("{at}.tls.{key}"), errors))
+            p.as_deref().map(|p| existing_file(base_dir, p, &format!("{at}.tls.{key}"), errors))
         };
         let cert = file(&t.cert, "cert", errors);
         let key = file(&t.key, "key", errors);
         if cert.is_some() != key.is_some() {
             errors.at(format!("{at}.tls"), "`cert` and `key` go together");
         }
-        UpstreamTls {
+        let spec = UpstreamTls {
             sni: t.sni.clone().unwrap_or_default(),
             ca: file(&t.ca, "ca", errors),
             cert,
             key,
             verify: t.verify,
+        };
+        let readable = [&spec.ca, &spec.cert, &spec.key].iter().all(|p| p.as_ref().is_none_or(|p| p.is_file()));
+        if readable {
+            if let Err(e) = crate::tls::UpstreamTlsMaterial::load(&spec) {
+                errors.at(format!("{at}.tls"), e);
+            }
         }
+        spec
     });
     Some(UpstreamSpec {
         name: name.as_str().into(),
@@ -538,28 +480,20 @@ fn matcher(m: MatchFile, at: &str, errors: &mut Errors<'_>) -> MatchSpec {
             }
         },
         _ => {
-            errors.at(
-                at.to_string(),
-                "use one of `path`, `path_exact`, `path_regex`",
-            );
+            errors.at(at.to_string(), "use one of `path`, `path_exact`, `path_regex`");
             PathPattern::Any
         }
     };
     let methods = m.methods.map(|ms| {
         ms.iter()
             .enumerate()
-            .filter_map(
-                |(i, s)| match Method::from_bytes(s.to_ascii_uppercase().as_bytes()) {
-                    Ok(m) => Some(m),
-                    Err(_) => {
-                        errors.at(
-                            format!("{at}.methods[{i}]"),
-                            format!("\"{s}\" is not an HTTP method"),
-                        );
-                        None
-                    }
-                },
-            )
+            .filter_map(|(i, s)| match Method::from_bytes(s.to_ascii_uppercase().as_bytes()) {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    errors.at(format!("{at}.methods[{i}]"), format!("\"{s}\" is not an HTTP method"));
+                    None
+                }
+            })
             .collect()
     });
     let headers = m
@@ -573,31 +507,16 @@ fn matcher(m: MatchFile, at: &str, errors: &mut Errors<'_>) -> MatchSpec {
             }
         })
         .collect();
-    MatchSpec {
-        hosts,
-        path,
-        methods,
-        headers,
-        query: m.query.into_iter().collect(),
-    }
+    MatchSpec { hosts, path, methods, headers, query: m.query.into_iter().collect() }
 }
 
-fn header_pairs(
-    map: BTreeMap<String, String>,
-    at: &str,
-    errors: &mut Errors<'_>,
-) -> Vec<(HeaderName, HeaderValue)> {
+fn header_pairs(map: BTreeMap<String, String>, at: &str, errors: &mut Errors<'_>) -> Vec<(HeaderName, HeaderValue)> {
     map.into_iter()
-        .filter_map(|(k, v)| {
-            match (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(&v),
-            ) {
-                (Ok(k), Ok(v)) => Some((k, v)),
-                _ => {
-                    errors.at(format!("{at}.{k}"), "invalid header");
-                    None
-                }
+        .filter_map(|(k, v)| match (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            (Ok(k), Ok(v)) => Some((k, v)),
+            _ => {
+                errors.at(format!("{at}.{k}"), "invalid header");
+                None
             }
         })
         .collect()
@@ -616,24 +535,18 @@ fn respond(r: RespondFile, at: &str, errors: &mut Errors<'_>) -> Option<RespondS
 }
 
 fn rewrite(r: RewriteFile, at: &str, errors: &mut Errors<'_>) -> Rewrite {
-    for (key, v) in [
-        ("strip_prefix", &r.strip_prefix),
-        ("add_prefix", &r.add_prefix),
-    ] {
+    for (key, v) in [("strip_prefix", &r.strip_prefix), ("add_prefix", &r.add_prefix)] {
         if v.as_deref().is_some_and(|p| !p.starts_with('/')) {
             errors.at(format!("{at}.{key}"), "a path prefix starts with /");
         }
     }
-    let host = r
-        .host
-        .as_deref()
-        .and_then(|h| match HeaderValue::from_str(h) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                errors.at(format!("{at}.host"), "invalid host");
-                None
-            }
-        });
+    let host = r.host.as_deref().and_then(|h| match HeaderValue::from_str(h) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            errors.at(format!("{at}.host"), "invalid host");
+            None
+        }
+    });
     Rewrite {
         strip_prefix: r.strip_prefix.map(|p| p.trim_end_matches('/').to_string()),
         add_prefix: r.add_prefix.map(|p| p.trim_end_matches('/').to_string()),
@@ -648,16 +561,10 @@ fn retry(r: RetryFile, at: &str, errors: &mut Errors<'_>) -> RetrySpec {
         non_idempotent: r.non_idempotent,
         ..Default::default()
     };
-    let on = if r.on.is_empty() {
-        vec![RetryOnFile::Kind("connect_error".into())]
-    } else {
-        r.on
-    };
+    let on = if r.on.is_empty() { vec![RetryOnFile::Kind("connect_error".into())] } else { r.on };
     for (i, cond) in on.into_iter().enumerate() {
         match cond {
-            RetryOnFile::Status(s) if (500..=599).contains(&s) || s == 429 => {
-                spec.on_status.push(s)
-            }
+            RetryOnFile::Status(s) if (500..=599).contains(&s) || s == 429 => spec.on_status.push(s),
             RetryOnFile::Kind(k) if k == "connect_error" => spec.on_connect_error = true,
             RetryOnFile::Kind(k) if k == "timeout" => spec.on_timeout = true,
             RetryOnFile::Kind(k) if k.parse::<u16>().is_ok_and(|s| (500..=599).contains(&s)) => {

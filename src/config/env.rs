@@ -19,11 +19,7 @@ pub(super) fn substitute(value: &mut Value, path: &str, errors: &mut Errors<'_>)
         Value::Mapping(map) => {
             for (k, v) in map.iter_mut() {
                 let key = k.as_str().unwrap_or("?");
-                let child = if path.is_empty() {
-                    key.to_string()
-                } else {
-                    format!("{path}.{key}")
-                };
+                let child = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
                 substitute(v, &child, errors);
             }
         }
@@ -60,15 +56,7 @@ fn expand(s: &str) -> Result<String, String> {
 }
 
 /// Keys whose values are secrets: masked in `GET /config`.
-const SECRET_KEYS: &[&str] = &[
-    "api_keys",
-    "secret",
-    "password",
-    "password_hash",
-    "token",
-    "redis",
-    "key",
-];
+const SECRET_KEYS: &[&str] = &["api_keys", "secret", "password", "password_hash", "token", "redis", "key"];
 
 /// The config as JSON with every secret value replaced by `"***"`.
 pub(super) fn masked_json(value: &Value) -> serde_json::Value {
@@ -107,19 +95,15 @@ mod tests {
     #[test]
     fn expands_defaults_and_reports_missing() {
         assert_eq!(expand("${PORTICO_SURELY_UNSET:-x}-y").as_deref(), Ok("x-y"));
-        assert_eq!(
-            expand("a ${PORTICO_SURELY_UNSET} b"),
-            Err("PORTICO_SURELY_UNSET".to_string())
-        );
+        assert_eq!(expand("a ${PORTICO_SURELY_UNSET} b"), Err("PORTICO_SURELY_UNSET".to_string()));
         assert_eq!(expand("no vars").as_deref(), Ok("no vars"));
     }
 
     #[test]
     fn masks_secrets_only() {
-        let v: Value = serde_yaml::from_str(
-            "consumers: [{name: a, api_keys: [k1]}]\nfilters: [{jwt: {secret: s, issuer: i}}]",
-        )
-        .expect("yaml");
+        let v: Value =
+            serde_yaml::from_str("consumers: [{name: a, api_keys: [k1]}]\nfilters: [{jwt: {secret: s, issuer: i}}]")
+                .expect("yaml");
         let json = masked_json(&v);
         assert_eq!(json["consumers"][0]["api_keys"][0], "***");
         assert_eq!(json["consumers"][0]["name"], "a");

@@ -82,6 +82,24 @@ pub struct ListenerFile {
     pub http2: bool,
     #[serde(default)]
     pub filters: Vec<FilterItem>,
+    #[serde(default)]
+    pub redirect_https: Option<RedirectFile>,
+    #[serde(default)]
+    pub forward_client_cert: Option<String>,
+}
+
+/// `redirect_https: true` (to port 443) or `redirect_https: {port: 8443}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RedirectFile {
+    On(bool),
+    Port(RedirectPortFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectPortFile {
+    pub port: u16,
 }
 
 #[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]

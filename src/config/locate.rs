@@ -20,9 +20,7 @@ impl Locations {
         if parser.load(&mut walker, false).is_err() {
             return Locations::default();
         }
-        Locations {
-            spots: walker.spots,
-        }
+        Locations { spots: walker.spots }
     }
 
     /// The position of `path`, or of its nearest ancestor that has one.
@@ -60,21 +58,13 @@ impl Walker {
         };
         match frame {
             Frame::Map { pending_key } => match pending_key.take() {
-                Some(key) => Some(if path.is_empty() {
-                    key
-                } else {
-                    format!("{path}.{key}")
-                }),
+                Some(key) => Some(if path.is_empty() { key } else { format!("{path}.{key}") }),
                 None => {
                     let key = match ev {
                         Event::Scalar(s, ..) => s.clone(),
                         _ => "?".to_string(),
                     };
-                    let full = if path.is_empty() {
-                        key.clone()
-                    } else {
-                        format!("{path}.{key}")
-                    };
+                    let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
                     self.spots.insert(full, (mark.line(), mark.col() + 1));
                     *pending_key = Some(key);
                     None
@@ -83,9 +73,7 @@ impl Walker {
             Frame::Seq { next } => {
                 let p = format!("{path}[{next}]");
                 *next += 1;
-                self.spots
-                    .entry(p.clone())
-                    .or_insert((mark.line(), mark.col() + 1));
+                self.spots.entry(p.clone()).or_insert((mark.line(), mark.col() + 1));
                 Some(p)
             }
         }
@@ -98,17 +86,12 @@ impl MarkedEventReceiver for Walker {
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
             }
-            Event::Scalar(..)
-            | Event::Alias(..)
-            | Event::MappingStart(..)
-            | Event::SequenceStart(..) => {
+            Event::Scalar(..) | Event::Alias(..) | Event::MappingStart(..) | Event::SequenceStart(..) => {
                 let Some(path) = self.child_path(&ev, mark) else {
                     return;
                 };
                 match ev {
-                    Event::MappingStart(..) => {
-                        self.stack.push((Frame::Map { pending_key: None }, path))
-                    }
+                    Event::MappingStart(..) => self.stack.push((Frame::Map { pending_key: None }, path)),
                     Event::SequenceStart(..) => self.stack.push((Frame::Seq { next: 0 }, path)),
                     _ => {}
                 }

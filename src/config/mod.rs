@@ -73,11 +73,7 @@ pub(crate) struct Errors<'a> {
 
 impl<'a> Errors<'a> {
     fn new(file: &'a Path, locations: &'a Locations) -> Self {
-        Errors {
-            file,
-            locations,
-            list: Vec::new(),
-        }
+        Errors { file, locations, list: Vec::new() }
     }
 
     /// Records an error at a YAML path.
@@ -103,12 +99,7 @@ impl<'a> Errors<'a> {
 /// Reads, checks and builds the config in `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let whole = |message: String| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            position: None,
-            path: String::new(),
-            message,
-        }])
+        ConfigErrors(vec![ConfigError { file: path.to_path_buf(), position: None, path: String::new(), message }])
     };
     let text = std::fs::read_to_string(path).map_err(|e| whole(format!("cannot read: {e}")))?;
     load_str(&text, path)
@@ -143,10 +134,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         Ok(f) => f,
         Err(e) => {
             let p = e.path().to_string();
-            errors.at(
-                if p == "." { String::new() } else { p },
-                e.into_inner().to_string(),
-            );
+            errors.at(if p == "." { String::new() } else { p }, e.into_inner().to_string());
             return Err(ConfigErrors(errors.list));
         }
     };

@@ -89,6 +89,10 @@ pub struct ListenerSpec {
     pub http2: bool,
     /// Filters run before every route's own.
     pub filters: FilterChain,
+    /// Answer every request with a 308 to `https://` on this port instead of routing it.
+    pub redirect_https: Option<u16>,
+    /// Send the verified client certificate's identity upstream in this header.
+    pub forward_client_cert: Option<HeaderName>,
 }
 
 /// TLS termination: certificate files, checked to exist at load.

@@ -39,6 +39,8 @@ pub struct Ctx {
     pub reject: Option<Reject>,
     /// The error code of a response Portico made itself, for the access log.
     pub error: Option<&'static str>,
+    /// The verified client certificate's identity, on mTLS listeners.
+    pub client_cert: Option<crate::tls::ClientIdentity>,
 }
 
 impl Ctx {
@@ -47,10 +49,7 @@ impl Ctx {
         Ctx {
             runtime: None,
             listener: None,
-            filter: RequestCtx {
-                listener,
-                ..Default::default()
-            },
+            filter: RequestCtx { listener, ..Default::default() },
             route: None,
             trace: TraceContext::default(),
             started: Instant::now(),
@@ -62,6 +61,7 @@ impl Ctx {
             upstream_time: None,
             reject: None,
             error: None,
+            client_cert: None,
         }
     }
 

@@ -8,14 +8,8 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) that never cross a proxy.
-const HOP_BY_HOP: [&str; 6] = [
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "proxy-authenticate",
-    "proxy-authorization",
-];
+const HOP_BY_HOP: [&str; 6] =
+    ["keep-alive", "proxy-connection", "te", "trailer", "proxy-authenticate", "proxy-authorization"];
 
 /// Removes `Connection` and the headers it names, and the fixed hop-by-hop set. An upgrade
 /// request (WebSocket) keeps `Connection: upgrade` and `Upgrade` so Pingora can tunnel it.
@@ -38,11 +32,7 @@ fn strip_hop_by_hop(headers: &http::HeaderMap, keep_upgrade: bool) -> Vec<Header
 }
 
 /// Prepares the request header that goes upstream.
-pub fn prepare_upstream_request(
-    session: &Session,
-    req: &mut RequestHeader,
-    ctx: &Ctx,
-) -> pingora::Result<()> {
+pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> pingora::Result<()> {
     let upgrade = session.as_downstream().is_upgrade_req();
 
     // Hop-by-hop headers.
@@ -63,10 +53,7 @@ pub fn prepare_upstream_request(
     if let Some(rw) = ctx.route.as_ref().and_then(|r| r.rewrite.as_ref()) {
         let path = req.uri.path();
         let stripped = match &rw.strip_prefix {
-            Some(p)
-                if path.starts_with(p.as_str())
-                    && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/') =>
-            {
+            Some(p) if path.starts_with(p.as_str()) && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/') => {
                 &path[p.len()..]
             }
             _ => path,
@@ -92,17 +79,10 @@ pub fn prepare_upstream_request(
     }
 
     // X-Forwarded-*: replaced at the edge, appended to on internal hops.
-    let internal = ctx
-        .listener
-        .as_ref()
-        .is_some_and(|l| l.role == Role::Internal);
+    let internal = ctx.listener.as_ref().is_some_and(|l| l.role == Role::Internal);
     if let Some(ip) = ctx.filter.client_ip {
         let ip = ip.to_string();
-        let xff = match req
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
+        let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(prev) if internal && !prev.is_empty() => format!("{prev}, {ip}"),
             _ => ip,
         };
@@ -118,18 +98,20 @@ pub fn prepare_upstream_request(
             .headers
             .get(header::HOST)
             .cloned()
-            .or_else(|| {
-                session
-                    .req_header()
-                    .uri
-                    .authority()
-                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            });
+            .or_else(|| session.req_header().uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
         match host {
             Some(h) => req.insert_header("x-forwarded-host", h)?,
             None => {
                 req.remove_header("x-forwarded-host");
             }
+        }
+    }
+
+    // The client certificate's identity, on listeners that forward it; never a client's own value.
+    if let Some(name) = ctx.listener.as_ref().and_then(|l| l.forward_client_cert.as_ref()) {
+        req.remove_header(name);
+        if let Some(id) = &ctx.client_cert {
+            req.insert_header(name.clone(), id.header_value())?;
         }
     }
 

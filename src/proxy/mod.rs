@@ -59,15 +59,11 @@ fn classify(e: &Error) -> (u16, &'static str, &'static str) {
         HTTPStatus(413) => (413, "payload_too_large", "request body too large"),
         HTTPStatus(code) if *code >= 500 => (*code, "upstream_error", "the upstream failed"),
         HTTPStatus(code) => (*code, "bad_request", "the request was refused"),
-        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => (
-            504,
-            "upstream_timeout",
-            "the upstream did not answer in time",
-        ),
-        ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure
-        | ConnectProxyFailure | InvalidCert | HandshakeError => {
-            (502, "bad_gateway", "could not connect to the upstream")
+        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => {
+            (504, "upstream_timeout", "the upstream did not answer in time")
         }
+        ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure | ConnectProxyFailure | InvalidCert
+        | HandshakeError => (502, "bad_gateway", "could not connect to the upstream"),
         _ => match e.esource() {
             ErrorSource::Upstream => (502, "bad_gateway", "the upstream connection failed"),
             ErrorSource::Downstream => match e.etype() {
@@ -115,12 +111,17 @@ impl ProxyHttp for Portico {
             _ => telemetry::new_request_id(),
         };
         // Trace context: continued with a new span id, or started.
-        ctx.trace =
-            TraceContext::continue_or_start(req.headers.get("traceparent").map(|v| v.as_bytes()));
-        ctx.filter.client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+        ctx.trace = TraceContext::continue_or_start(req.headers.get("traceparent").map(|v| v.as_bytes()));
+        ctx.filter.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        // Identity from a verified client certificate (recorded at the end of the handshake).
+        let identity = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|s| s.extension.get::<crate::tls::ClientIdentity>());
+        if let Some(id) = identity {
+            ctx.filter.identity = id.primary().map(str::to_string);
+            ctx.client_cert = Some(id.clone());
+        }
         Ok(())
     }
 
@@ -128,6 +129,20 @@ impl ProxyHttp for Portico {
         let Some(runtime) = ctx.runtime.clone() else {
             return Error::e_explain(ErrorType::InternalError, "no runtime config");
         };
+        // 0. A plain listener that only redirects to HTTPS.
+        if let Some(port) = ctx.listener.as_ref().and_then(|l| l.redirect_https) {
+            let req = session.req_header();
+            let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host());
+            let host = strip_port(host.unwrap_or("localhost"));
+            let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let location =
+                if port == 443 { format!("https://{host}{path}") } else { format!("https://{host}:{port}{path}") };
+            let reject =
+                Reject::new(308, "https_required", format!("use {location}")).with_header(header::LOCATION, &location);
+            respond::reject(session, ctx, &reject).await?;
+            return Ok(true);
+        }
+
         // 1. Route.
         let req = session.req_header();
         let host_header = req.headers.get(header::HOST).and_then(|h| h.to_str().ok());
@@ -140,23 +155,13 @@ impl ProxyHttp for Portico {
             query: req.uri.query(),
             headers: &req.headers,
         };
-        let found = match runtime
-            .router
-            .listener(&self.listener)
-            .map(|r| r.find(&view))
-        {
+        let found = match runtime.router.listener(&self.listener).map(|r| r.find(&view)) {
             Some(RouteMatch::Found(route)) => Ok(route.clone()),
-            Some(RouteMatch::MethodNotAllowed(allow)) => Err(Reject::new(
-                405,
-                "method_not_allowed",
-                format!("method not allowed here; allowed: {allow}"),
-            )
-            .with_header(header::ALLOW, &allow)),
-            _ => Err(Reject::new(
-                404,
-                "not_found",
-                "no route matches this request",
-            )),
+            Some(RouteMatch::MethodNotAllowed(allow)) => {
+                Err(Reject::new(405, "method_not_allowed", format!("method not allowed here; allowed: {allow}"))
+                    .with_header(header::ALLOW, &allow))
+            }
+            _ => Err(Reject::new(404, "not_found", "no route matches this request")),
         };
         let route = match found {
             Ok(route) => route,
@@ -169,11 +174,7 @@ impl ProxyHttp for Portico {
         ctx.route = Some(route.clone());
 
         // 2. The listener's filters, then the route's.
-        let listener_chain = ctx
-            .listener
-            .as_ref()
-            .map(|l| l.filters.clone())
-            .unwrap_or_default();
+        let listener_chain = ctx.listener.as_ref().map(|l| l.filters.clone()).unwrap_or_default();
         for chain in [&listener_chain, &route.filters] {
             match chain.request(session, &mut ctx.filter).await? {
                 Flow::Continue => {}
@@ -200,20 +201,12 @@ impl ProxyHttp for Portico {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let chains = [
-            ctx.listener.as_ref().map(|l| l.filters.clone()),
-            ctx.route.as_ref().map(|r| r.filters.clone()),
-        ];
+        let chains = [ctx.listener.as_ref().map(|l| l.filters.clone()), ctx.route.as_ref().map(|r| r.filters.clone())];
         for chain in chains.into_iter().flatten() {
-            if let Flow::Reject(r) =
-                chain.request_body(body.as_ref(), end_of_stream, &mut ctx.filter)
-            {
+            if let Flow::Reject(r) = chain.request_body(body.as_ref(), end_of_stream, &mut ctx.filter) {
                 let status = r.status;
                 ctx.reject = Some(r);
-                return Error::e_explain(
-                    ErrorType::HTTPStatus(status),
-                    "refused by a request body filter",
-                );
+                return Error::e_explain(ErrorType::HTTPStatus(status), "refused by a request body filter");
             }
         }
         Ok(())
@@ -224,11 +217,7 @@ impl ProxyHttp for Portico {
             return Error::e_explain(ErrorType::InternalError, "no route at upstream selection");
         };
         // 1. Which pool: a filter's choice, else the route's (weighted when split).
-        let listener_chain = ctx
-            .listener
-            .as_ref()
-            .map(|l| l.filters.clone())
-            .unwrap_or_default();
+        let listener_chain = ctx.listener.as_ref().map(|l| l.filters.clone()).unwrap_or_default();
         let chosen = listener_chain
             .upstream_select(session, &mut ctx.filter)
             .or_else(|| route.filters.upstream_select(session, &mut ctx.filter));
@@ -237,18 +226,11 @@ impl ProxyHttp for Portico {
             (None, Action::Upstream(name)) => name.clone(),
             (None, Action::Split(parts)) => pick_weighted(parts),
             (None, Action::Respond(_)) => {
-                return Error::e_explain(
-                    ErrorType::InternalError,
-                    "respond route reached upstream selection",
-                )
+                return Error::e_explain(ErrorType::InternalError, "respond route reached upstream selection")
             }
         };
         let Some(pool) = runtime.pools.get(&name).cloned() else {
-            ctx.reject = Some(Reject::new(
-                502,
-                "bad_gateway",
-                format!("no upstream named \"{name}\""),
-            ));
+            ctx.reject = Some(Reject::new(502, "bad_gateway", format!("no upstream named \"{name}\"")));
             return Error::e_explain(ErrorType::HTTPStatus(502), "unknown upstream");
         };
 
@@ -275,23 +257,16 @@ impl ProxyHttp for Portico {
         let selected = pool.select(key, &ctx.tried);
         ctx.pool = Some(pool.clone());
         let Some(backend) = selected else {
-            ctx.reject = Some(Reject::new(
-                503,
-                "no_healthy_upstream",
-                format!("upstream \"{name}\" has no healthy target"),
-            ));
+            ctx.reject =
+                Some(Reject::new(503, "no_healthy_upstream", format!("upstream \"{name}\" has no healthy target")));
             return Error::e_explain(ErrorType::HTTPStatus(503), "no healthy target");
         };
 
         // 3. The peer: target plus the upstream's timeouts and TLS, bounded by the route's timeout.
-        let mut peer = build_peer(&pool.spec, &backend);
+        let mut peer = build_peer(&pool, &backend);
         if let Some(limit) = route.timeout {
             let o = &mut peer.options;
-            for t in [
-                &mut o.connection_timeout,
-                &mut o.read_timeout,
-                &mut o.write_timeout,
-            ] {
+            for t in [&mut o.connection_timeout, &mut o.read_timeout, &mut o.write_timeout] {
                 *t = Some(t.map_or(limit, |t| t.min(limit)));
             }
         }
@@ -302,17 +277,9 @@ impl ProxyHttp for Portico {
         Ok(peer)
     }
 
-    fn fail_to_connect(
-        &self,
-        session: &mut Session,
-        _peer: &HttpPeer,
-        ctx: &mut Ctx,
-        mut e: Box<Error>,
-    ) -> Box<Error> {
+    fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
         if let Some(pool) = &ctx.pool {
-            self.shared
-                .metrics
-                .upstream_error(&pool.spec.name, upstream_error_kind(&e));
+            self.shared.metrics.upstream_error(&pool.spec.name, upstream_error_kind(&e));
         }
         let retry = ctx.route.as_ref().and_then(|r| r.retry.as_ref());
         let allowed = retry.is_some_and(|r| {
@@ -320,9 +287,7 @@ impl ProxyHttp for Portico {
                 "timeout" => r.on_timeout || r.on_connect_error,
                 _ => r.on_connect_error,
             };
-            kind_ok
-                && ctx.retries < r.attempts
-                && (r.non_idempotent || session.req_header().method.is_idempotent())
+            kind_ok && ctx.retries < r.attempts && (r.non_idempotent || session.req_header().method.is_idempotent())
         });
         if allowed {
             ctx.retries += 1;
@@ -342,13 +307,10 @@ impl ProxyHttp for Portico {
         client_reused: bool,
     ) -> Box<Error> {
         if let Some(pool) = &ctx.pool {
-            self.shared
-                .metrics
-                .upstream_error(&pool.spec.name, upstream_error_kind(&e));
+            self.shared.metrics.upstream_error(&pool.spec.name, upstream_error_kind(&e));
         }
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
-        {
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
         } else {
             e.retry.decide_reuse(client_reused);
@@ -363,16 +325,10 @@ impl ProxyHttp for Portico {
         ctx: &mut Ctx,
     ) -> Result<()> {
         forward::prepare_upstream_request(session, upstream_request, ctx)?;
-        let listener_chain = ctx
-            .listener
-            .as_ref()
-            .map(|l| l.filters.clone())
-            .unwrap_or_default();
+        let listener_chain = ctx.listener.as_ref().map(|l| l.filters.clone()).unwrap_or_default();
         listener_chain.upstream_request(upstream_request, &mut ctx.filter)?;
         if let Some(route) = ctx.route.clone() {
-            route
-                .filters
-                .upstream_request(upstream_request, &mut ctx.filter)?;
+            route.filters.upstream_request(upstream_request, &mut ctx.filter)?;
         }
         Ok(())
     }
@@ -404,10 +360,7 @@ impl ProxyHttp for Portico {
                 let (status, code, message) = classify(e);
                 if status == 0 {
                     ctx.error = Some(code);
-                    return FailToProxy {
-                        error_code: 0,
-                        can_reuse_downstream: false,
-                    };
+                    return FailToProxy { error_code: 0, can_reuse_downstream: false };
                 }
                 Reject::new(status, code, message)
             }
@@ -420,56 +373,34 @@ impl ProxyHttp for Portico {
         } else {
             ctx.error = Some(reject.error);
         }
-        FailToProxy {
-            error_code: status,
-            can_reuse_downstream: false,
-        }
+        FailToProxy { error_code: status, can_reuse_downstream: false }
     }
 
     fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _error: &Error) -> bool {
         // Refusals by filters are expected outcomes, not proxy errors.
-        ctx.error
-            .is_some_and(|c| c != "upstream_error" && c != "internal_error")
+        ctx.error.is_some_and(|c| c != "upstream_error" && c != "internal_error")
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         if ctx.in_flight {
             self.shared.metrics.in_flight().dec();
         }
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(0);
+        let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
         let elapsed = ctx.started.elapsed();
         let req = session.req_header();
         if let Some(runtime) = &ctx.runtime {
             let m = match &ctx.route {
-                Some(r) => runtime
-                    .route_metrics
-                    .get(r.index)
-                    .unwrap_or(&runtime.unrouted_metrics),
+                Some(r) => runtime.route_metrics.get(r.index).unwrap_or(&runtime.unrouted_metrics),
                 None => &runtime.unrouted_metrics,
             };
-            m.observe(
-                &req.method,
-                if status == 0 { 499 } else { status },
-                elapsed.as_secs_f64(),
-            );
+            m.observe(&req.method, if status == 0 { 499 } else { status }, elapsed.as_secs_f64());
         }
         if !self.shared.access_log.enabled() {
             return;
         }
-        let client = session
-            .client_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let client = session.client_addr().map(|a| a.to_string()).unwrap_or_default();
         let target = ctx.target().map(|a| a.to_string());
-        let host = req
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri.host())
-            .unwrap_or("");
+        let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host()).unwrap_or("");
         let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let error = ctx.error.or_else(|| e.map(upstream_error_kind));
         let time = telemetry::now_rfc3339();
@@ -511,10 +442,7 @@ fn pick_weighted(parts: &[(Arc<str>, u32)]) -> Arc<str> {
         }
         roll -= w;
     }
-    parts
-        .last()
-        .map(|(n, _)| n.clone())
-        .unwrap_or_else(|| Arc::from(""))
+    parts.last().map(|(n, _)| n.clone()).unwrap_or_else(|| Arc::from(""))
 }
 
 fn cookie<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {

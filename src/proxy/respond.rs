@@ -18,18 +18,12 @@ struct ErrorBody<'a> {
 
 /// Writes a refusal as `{"error", "message", "request_id"}` with its status and headers.
 pub async fn reject(session: &mut Session, ctx: &mut Ctx, r: &Reject) -> pingora::Result<()> {
-    let body = serde_json::to_vec(&ErrorBody {
-        error: r.error,
-        message: &r.message,
-        request_id: &ctx.filter.request_id,
-    })
-    .unwrap_or_default();
+    let body =
+        serde_json::to_vec(&ErrorBody { error: r.error, message: &r.message, request_id: &ctx.filter.request_id })
+            .unwrap_or_default();
     ctx.error = Some(r.error);
     let mut headers = Vec::with_capacity(r.headers.len() + 1);
-    headers.push((
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    ));
+    headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
     headers.extend(r.headers.iter().cloned());
     write(session, ctx, r.status, &headers, Bytes::from(body)).await
 }
@@ -49,9 +43,7 @@ pub async fn write(
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     super::decorate_response(&mut resp, ctx)?;
     let head_only = session.req_header().method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(resp), head_only || body.is_empty())
-        .await?;
+    session.write_response_header(Box::new(resp), head_only || body.is_empty()).await?;
     if !head_only && !body.is_empty() {
         session.write_response_body(Some(body), true).await?;
     }

@@ -24,22 +24,11 @@ impl DnsDiscovery {
 #[async_trait]
 impl ServiceDiscovery for DnsDiscovery {
     async fn discover(&self) -> pingora::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
-        let addrs = tokio::net::lookup_host((self.spec.name.as_str(), self.spec.port))
-            .await
-            .map_err(|e| {
-                pingora::Error::because(
-                    pingora::ErrorType::ConnectNoRoute,
-                    format!("resolving {}", self.spec.name),
-                    e,
-                )
-            })?;
-        let mut set: BTreeSet<Backend> = addrs
-            .map(|a| Backend {
-                addr: PingoraAddr::Inet(a),
-                weight: 1,
-                ext: Default::default(),
-            })
-            .collect();
+        let addrs = tokio::net::lookup_host((self.spec.name.as_str(), self.spec.port)).await.map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::ConnectNoRoute, format!("resolving {}", self.spec.name), e)
+        })?;
+        let mut set: BTreeSet<Backend> =
+            addrs.map(|a| Backend { addr: PingoraAddr::Inet(a), weight: 1, ext: Default::default() }).collect();
         set.extend(self.fixed.iter().map(|t| Backend {
             addr: PingoraAddr::Inet(t.addr),
             weight: t.weight,

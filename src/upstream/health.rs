@@ -33,9 +33,7 @@ impl BackgroundService for HealthSupervisor {
         loop {
             let runtime = self.shared.runtime.load_full();
             for pool in runtime.pools.iter() {
-                if pool.claim_supervision()
-                    && (pool.spec.health.is_some() || pool.spec.dns.is_some())
-                {
+                if pool.claim_supervision() && (pool.spec.health.is_some() || pool.spec.dns.is_some()) {
                     tokio::spawn(supervise(Arc::downgrade(pool), self.shared.clone()));
                 }
             }
@@ -65,17 +63,10 @@ async fn supervise(pool: Weak<Pool>, shared: Arc<Shared>) {
                 p.run_health_check().await;
                 h.interval
             }
-            None => p
-                .spec
-                .dns
-                .as_ref()
-                .map(|d| d.refresh)
-                .unwrap_or(Duration::from_secs(5)),
+            None => p.spec.dns.as_ref().map(|d| d.refresh).unwrap_or(Duration::from_secs(5)),
         };
         for (addr, healthy) in p.health() {
-            shared
-                .metrics
-                .set_target_health(&p.spec.name, addr, healthy);
+            shared.metrics.set_target_health(&p.spec.name, addr, healthy);
         }
         drop(p);
         tokio::time::sleep(interval).await;

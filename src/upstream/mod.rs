@@ -41,6 +41,8 @@ pub struct Pool {
     /// The validated config this pool was built from.
     pub spec: Arc<UpstreamSpec>,
     balancer: Balancer,
+    /// Parsed CA and client certificate for TLS to the targets.
+    pub tls: Option<crate::tls::UpstreamTlsMaterial>,
     /// Set once a health/discovery task runs for this pool.
     supervised: AtomicBool,
 }
@@ -57,22 +59,21 @@ const MAX_ITERATIONS: usize = 256;
 impl Pool {
     /// Builds the balancer with its static targets (or DNS discovery) and health check.
     pub fn new(spec: Arc<UpstreamSpec>) -> Self {
-        let discovery: Box<dyn pingora::lb::discovery::ServiceDiscovery + Send + Sync> =
-            match &spec.dns {
-                Some(dns) => Box::new(dns::DnsDiscovery::new(dns.clone(), spec.targets.clone())),
-                None => {
-                    let set: BTreeSet<Backend> = spec
-                        .targets
-                        .iter()
-                        .map(|t| Backend {
-                            addr: pingora::protocols::l4::socket::SocketAddr::Inet(t.addr),
-                            weight: t.weight,
-                            ext: Default::default(),
-                        })
-                        .collect();
-                    discovery::Static::new(set)
-                }
-            };
+        let discovery: Box<dyn pingora::lb::discovery::ServiceDiscovery + Send + Sync> = match &spec.dns {
+            Some(dns) => Box::new(dns::DnsDiscovery::new(dns.clone(), spec.targets.clone())),
+            None => {
+                let set: BTreeSet<Backend> = spec
+                    .targets
+                    .iter()
+                    .map(|t| Backend {
+                        addr: pingora::protocols::l4::socket::SocketAddr::Inet(t.addr),
+                        weight: t.weight,
+                        ext: Default::default(),
+                    })
+                    .collect();
+                discovery::Static::new(set)
+            }
+        };
         let mut backends = Backends::new(discovery);
         if let Some(h) = &spec.health {
             backends.set_health_check(health_check(&spec, h));
@@ -82,11 +83,14 @@ impl Pool {
             Balance::Random => Balancer::Random(LoadBalancer::from_backends(backends)),
             Balance::ConsistentHash => Balancer::Hash(LoadBalancer::from_backends(backends)),
         };
-        Pool {
-            spec,
-            balancer,
-            supervised: AtomicBool::new(false),
-        }
+        // The files were checked when the config loaded; a failure here means they changed since.
+        let tls = spec.tls.as_ref().map(|t| {
+            crate::tls::UpstreamTlsMaterial::load(t).unwrap_or_else(|e| {
+                log::error!("upstream {}: {e}", spec.name);
+                Default::default()
+            })
+        });
+        Pool { spec, balancer, tls, supervised: AtomicBool::new(false) }
     }
 
     /// A healthy target for `key` (the hash key; ignored by round robin and random), skipping
@@ -144,11 +148,7 @@ fn health_check(
             hc.peer_template.options.connection_timeout = Some(h.timeout);
             hc
         }
-        HealthKind::Http {
-            path,
-            expect_status,
-            host,
-        } => {
+        HealthKind::Http { path, expect_status, host } => {
             let tls = spec.tls.is_some();
             let mut hc = HttpHealthCheck::new(host, tls);
             hc.consecutive_success = h.healthy_after;
@@ -156,7 +156,8 @@ fn health_check(
             hc.peer_template.options.connection_timeout = Some(h.timeout);
             hc.peer_template.options.read_timeout = Some(h.timeout);
             if let Some(t) = &spec.tls {
-                peer::apply_tls(&mut hc.peer_template, t);
+                let material = crate::tls::UpstreamTlsMaterial::load(t).unwrap_or_default();
+                peer::apply_tls(&mut hc.peer_template, t, &material);
             }
             if let Ok(mut req) = RequestHeader::build("GET", path.as_bytes(), None) {
                 let _ = req.insert_header("Host", host.as_str());
@@ -169,10 +170,7 @@ fn health_check(
                     Ok(())
                 } else {
                     Error::e_explain(
-                        ErrorType::CustomCode(
-                            "unexpected health check status",
-                            resp.status.as_u16(),
-                        ),
+                        ErrorType::CustomCode("unexpected health check status", resp.status.as_u16()),
                         format!("expected {expect}"),
                     )
                 }
@@ -194,10 +192,7 @@ impl Pools {
     pub async fn build(specs: &[Arc<UpstreamSpec>], previous: Option<&Pools>) -> Self {
         let mut by_name = HashMap::with_capacity(specs.len());
         for spec in specs {
-            let reused = previous
-                .and_then(|p| p.by_name.get(&spec.name))
-                .filter(|old| *old.spec == **spec)
-                .cloned();
+            let reused = previous.and_then(|p| p.by_name.get(&spec.name)).filter(|old| *old.spec == **spec).cloned();
             let pool = match reused {
                 Some(pool) => pool,
                 None => {

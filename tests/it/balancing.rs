@@ -11,27 +11,15 @@ async fn count(p: &Portico, n: usize, header: Option<(&str, String)>) -> HashMap
         if let Some((k, v)) = &header {
             req = req.header(*k, v.as_str());
         }
-        let body: serde_json::Value = req
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
-        *counts
-            .entry(body["instance"].as_str().unwrap_or("?").to_string())
-            .or_default() += 1;
+        let body: serde_json::Value = req.send().await.expect("request").json().await.expect("json");
+        *counts.entry(body["instance"].as_str().unwrap_or("?").to_string()).or_default() += 1;
     }
     counts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_and_weights_share_traffic_as_configured() {
-    let (a, b, c) = (
-        Origin::start("a").await,
-        Origin::start("b").await,
-        Origin::start("c").await,
-    );
+    let (a, b, c) = (Origin::start("a").await, Origin::start("b").await, Origin::start("c").await);
     let p = Portico::start(&format!(
         r#"
 listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
@@ -66,19 +54,12 @@ routes:
     let counts = count(&p, 400, None).await;
     let heavy = counts.get("c").copied().unwrap_or(0) as f64 / 400.0;
     // Expected 0.75; 400 draws give a standard deviation of about 0.022.
-    assert!(
-        (0.65..=0.85).contains(&heavy),
-        "weight 3 target got {heavy:.2} of traffic: {counts:?}"
-    );
+    assert!((0.65..=0.85).contains(&heavy), "weight 3 target got {heavy:.2} of traffic: {counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_hash_sticks_a_key_to_one_target() {
-    let origins = [
-        Origin::start("a").await,
-        Origin::start("b").await,
-        Origin::start("c").await,
-    ];
+    let origins = [Origin::start("a").await, Origin::start("b").await, Origin::start("c").await];
     let p = Portico::start(&format!(
         r#"
 listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]

@@ -13,15 +13,8 @@ fn check(yaml: &str) -> (bool, String) {
         .env("PORTICO_TEST_KEY", "k-123")
         .output()
         .expect("run portico -t");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        out.status.success(),
-        text.replace(&path.display().to_string(), "FILE"),
-    )
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text.replace(&path.display().to_string(), "FILE"))
 }
 
 #[test]
@@ -35,12 +28,7 @@ fn the_shipped_configs_are_valid() {
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .output()
                 .expect("run");
-            assert!(
-                out.status.success(),
-                "{} is invalid:\n{}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "{} is invalid:\n{}", path.display(), String::from_utf8_lossy(&out.stderr));
         }
     }
 }
@@ -61,9 +49,7 @@ fn an_unknown_upstream_is_named_with_its_position() {
     );
     assert!(!ok);
     assert!(
-        text.contains(
-            "FILE:10:5: routes[2].upstream: no upstream named \"userz\" (known: orders, users)"
-        ),
+        text.contains("FILE:10:5: routes[2].upstream: no upstream named \"userz\" (known: orders, users)"),
         "{text}"
     );
 }
@@ -74,18 +60,9 @@ fn every_error_is_reported_not_just_the_first() {
         "listeners: [{name: web, listen: \"nonsense\"}]\nupstreams: {u: {targets: [\"127.0.0.1:9\"]}}\nroutes:\n  - {name: a, upstream: nope}\n  - {name: b, upstream: u, match: {path_regex: \"([\"}}\n",
     );
     assert!(!ok);
-    assert!(
-        text.contains("listeners[0].listen: \"nonsense\" is not a host:port address"),
-        "{text}"
-    );
-    assert!(
-        text.contains("routes[0].upstream: no upstream named \"nope\""),
-        "{text}"
-    );
-    assert!(
-        text.contains("routes[1].match.path_regex: invalid regex"),
-        "{text}"
-    );
+    assert!(text.contains("listeners[0].listen: \"nonsense\" is not a host:port address"), "{text}");
+    assert!(text.contains("routes[0].upstream: no upstream named \"nope\""), "{text}");
+    assert!(text.contains("routes[1].match.path_regex: invalid regex"), "{text}");
 }
 
 #[test]
@@ -93,35 +70,23 @@ fn unknown_keys_and_bad_types_are_errors() {
     let (ok, text) = check("listeners: [{name: web, listen: \"127.0.0.1:0\", rol: edge}]\n");
     assert!(!ok);
     assert!(
-        text.contains("FILE:1:")
-            && text.contains("listeners[0]")
-            && text.contains("unknown field `rol`"),
+        text.contains("FILE:1:") && text.contains("listeners[0]") && text.contains("unknown field `rol`"),
         "{text}"
     );
 
-    let (ok, text) =
-        check("server: {threads: many}\nlisteners: [{name: web, listen: \"127.0.0.1:0\"}]\n");
+    let (ok, text) = check("server: {threads: many}\nlisteners: [{name: web, listen: \"127.0.0.1:0\"}]\n");
     assert!(!ok);
-    assert!(
-        text.contains("FILE:1:") && text.contains("server.threads"),
-        "{text}"
-    );
+    assert!(text.contains("FILE:1:") && text.contains("server.threads"), "{text}");
+
+    let (ok, text) = check("listeners: [{name: web, listen: \"127.0.0.1:0\", filters: [{no_such_filter: {}}]}]\n");
+    assert!(!ok);
+    assert!(text.contains("listeners[0].filters[0].no_such_filter: unknown filter"), "{text}");
 
     let (ok, text) = check(
-        "listeners: [{name: web, listen: \"127.0.0.1:0\", filters: [{no_such_filter: {}}]}]\n",
+        "listeners: [{name: web, listen: \"127.0.0.1:0\", filters: [{ip_restrict: {allow: [\"10.0.0.0/33\"]}}]}]\n",
     );
     assert!(!ok);
-    assert!(
-        text.contains("listeners[0].filters[0].no_such_filter: unknown filter"),
-        "{text}"
-    );
-
-    let (ok, text) = check("listeners: [{name: web, listen: \"127.0.0.1:0\", filters: [{ip_restrict: {allow: [\"10.0.0.0/33\"]}}]}]\n");
-    assert!(!ok);
-    assert!(
-        text.contains("listeners[0].filters[0].ip_restrict.allow[0]"),
-        "{text}"
-    );
+    assert!(text.contains("listeners[0].filters[0].ip_restrict.allow[0]"), "{text}");
 }
 
 #[test]
@@ -132,9 +97,7 @@ fn a_missing_environment_variable_is_an_error() {
     assert!(!ok);
     assert!(
         text.contains("FILE:3:")
-            && text.contains(
-                "consumers[0].api_keys[0]: environment variable PORTICO_TEST_MISSING is not set"
-            ),
+            && text.contains("consumers[0].api_keys[0]: environment variable PORTICO_TEST_MISSING is not set"),
         "{text}"
     );
 }
@@ -143,8 +106,5 @@ fn a_missing_environment_variable_is_an_error() {
 fn invalid_yaml_names_the_line() {
     let (ok, text) = check("listeners: [\n  {name: web\n");
     assert!(!ok);
-    assert!(
-        text.contains("invalid YAML") && text.contains("FILE:"),
-        "{text}"
-    );
+    assert!(text.contains("invalid YAML") && text.contains("FILE:"), "{text}");
 }

@@ -28,75 +28,42 @@ routes:
         let label = b_label.clone();
         let url = p.admin_url("/metrics");
         async move {
-            let text = client()
-                .get(url)
-                .send()
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
+            let text = client().get(url).send().await.expect("metrics").text().await.expect("text");
             metric(&text, "portico_upstream_target_healthy", &label)
         }
     };
-    eventually(Duration::from_secs(5), "b reported healthy", || async {
-        healthy(&p).await == 1.0
-    })
-    .await;
+    eventually(Duration::from_secs(5), "b reported healthy", || async { healthy(&p).await == 1.0 }).await;
 
     // b crashes: once it is marked down, no request fails and all go to a.
     b.stop().await;
-    eventually(Duration::from_secs(5), "b marked unhealthy", || async {
-        healthy(&p).await == 0.0
-    })
-    .await;
+    eventually(Duration::from_secs(5), "b marked unhealthy", || async { healthy(&p).await == 0.0 }).await;
     let c = client();
     for i in 0..40 {
         let r = c.get(p.url("web", "/x")).send().await.expect("request");
-        assert_eq!(
-            r.status(),
-            200,
-            "request {i} failed after b was marked down"
-        );
+        assert_eq!(r.status(), 200, "request {i} failed after b was marked down");
         let body: serde_json::Value = r.json().await.expect("json");
         assert_eq!(body["instance"], "a");
     }
 
     // b comes back: it is checked healthy again and receives traffic.
     b.restart().await;
-    eventually(Duration::from_secs(5), "b marked healthy again", || async {
-        healthy(&p).await == 1.0
-    })
-    .await;
+    eventually(Duration::from_secs(5), "b marked healthy again", || async { healthy(&p).await == 1.0 }).await;
     let mut b_hits = 0;
     for _ in 0..20 {
-        let body: serde_json::Value = c
-            .get(p.url("web", "/x"))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("json");
+        let body: serde_json::Value =
+            c.get(p.url("web", "/x")).send().await.expect("request").json().await.expect("json");
         if body["instance"] == "b" {
             b_hits += 1;
         }
     }
-    assert!(
-        b_hits >= 5,
-        "b got {b_hits} of 20 requests after it recovered"
-    );
+    assert!(b_hits >= 5, "b got {b_hits} of 20 requests after it recovered");
 
     // Every target down: 503 JSON.
     a.set_healthy(false);
     b.set_healthy(false);
-    eventually(
-        Duration::from_secs(5),
-        "all targets down gives 503",
-        || async {
-            let (status, body) = get_json(&p.url("web", "/x")).await;
-            status == 503 && body["error"] == "no_healthy_upstream"
-        },
-    )
+    eventually(Duration::from_secs(5), "all targets down gives 503", || async {
+        let (status, body) = get_json(&p.url("web", "/x")).await;
+        status == 503 && body["error"] == "no_healthy_upstream"
+    })
     .await;
 }

@@ -1,6 +1,7 @@
 //! Portico's integration tests: each module tells one part of a user's story against the real
 //! `portico` binary, real origins on OS-picked ports and a real HTTP client.
 
+mod pki;
 mod support;
 
 mod balancing;
@@ -9,4 +10,5 @@ mod health;
 mod observability;
 mod reload;
 mod routing;
+mod tls;
 mod traffic_basics;

@@ -26,70 +26,23 @@ async fn metrics_count_what_was_sent() {
     let p = Portico::start(&config(&a)).await;
     let c = client();
     for _ in 0..7 {
-        assert_eq!(
-            c.get(p.url("web", "/echo/x"))
-                .send()
-                .await
-                .expect("req")
-                .status(),
-            200
-        );
+        assert_eq!(c.get(p.url("web", "/echo/x")).send().await.expect("req").status(), 200);
     }
     for _ in 0..3 {
-        assert_eq!(
-            c.post(p.url("web", "/echo/y"))
-                .body("hi")
-                .send()
-                .await
-                .expect("req")
-                .status(),
-            200
-        );
+        assert_eq!(c.post(p.url("web", "/echo/y")).body("hi").send().await.expect("req").status(), 200);
     }
     for _ in 0..2 {
-        assert_eq!(
-            c.get(p.url("web", "/missing"))
-                .send()
-                .await
-                .expect("req")
-                .status(),
-            404
-        );
+        assert_eq!(c.get(p.url("web", "/missing")).send().await.expect("req").status(), 404);
     }
     let text = p.metrics().await;
     assert_eq!(
-        metric(
-            &text,
-            "portico_requests_total",
-            "route=\"echo\",method=\"GET\",status_class=\"2xx\""
-        ),
+        metric(&text, "portico_requests_total", "route=\"echo\",method=\"GET\",status_class=\"2xx\""),
         7.0,
         "{text}"
     );
-    assert_eq!(
-        metric(
-            &text,
-            "portico_requests_total",
-            "route=\"echo\",method=\"POST\",status_class=\"2xx\""
-        ),
-        3.0
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "portico_requests_total",
-            "route=\"\",method=\"GET\",status_class=\"4xx\""
-        ),
-        2.0
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "portico_request_duration_seconds_count",
-            "route=\"echo\""
-        ),
-        10.0
-    );
+    assert_eq!(metric(&text, "portico_requests_total", "route=\"echo\",method=\"POST\",status_class=\"2xx\""), 3.0);
+    assert_eq!(metric(&text, "portico_requests_total", "route=\"\",method=\"GET\",status_class=\"4xx\""), 2.0);
+    assert_eq!(metric(&text, "portico_request_duration_seconds_count", "route=\"echo\""), 10.0);
     assert_eq!(metric(&text, "portico_requests_in_flight", ""), 0.0);
 }
 
@@ -98,15 +51,8 @@ async fn every_request_is_one_json_access_log_line() {
     let a = Origin::start("a").await;
     let p = Portico::start(&config(&a)).await;
     let c = client();
-    let r = c
-        .get(p.url("web", "/echo/logged?q=1"))
-        .send()
-        .await
-        .expect("req");
-    let id = r.headers()["x-request-id"]
-        .to_str()
-        .expect("id")
-        .to_string();
+    let r = c.get(p.url("web", "/echo/logged?q=1")).send().await.expect("req");
+    let id = r.headers()["x-request-id"].to_str().expect("id").to_string();
     c.get(p.url("web", "/ping")).send().await.expect("req");
     c.get(p.url("web", "/nope")).send().await.expect("req");
 
@@ -117,28 +63,19 @@ async fn every_request_is_one_json_access_log_line() {
         async move { n >= 3 }
     })
     .await;
-    let parsed: Vec<serde_json::Value> = lines
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
-        .collect();
-    let first = parsed
-        .iter()
-        .find(|l| l["request_id"] == id.as_str())
-        .expect("line for the first request");
+    let parsed: Vec<serde_json::Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect();
+    let first = parsed.iter().find(|l| l["request_id"] == id.as_str()).expect("line for the first request");
     assert_eq!(first["method"], "GET");
     assert_eq!(first["path"], "/echo/logged?q=1");
     assert_eq!(first["route"], "echo");
     assert_eq!(first["status"], 200);
     assert_eq!(first["upstream_target"], a.addr.to_string());
-    assert!(
-        first["duration_ms"].as_f64().is_some() && first["upstream_duration_ms"].as_f64().is_some()
-    );
+    assert!(first["duration_ms"].as_f64().is_some() && first["upstream_duration_ms"].as_f64().is_some());
     for key in ["time", "client", "host", "bytes"] {
         assert!(!first[key].is_null(), "missing {key}: {first}");
     }
-    assert!(parsed
-        .iter()
-        .any(|l| l["status"] == 404 && l["error"] == "not_found"));
+    assert!(parsed.iter().any(|l| l["status"] == 404 && l["error"] == "not_found"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,45 +96,22 @@ async fn request_id_trace_context_and_forwarded_headers_reach_the_upstream() {
         .send()
         .await
         .expect("req");
-    let response_id = r.headers()["x-request-id"]
-        .to_str()
-        .expect("id")
-        .to_string();
+    let response_id = r.headers()["x-request-id"].to_str().expect("id").to_string();
     let body: serde_json::Value = r.json().await.expect("json");
     let h = &body["headers"];
     assert_ne!(h["x-request-id"], "client-chosen");
     assert_eq!(h["x-request-id"], response_id.as_str());
     assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
-    assert!(h["x-forwarded-host"]
-        .as_str()
-        .is_some_and(|v| v.starts_with("127.0.0.1:")));
+    assert!(h["x-forwarded-host"].as_str().is_some_and(|v| v.starts_with("127.0.0.1:")));
     let tp = h["traceparent"].as_str().expect("traceparent");
-    assert!(
-        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
-        "{tp}"
-    );
-    assert!(
-        !tp.contains("00f067aa0ba902b7"),
-        "span id must be new: {tp}"
-    );
-    assert!(
-        h["x-secret-hop"].is_null(),
-        "a header named in Connection must not be forwarded"
-    );
+    assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{tp}");
+    assert!(!tp.contains("00f067aa0ba902b7"), "span id must be new: {tp}");
+    assert!(h["x-secret-hop"].is_null(), "a header named in Connection must not be forwarded");
 
     // No traceparent: one is started.
-    let body: serde_json::Value = c
-        .get(p.url("web", "/echo"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
-    let tp = body["headers"]["traceparent"]
-        .as_str()
-        .expect("traceparent");
+    let body: serde_json::Value = c.get(p.url("web", "/echo")).send().await.expect("req").json().await.expect("json");
+    let tp = body["headers"]["traceparent"].as_str().expect("traceparent");
     assert_eq!(tp.len(), 55);
 
     // Internal: the peer's request id is kept and X-Forwarded-For appended to.
@@ -218,30 +132,14 @@ async fn request_id_trace_context_and_forwarded_headers_reach_the_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoints_answer() {
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        "consumers: [{{name: m, api_keys: [\"super-secret-key\"]}}]\n{}",
-        config(&a)
-    ))
-    .await;
+    let p =
+        Portico::start(&format!("consumers: [{{name: m, api_keys: [\"super-secret-key\"]}}]\n{}", config(&a))).await;
     let (status, body) = get_json(&p.admin_url("/healthz")).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     let (status, _) = get_json(&p.admin_url("/ready")).await;
     assert_eq!(status, 200);
-    let text = client()
-        .get(p.admin_url("/config"))
-        .send()
-        .await
-        .expect("config")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        text.contains("\"routes\"") && text.contains("echo"),
-        "{text}"
-    );
-    assert!(
-        !text.contains("super-secret-key"),
-        "secrets must be masked: {text}"
-    );
+    let text = client().get(p.admin_url("/config")).send().await.expect("config").text().await.expect("text");
+    assert!(text.contains("\"routes\"") && text.contains("echo"), "{text}");
+    assert!(!text.contains("super-secret-key"), "secrets must be masked: {text}");
     assert!(text.contains("***"));
 }

@@ -32,12 +32,7 @@ async fn reload_swaps_routes_without_dropping_requests() {
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let load = {
-        let (stop, ok, failed, url) = (
-            stop.clone(),
-            ok.clone(),
-            failed.clone(),
-            p.url("web", "/main/x"),
-        );
+        let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), p.url("web", "/main/x"));
         tokio::spawn(async move {
             let c = client();
             while !stop.load(Ordering::SeqCst) {
@@ -51,48 +46,23 @@ async fn reload_swaps_routes_without_dropping_requests() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Reload through the admin API with a new route.
-    p.rewrite_config(&routes(
-        &a,
-        &b,
-        "  - {name: new, match: {path: /new}, upstream: b}",
-    ));
-    let r = client()
-        .post(p.admin_url("/reload"))
-        .send()
-        .await
-        .expect("reload");
+    p.rewrite_config(&routes(&a, &b, "  - {name: new, match: {path: /new}, upstream: b}"));
+    let r = client().post(p.admin_url("/reload")).send().await.expect("reload");
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     let (status, body) = get_json(&p.url("web", "/new/thing")).await;
     assert_eq!((status, body["instance"].as_str()), (200, Some("b")));
 
     // A broken file is refused with its errors; the running config keeps serving.
-    p.rewrite_config(&routes(
-        &a,
-        &b,
-        "  - {name: broken, match: {path: /broken}, upstream: nowhere}",
-    ));
-    let r = client()
-        .post(p.admin_url("/reload"))
-        .send()
-        .await
-        .expect("reload");
+    p.rewrite_config(&routes(&a, &b, "  - {name: broken, match: {path: /broken}, upstream: nowhere}"));
+    let r = client().post(p.admin_url("/reload")).send().await.expect("reload");
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.expect("json");
-    assert!(
-        body["errors"][0]
-            .as_str()
-            .is_some_and(|e| e.contains("no upstream named \"nowhere\"")),
-        "{body}"
-    );
+    assert!(body["errors"][0].as_str().is_some_and(|e| e.contains("no upstream named \"nowhere\"")), "{body}");
     assert_eq!(get_json(&p.url("web", "/new/thing")).await.0, 200);
     assert_eq!(get_json(&p.url("web", "/broken")).await.0, 404);
 
     // SIGHUP reloads too.
-    p.rewrite_config(&routes(
-        &a,
-        &b,
-        "  - {name: hup, match: {path: /hup}, upstream: b}",
-    ));
+    p.rewrite_config(&routes(&a, &b, "  - {name: hup, match: {path: /hup}, upstream: b}"));
     p.signal("HUP");
     eventually(Duration::from_secs(5), "SIGHUP reload", || {
         let url = p.url("web", "/hup");
@@ -103,24 +73,10 @@ async fn reload_swaps_routes_without_dropping_requests() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::SeqCst);
     load.await.expect("load task");
-    assert!(
-        ok.load(Ordering::SeqCst) > 50,
-        "too few requests: {}",
-        ok.load(Ordering::SeqCst)
-    );
-    assert_eq!(
-        failed.load(Ordering::SeqCst),
-        0,
-        "requests failed during reloads"
-    );
+    assert!(ok.load(Ordering::SeqCst) > 50, "too few requests: {}", ok.load(Ordering::SeqCst));
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "requests failed during reloads");
 
     let text = p.metrics().await;
-    assert_eq!(
-        metric(&text, "portico_config_reloads_total", "result=\"success\""),
-        2.0
-    );
-    assert_eq!(
-        metric(&text, "portico_config_reloads_total", "result=\"failure\""),
-        1.0
-    );
+    assert_eq!(metric(&text, "portico_config_reloads_total", "result=\"success\""), 2.0);
+    assert_eq!(metric(&text, "portico_config_reloads_total", "result=\"failure\""), 1.0);
 }

@@ -90,18 +90,11 @@ async fn requests_follow_the_routing_table() {
     for (path, headers, want) in cases {
         let (status, body) = instance(&p, path, headers).await;
         assert_eq!(status, 200, "{path} {headers:?}: {body}");
-        assert_eq!(
-            body["instance"], *want,
-            "{path} {headers:?} went to the wrong upstream: {body}"
-        );
+        assert_eq!(body["instance"], *want, "{path} {headers:?} went to the wrong upstream: {body}");
     }
 
     // A static response.
-    let r = client()
-        .get(p.url("web", "/ping"))
-        .send()
-        .await
-        .expect("ping");
+    let r = client().get(p.url("web", "/ping")).send().await.expect("ping");
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.expect("body"), "pong");
 
@@ -117,45 +110,25 @@ async fn unmatched_requests_get_json_errors() {
     let p = Portico::start(&table(&a, &b)).await;
 
     // Nothing matches: 404 with a JSON body and the request id.
-    let r = client()
-        .get(p.url("web", "/nowhere"))
-        .send()
-        .await
-        .expect("request");
+    let r = client().get(p.url("web", "/nowhere")).send().await.expect("request");
     assert_eq!(r.status(), 404);
-    let id = r.headers()["x-request-id"]
-        .to_str()
-        .expect("id")
-        .to_string();
+    let id = r.headers()["x-request-id"].to_str().expect("id").to_string();
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error"], "not_found");
     assert_eq!(body["request_id"], id.as_str());
 
     // The path matches but the method does not: 405 with Allow.
-    let r = client()
-        .delete(p.url("web", "/users/1"))
-        .send()
-        .await
-        .expect("request");
+    let r = client().delete(p.url("web", "/users/1")).send().await.expect("request");
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "GET, POST");
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error"], "method_not_allowed");
 
     // `/usersfoo` is not under the `/users` prefix.
-    let r = client()
-        .get(p.url("web", "/usersfoo"))
-        .send()
-        .await
-        .expect("request");
+    let r = client().get(p.url("web", "/usersfoo")).send().await.expect("request");
     assert_eq!(r.status(), 404);
 
     // A wildcard host does not match the bare domain.
-    let r = client()
-        .get(p.url("web", "/x"))
-        .header("host", "example.org")
-        .send()
-        .await
-        .expect("request");
+    let r = client().get(p.url("web", "/x")).header("host", "example.org").send().await.expect("request");
     assert_eq!(r.status(), 404);
 }

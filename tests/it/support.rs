@@ -46,9 +46,7 @@ impl Origin {
     }
 
     pub async fn start_on(name: &str, port: u16) -> Origin {
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("origin binds");
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("origin binds");
         let addr = listener.local_addr().expect("origin address");
         let mut origin = Origin {
             name: name.to_string(),
@@ -72,9 +70,7 @@ impl Origin {
                 };
                 let (name, hits, healthy) = (name.clone(), hits.clone(), healthy.clone());
                 conns.spawn(async move {
-                    let svc = service_fn(move |req| {
-                        handle(req, name.clone(), hits.clone(), healthy.clone())
-                    });
+                    let svc = service_fn(move |req| handle(req, name.clone(), hits.clone(), healthy.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .with_upgrades()
@@ -136,46 +132,23 @@ async fn handle(
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     if path == "/healthz" {
-        let status = if healthy.load(Ordering::SeqCst) {
-            200
-        } else {
-            503
-        };
-        return Ok(Response::builder()
-            .status(status)
-            .body(Full::new(Bytes::from("health")))
-            .expect("response"));
+        let status = if healthy.load(Ordering::SeqCst) { 200 } else { 503 };
+        return Ok(Response::builder().status(status).body(Full::new(Bytes::from("health"))).expect("response"));
     }
     hits.fetch_add(1, Ordering::SeqCst);
     if path == "/slow" {
-        let ms = query
-            .strip_prefix("ms=")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1000);
+        let ms = query.strip_prefix("ms=").and_then(|v| v.parse().ok()).unwrap_or(1000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let status = path
-        .strip_prefix("/status/")
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200u16);
+    let status = path.strip_prefix("/status/").and_then(|s| s.parse().ok()).unwrap_or(200u16);
     let method = req.method().to_string();
     let uri = req.uri().to_string();
     let headers: HashMap<String, String> = req
         .headers()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let json = serde_json::json!({
         "instance": name, "method": method, "uri": uri, "path": path, "headers": headers, "body_len": body.len(),
     });
@@ -256,24 +229,14 @@ impl Portico {
             .stdin(Stdio::null())
             .spawn()
             .expect("portico starts");
-        Portico {
-            child: Some(child),
-            dir,
-            config,
-            admin,
-            ports,
-        }
+        Portico { child: Some(child), dir, config, admin, ports }
     }
 
     pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = client();
         loop {
-            if let Ok(r) = client
-                .get(format!("http://127.0.0.1:{}/ready", self.admin))
-                .send()
-                .await
-            {
+            if let Ok(r) = client.get(format!("http://127.0.0.1:{}/ready", self.admin)).send().await {
                 if r.status() == 200 {
                     return;
                 }
@@ -286,10 +249,7 @@ impl Portico {
     }
 
     pub fn port(&self, name: &str) -> u16 {
-        *self
-            .ports
-            .get(name)
-            .unwrap_or_else(|| panic!("no port named {name}"))
+        *self.ports.get(name).unwrap_or_else(|| panic!("no port named {name}"))
     }
 
     /// `http://127.0.0.1:PORT` of a listener placeholder.
@@ -306,11 +266,7 @@ impl Portico {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill");
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().expect("kill");
         assert!(ok.success());
     }
 
@@ -344,9 +300,7 @@ impl Portico {
         // Keep the generated head (server/admin/access_log) and swap the rest.
         let head: String = old
             .lines()
-            .take_while(|l| {
-                l.starts_with("server:") || l.starts_with("admin:") || l.starts_with("access_log:")
-            })
+            .take_while(|l| l.starts_with("server:") || l.starts_with("admin:") || l.starts_with("access_log:"))
             .map(|l| format!("{l}\n"))
             .collect();
         let yaml = fill(&format!("{head}{body}"), &mut self.ports, self.dir.path());
@@ -354,14 +308,7 @@ impl Portico {
     }
 
     pub async fn metrics(&self) -> String {
-        client()
-            .get(self.admin_url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text")
+        client().get(self.admin_url("/metrics")).send().await.expect("metrics").text().await.expect("text")
     }
 }
 
@@ -376,21 +323,14 @@ impl Drop for Portico {
 
 /// An HTTP client that never uses a proxy from the environment.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().expect("client")
 }
 
 /// The value of a metric line with exactly these labels (in any order), or 0.
 pub fn metric(text: &str, name: &str, labels: &str) -> f64 {
     let split = |l: &str| {
-        let mut v: Vec<String> = l
-            .split("\",")
-            .map(|p| p.trim_end_matches('"').to_string())
-            .filter(|p| !p.is_empty())
-            .collect();
+        let mut v: Vec<String> =
+            l.split("\",").map(|p| p.trim_end_matches('"').to_string()).filter(|p| !p.is_empty()).collect();
         v.sort();
         v
     };
@@ -403,9 +343,7 @@ pub fn metric(text: &str, name: &str, labels: &str) -> f64 {
                 Some((n, rest)) => (n, split(rest.trim_end_matches('}'))),
                 None => (series, Vec::new()),
             };
-            (n == name && have == want)
-                .then(|| value.trim().parse().ok())
-                .flatten()
+            (n == name && have == want).then(|| value.trim().parse().ok()).flatten()
         })
         .unwrap_or(0.0)
 }

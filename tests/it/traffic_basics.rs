@@ -67,12 +67,7 @@ routes:
     ))
     .await;
     let c = client();
-    let r = c
-        .get(p.url("web", "/open"))
-        .header("x-drop", "1")
-        .send()
-        .await
-        .expect("req");
+    let r = c.get(p.url("web", "/open")).header("x-drop", "1").send().await.expect("req");
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-listener"], "yes");
     assert!(r.headers().get("x-origin").is_none());
@@ -82,44 +77,24 @@ routes:
     assert!(body["headers"]["x-drop"].is_null());
 
     // Too large by Content-Length.
-    let r = c
-        .post(p.url("web", "/open"))
-        .body("x".repeat(100))
-        .send()
-        .await
-        .expect("req");
+    let r = c.post(p.url("web", "/open")).body("x".repeat(100)).send().await.expect("req");
     assert_eq!(r.status(), 413);
-    assert_eq!(
-        r.headers()["x-listener"],
-        "yes",
-        "response filters run on refusals too"
-    );
+    assert_eq!(r.headers()["x-listener"], "yes", "response filters run on refusals too");
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error"], "payload_too_large");
 
     // Too large as a streamed (chunked) body.
-    let chunks: Vec<Result<&'static str, std::io::Error>> =
-        vec![Ok("0123456789"), Ok("0123456789")];
+    let chunks: Vec<Result<&'static str, std::io::Error>> = vec![Ok("0123456789"), Ok("0123456789")];
     let r = c
         .post(p.url("web", "/open"))
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
         .send()
         .await
         .expect("req");
     assert_eq!(r.status(), 413);
 
     // Small bodies pass.
-    assert_eq!(
-        c.post(p.url("web", "/open"))
-            .body("small")
-            .send()
-            .await
-            .expect("req")
-            .status(),
-        200
-    );
+    assert_eq!(c.post(p.url("web", "/open")).body("small").send().await.expect("req").status(), 200);
 
     // Refused by address.
     let (status, body) = get_json(&p.url("web", "/closed")).await;
@@ -170,14 +145,10 @@ async fn sigterm_lets_in_flight_requests_finish() {
     ))
     .await;
     let url = p.url("web", "/slow?ms=800");
-    let in_flight =
-        tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
+    let in_flight = tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
     tokio::time::sleep(Duration::from_millis(200)).await;
     p.signal("TERM");
-    let status = in_flight
-        .await
-        .expect("task")
-        .expect("in-flight request completes");
+    let status = in_flight.await.expect("task").expect("in-flight request completes");
     assert_eq!(status, 200);
     p.wait_exit(Duration::from_secs(10)).await;
 }

@@ -1,0 +1,243 @@
+//! A security team's checks: TLS termination with SNI and HTTP/2, HTTPS redirects, client
+//! certificates required and verified, and a Portico edge calling a Portico hop over mTLS.
+
+use crate::pki::{curl, Pki};
+use crate::support::*;
+
+const SPIFFE: &str = "spiffe://example.org/ns/default/sa/frontend";
+
+fn pki() -> Pki {
+    let pki = Pki::new();
+    pki.issue("ca", "site", "localhost", "DNS:localhost,DNS:api.example.com,IP:127.0.0.1", false);
+    pki.issue("ca", "other", "other.example.com", "DNS:other.example.com", false);
+    pki.issue("ca", "hop", "hop.internal", "DNS:hop.internal", false);
+    pki.issue("ca", "frontend", "frontend", &format!("URI:{SPIFFE}"), true);
+    pki.issue("ca", "gateway", "gateway", "URI:spiffe://example.org/ns/edge/sa/gateway", true);
+    pki.issue("rogue", "intruder", "intruder", "URI:spiffe://evil.example/sa/x", true);
+    pki
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_terminates_with_sni_http2_and_redirects_plain_http() {
+    let pki = pki();
+    let a = Origin::start("a").await;
+    let p = Portico::start(&format!(
+        r#"
+listeners:
+  - name: https
+    listen: "127.0.0.1:{{{{https}}}}"
+    http2: true
+    tls:
+      certs:
+        - {{cert: {site}, key: {site_key}}}
+        - {{cert: {other}, key: {other_key}}}
+  - name: plain
+    listen: "127.0.0.1:{{{{plain}}}}"
+    redirect_https: {{port: {{{{https}}}}}}
+upstreams:
+  a: {{targets: ["{a}"]}}
+routes:
+  - {{name: all, upstream: a}}
+"#,
+        site = pki.path("site.crt").display(),
+        site_key = pki.path("site.key").display(),
+        other = pki.path("other.crt").display(),
+        other_key = pki.path("other.key").display(),
+        a = a.addr
+    ))
+    .await;
+    let port = p.port("https");
+    let ca = pki.path("ca.crt");
+    let ca = ca.to_str().expect("path");
+
+    // The default certificate, HTTP/2 by ALPN, and X-Forwarded-Proto https.
+    let r = curl(&["--cacert", ca, "--http2"], &format!("https://localhost:{port}/x"));
+    assert!(r.ok && r.status == 200, "{}", r.body);
+    assert_eq!(r.http_version, "2");
+    let body: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    assert_eq!(body["headers"]["x-forwarded-proto"], "https");
+
+    // SNI picks the certificate for the name asked for (curl checks the name against it).
+    let resolve = format!("other.example.com:{port}:127.0.0.1");
+    let r = curl(&["--cacert", ca, "--resolve", &resolve], &format!("https://other.example.com:{port}/x"));
+    assert!(r.ok && r.status == 200, "other.example.com did not get its certificate: {}", r.body);
+    let resolve = format!("api.example.com:{port}:127.0.0.1");
+    let r = curl(&["--cacert", ca, "--resolve", &resolve, "--http1.1"], &format!("https://api.example.com:{port}/x"));
+    assert!(r.ok && r.status == 200);
+    assert_eq!(r.http_version, "1.1");
+
+    // TLS 1.1 and older are refused.
+    let r = curl(&["--cacert", ca, "--tlsv1", "--tls-max", "1.1"], &format!("https://localhost:{port}/x"));
+    assert!(!r.ok, "TLS 1.1 was accepted");
+
+    // Plain HTTP gets a 308 to HTTPS, path and query kept.
+    let r = curl(&[], &format!("http://127.0.0.1:{}/a/b?c=1", p.port("plain")));
+    assert_eq!(r.status, 308);
+    assert!(
+        r.headers.to_ascii_lowercase().contains(&format!("location: https://127.0.0.1:{port}/a/b?c=1")),
+        "{}",
+        r.headers
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_required_verified_and_forwarded() {
+    let pki = pki();
+    let a = Origin::start("a").await;
+    let p = Portico::start(&format!(
+        r#"
+listeners:
+  - name: mtls
+    listen: "127.0.0.1:{{{{mtls}}}}"
+    role: internal
+    forward_client_cert: x-forwarded-client-cert
+    tls:
+      certs: [{{cert: {site}, key: {site_key}}}]
+      client_ca: {ca}
+      require_client_cert: true
+upstreams:
+  a: {{targets: ["{a}"]}}
+routes:
+  - {{name: all, upstream: a}}
+"#,
+        site = pki.path("site.crt").display(),
+        site_key = pki.path("site.key").display(),
+        ca = pki.path("ca.crt").display(),
+        a = a.addr
+    ))
+    .await;
+    let url = format!("https://localhost:{}/x", p.port("mtls"));
+    let ca = pki.path("ca.crt");
+    let ca = ca.to_str().expect("path");
+    let (cert, key) = (pki.path("frontend.crt"), pki.path("frontend.key"));
+    let (rogue_cert, rogue_key) = (pki.path("intruder.crt"), pki.path("intruder.key"));
+
+    // No certificate: the handshake fails.
+    assert!(!curl(&["--cacert", ca], &url).ok, "a client without a certificate got through");
+    // A certificate from a CA we do not trust: the handshake fails.
+    let r = curl(
+        &["--cacert", ca, "--cert", rogue_cert.to_str().expect("p"), "--key", rogue_key.to_str().expect("p")],
+        &url,
+    );
+    assert!(!r.ok, "an untrusted client certificate got through");
+
+    // A good certificate: its identity reaches the upstream, and a forged header does not.
+    let r = curl(
+        &[
+            "--cacert",
+            ca,
+            "--cert",
+            cert.to_str().expect("p"),
+            "--key",
+            key.to_str().expect("p"),
+            "-H",
+            "x-forwarded-client-cert: URI=spiffe://forged",
+        ],
+        &url,
+    );
+    assert!(r.ok && r.status == 200, "{}", r.body);
+    let body: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    let xfcc = body["headers"]["x-forwarded-client-cert"].as_str().expect("xfcc header");
+    assert!(xfcc.contains(&format!("URI={SPIFFE}")) && xfcc.contains("CN=frontend"), "{xfcc}");
+    assert!(!xfcc.contains("forged"));
+
+    // The identity is in the access log.
+    let mut log = String::new();
+    eventually(std::time::Duration::from_secs(5), "access log line", || {
+        log = p.access_log();
+        let has = log.contains(SPIFFE);
+        async move { has }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_calls_an_internal_hop_over_mtls() {
+    let pki = pki();
+    let origin = Origin::start("origin").await;
+    // The internal hop: TLS with required client certificates, forwarding the caller's identity.
+    let hop = Portico::start(&format!(
+        r#"
+listeners:
+  - name: mesh
+    listen: "127.0.0.1:{{{{mesh}}}}"
+    role: internal
+    forward_client_cert: x-forwarded-client-cert
+    tls:
+      certs: [{{cert: {hop}, key: {hop_key}}}]
+      client_ca: {ca}
+      require_client_cert: true
+upstreams:
+  origin: {{targets: ["{origin}"]}}
+routes:
+  - {{name: all, upstream: origin}}
+"#,
+        hop = pki.path("hop.crt").display(),
+        hop_key = pki.path("hop.key").display(),
+        ca = pki.path("ca.crt").display(),
+        origin = origin.addr
+    ))
+    .await;
+    let edge_config = |with_client_cert: bool| {
+        let client = if with_client_cert {
+            format!(", cert: {}, key: {}", pki.path("gateway.crt").display(), pki.path("gateway.key").display())
+        } else {
+            String::new()
+        };
+        format!(
+            r#"
+listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+upstreams:
+  hop:
+    targets: ["127.0.0.1:{port}"]
+    tls: {{sni: hop.internal, ca: {ca}{client}}}
+routes:
+  - {{name: all, upstream: hop}}
+"#,
+            port = hop.port("mesh"),
+            ca = pki.path("ca.crt").display(),
+        )
+    };
+
+    // Without a client certificate the hop refuses the connection.
+    let edge = Portico::start(&edge_config(false)).await;
+    let (status, body) = get_json(&edge.url("web", "/x")).await;
+    assert_eq!(status, 502, "{body}");
+    drop(edge);
+
+    // With one, the request goes through and the origin learns who called.
+    let edge = Portico::start(&edge_config(true)).await;
+    let (status, body) = get_json(&edge.url("web", "/x")).await;
+    assert_eq!(status, 200, "{body}");
+    let xfcc = body["headers"]["x-forwarded-client-cert"].as_str().expect("xfcc");
+    assert!(xfcc.contains("URI=spiffe://example.org/ns/edge/sa/gateway"), "{xfcc}");
+}
+
+#[test]
+fn a_bad_certificate_file_is_a_config_error_naming_it() {
+    let pki = pki();
+    let bogus = pki.path("bogus.crt");
+    std::fs::write(&bogus, "not a certificate").expect("write");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("p.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listeners:\n  - name: s\n    listen: \"127.0.0.1:0\"\n    tls: {{certs: [{{cert: {}, key: {}}}, {{cert: {}, key: /nonexistent/k.pem}}]}}\n",
+            bogus.display(),
+            pki.path("site.key").display(),
+            pki.path("site.crt").display()
+        ),
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .arg("-t")
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("listeners[0].tls.certs[0]") && text.contains("bogus.crt"), "{text}");
+    assert!(text.contains("listeners[0].tls.certs[1].key") && text.contains("/nonexistent/k.pem"), "{text}");
+}
