@@ -152,3 +152,82 @@ async fn sigterm_lets_in_flight_requests_finish() {
     assert_eq!(status, 200);
     p.wait_exit(Duration::from_secs(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_clients_are_served_on_plain_listeners() {
+    let a = Origin::start("a").await;
+    let p = Portico::start(&format!(
+        "listeners: [{{name: web, listen: \"127.0.0.1:{{{{web}}}}\", http2: true}}]\nupstreams: {{a: {{targets: [\"{}\"]}}}}\nroutes: [{{name: all, upstream: a}}]\n",
+        a.addr
+    ))
+    .await;
+    let r = crate::pki::curl(&["--http2-prior-knowledge"], &p.url("web", "/x"));
+    assert!(r.ok && r.status == 200, "{}", r.body);
+    assert_eq!(r.http_version, "2");
+    let r = crate::pki::curl(&["--http1.1"], &p.url("web", "/x"));
+    assert_eq!((r.status, r.http_version.as_str()), (200, "1.1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_upgrade_hands_over_the_sockets_without_dropping_requests() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let a = Origin::start("a").await;
+    let body = format!(
+        "listeners: [{{name: web, listen: \"127.0.0.1:{{{{web}}}}\"}}]\nupstreams: {{a: {{targets: [\"{}\"]}}}}\nroutes: [{{name: all, upstream: a}}]\n",
+        a.addr
+    );
+    let mut old = Portico::start(&body).await;
+    let url = old.url("web", "/x");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), url.clone());
+        tokio::spawn(async move {
+            // A new connection per request, so each one exercises the listening socket.
+            while !stop.load(Ordering::SeqCst) {
+                let c = client();
+                match c.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::SeqCst),
+                    _ => failed.fetch_add(1, Ordering::SeqCst),
+                };
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+
+    // The new binary starts with --upgrade on the same config, then the old one gets SIGQUIT.
+    let config = old.config.clone();
+    let new = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["-u", "-c"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(old.dir.path().join("new.log")).expect("log"))
+        .spawn()
+        .expect("new portico");
+    let mut new = KillOnDrop(new);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    old.signal("QUIT");
+    assert!(old.wait_exit(Duration::from_secs(20)).await, "the old process did not exit cleanly");
+
+    // The new process now owns the sockets and serves.
+    let (status, _) = get_json(&url).await;
+    assert_eq!(status, 200);
+    stop.store(true, Ordering::SeqCst);
+    load.await.expect("load");
+    assert!(ok.load(Ordering::SeqCst) > 20);
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "requests failed during the upgrade");
+    let _ = new.0.kill();
+    let _ = new.0.wait();
+}
+
+/// Kills the child when the test ends, pass or fail.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
