@@ -300,6 +300,8 @@ mod tests {
             retry: None,
             timeout: None,
             filters: Default::default(),
+            max_in_flight: None,
+            mirror: None,
         })
     }
 

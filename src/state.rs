@@ -4,10 +4,11 @@
 use crate::config::{self, AccessLogTarget, Config, ListenerSpec};
 use crate::routing::Router;
 use crate::telemetry::{AccessLog, Metrics, RouteMetrics};
+use crate::upstream::budget::RetryBudget;
 use crate::upstream::Pools;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Everything built from one config file. Requests hold an `Arc` to the one they started on, so
@@ -21,8 +22,9 @@ pub struct Runtime {
     pub pools: Pools,
     /// Listeners by name.
     pub listeners: HashMap<Arc<str>, Arc<ListenerSpec>>,
-    /// Metric handles per route, indexed by the route's position in the file.
-    pub route_metrics: Vec<RouteMetrics>,
+    /// Per-route state (metrics, retry budget, in-flight count), indexed by the route's position
+    /// in the file.
+    pub routes: Vec<RouteRuntime>,
     /// Metric handles for requests no route took.
     pub unrouted_metrics: RouteMetrics,
     /// Increments with every successful reload.
@@ -36,17 +38,35 @@ impl Runtime {
         let router = Router::new(&names, &config.routes);
         let pools = Pools::build(&config.upstreams, previous.map(|p| &p.pools)).await;
         let listeners = config.listeners.iter().map(|l| (l.name.clone(), l.clone())).collect();
-        let route_metrics = config.routes.iter().map(|r| metrics.route(&r.name)).collect();
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| RouteRuntime {
+                metrics: metrics.route(&r.name),
+                budget: r.retry.as_ref().map(|rt| RetryBudget::new(rt.budget_percent)),
+                in_flight: AtomicUsize::new(0),
+            })
+            .collect();
         Runtime {
             config: Arc::new(config),
             router,
             pools,
             listeners,
-            route_metrics,
+            routes,
             unrouted_metrics: metrics.route(""),
             generation,
         }
     }
+}
+
+/// What a route keeps besides its config.
+pub struct RouteRuntime {
+    /// Metric handles.
+    pub metrics: RouteMetrics,
+    /// Retry budget, when the route retries.
+    pub budget: Option<RetryBudget>,
+    /// Requests on this route headed upstream now (for `max_in_flight`).
+    pub in_flight: AtomicUsize,
 }
 
 /// State shared by every service of the process.

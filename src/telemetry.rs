@@ -24,6 +24,10 @@ pub struct Metrics {
     upstream_errors: IntCounterVec,
     in_flight: IntGauge,
     reloads: IntCounterVec,
+    retries: IntCounterVec,
+    ejections: IntCounterVec,
+    ejected: IntGaugeVec,
+    breaker_state: IntGaugeVec,
 }
 
 const METHODS: [&str; 10] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"];
@@ -77,13 +81,45 @@ impl Metrics {
         let in_flight = IntGauge::new("portico_requests_in_flight", "Requests being served now")?;
         let reloads =
             IntCounterVec::new(Opts::new("portico_config_reloads_total", "Config reloads, by result"), &["result"])?;
+        let retries = IntCounterVec::new(
+            Opts::new("portico_retries_total", "Retries, by route and whether the retry budget allowed them"),
+            &["route", "outcome"],
+        )?;
+        let ejections = IntCounterVec::new(
+            Opts::new("portico_outlier_ejections_total", "Targets ejected by outlier detection"),
+            &["upstream", "target"],
+        )?;
+        let ejected = IntGaugeVec::new(
+            Opts::new("portico_upstream_target_ejected", "1 while outlier detection keeps the target out"),
+            &["upstream", "target"],
+        )?;
+        let breaker_state = IntGaugeVec::new(
+            Opts::new("portico_circuit_breaker_state", "0 closed, 1 open, 2 half-open"),
+            &["upstream"],
+        )?;
+        registry.register(Box::new(retries.clone()))?;
+        registry.register(Box::new(ejections.clone()))?;
+        registry.register(Box::new(ejected.clone()))?;
+        registry.register(Box::new(breaker_state.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(target_health.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
-        Ok(Metrics { registry, requests, duration, target_health, upstream_errors, in_flight, reloads })
+        Ok(Metrics {
+            registry,
+            requests,
+            duration,
+            target_health,
+            upstream_errors,
+            in_flight,
+            reloads,
+            retries,
+            ejections,
+            ejected,
+            breaker_state,
+        })
     }
 
     /// Handles for one route.
@@ -109,6 +145,28 @@ impl Metrics {
     /// Counts a failed upstream exchange (`connect`, `timeout`, `other`).
     pub fn upstream_error(&self, upstream: &str, kind: &str) {
         self.upstream_errors.with_label_values(&[upstream, kind]).inc();
+    }
+
+    /// Counts a retry (`allowed`) or one the budget refused.
+    pub fn retry(&self, route: &str, allowed: bool) {
+        self.retries.with_label_values(&[route, if allowed { "retried" } else { "budget_exhausted" }]).inc();
+    }
+
+    /// Counts an outlier ejection and marks the target out.
+    pub fn outlier_ejection(&self, upstream: &str, target: SocketAddr) {
+        let target = target.to_string();
+        self.ejections.with_label_values(&[upstream, &target]).inc();
+        self.ejected.with_label_values(&[upstream, &target]).set(1);
+    }
+
+    /// Records whether a target is ejected now.
+    pub fn set_target_ejected(&self, upstream: &str, target: SocketAddr, ejected: bool) {
+        self.ejected.with_label_values(&[upstream, &target.to_string()]).set(i64::from(ejected));
+    }
+
+    /// Records a breaker's state (0 closed, 1 open, 2 half-open).
+    pub fn set_breaker_state(&self, upstream: &str, state: u8) {
+        self.breaker_state.with_label_values(&[upstream]).set(i64::from(state));
     }
 
     /// Counts a reload attempt.

@@ -152,8 +152,15 @@ pub(super) fn compile(
                 None
             }
         };
-        if r.mirror.is_some() {
-            errors.at(format!("{at}.mirror"), "`mirror` is not supported by this version of Portico");
+        let mirror = r.mirror.map(|m| {
+            check_upstream(&m.upstream, format!("{at}.mirror.upstream"), errors);
+            if !(0.0..=100.0).contains(&m.percent) {
+                errors.at(format!("{at}.mirror.percent"), "a percentage is between 0 and 100");
+            }
+            MirrorSpec { upstream: m.upstream.as_str().into(), percent: m.percent, max_body_bytes: m.max_body_bytes }
+        });
+        if r.max_in_flight == Some(0) {
+            errors.at(format!("{at}.max_in_flight"), "must be at least 1");
         }
         if r.cache.is_some() {
             errors.at(format!("{at}.cache"), "`cache` is not supported by this version of Portico");
@@ -173,6 +180,8 @@ pub(super) fn compile(
                 retry,
                 timeout: r.timeout_ms.map(Duration::from_millis),
                 filters,
+                max_in_flight: r.max_in_flight,
+                mirror,
             }));
         }
     }
@@ -341,10 +350,7 @@ fn upstream(name: String, u: UpstreamFile, base_dir: &Path, errors: &mut Errors<
         BalanceFile::RoundRobin => Balance::RoundRobin,
         BalanceFile::Random => Balance::Random,
         BalanceFile::ConsistentHash => Balance::ConsistentHash,
-        BalanceFile::LeastLoaded => {
-            errors.at(format!("{at}.balance"), "`least_loaded` is not supported by this version of Portico");
-            Balance::RoundRobin
-        }
+        BalanceFile::LeastLoaded => Balance::LeastLoaded,
     };
     let hash_key = match u.hash_key.as_deref() {
         None => HashKey::ClientIp,
@@ -389,11 +395,24 @@ fn upstream(name: String, u: UpstreamFile, base_dir: &Path, errors: &mut Errors<
             unhealthy_after: h.unhealthy_after.max(1),
         }
     });
-    if u.outlier.is_some() {
-        errors.at(format!("{at}.outlier"), "`outlier` is not supported by this version of Portico");
-    }
-    if u.circuit_breaker.is_some() {
-        errors.at(format!("{at}.circuit_breaker"), "`circuit_breaker` is not supported by this version of Portico");
+    let outlier = u.outlier.map(|o| {
+        if o.consecutive_failures == 0 {
+            errors.at(format!("{at}.outlier.consecutive_failures"), "must be at least 1");
+        }
+        OutlierSpec { consecutive_failures: o.consecutive_failures.max(1), eject_ms: o.eject_s.max(1) * 1000 }
+    });
+    let breaker = u.circuit_breaker.map(|b| {
+        if !(b.failure_ratio > 0.0 && b.failure_ratio <= 1.0) {
+            errors.at(format!("{at}.circuit_breaker.failure_ratio"), "a ratio is above 0 and at most 1");
+        }
+        BreakerSpec {
+            failure_ratio: b.failure_ratio,
+            min_requests: b.min_requests.max(1),
+            open_ms: b.open_s.max(1) * 1000,
+        }
+    });
+    if u.max_in_flight == Some(0) {
+        errors.at(format!("{at}.max_in_flight"), "must be at least 1");
     }
     let ms = |v: Option<u64>| v.map(Duration::from_millis);
     let timeouts = Timeouts {
@@ -436,6 +455,9 @@ fn upstream(name: String, u: UpstreamFile, base_dir: &Path, errors: &mut Errors<
         timeouts,
         tls,
         http2: u.http2,
+        outlier,
+        breaker,
+        max_in_flight: u.max_in_flight,
     })
 }
 

@@ -157,6 +157,8 @@ pub struct UpstreamFile {
     pub tls: Option<UpstreamTlsFile>,
     #[serde(default)]
     pub http2: bool,
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,6 +330,8 @@ pub struct RouteFile {
     pub aggregate: Option<Vec<AggregateFile>>,
     #[serde(default)]
     pub filters: Vec<FilterItem>,
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -379,6 +383,12 @@ pub struct MirrorFile {
     pub upstream: String,
     #[serde(default = "hundred")]
     pub percent: f64,
+    #[serde(default = "mirror_body_default")]
+    pub max_body_bytes: usize,
+}
+
+fn mirror_body_default() -> usize {
+    64 * 1024
 }
 
 fn hundred() -> f64 {

@@ -124,6 +124,39 @@ pub enum Balance {
     Random,
     /// By a request key on a hash ring, so one key sticks to one target.
     ConsistentHash,
+    /// The less busy of two random targets (power of two choices over requests in flight).
+    LeastLoaded,
+}
+
+/// Passive health: eject a target after consecutive failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutlierSpec {
+    /// Failures in a row that eject a target.
+    pub consecutive_failures: u32,
+    /// How long an ejected target gets no traffic, in milliseconds.
+    pub eject_ms: u64,
+}
+
+/// A circuit breaker for a whole upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerSpec {
+    /// Failure share over the last 10 s that opens the breaker.
+    pub failure_ratio: f64,
+    /// Requests needed in the window before the ratio counts.
+    pub min_requests: u32,
+    /// How long the breaker stays open before probing, in milliseconds.
+    pub open_ms: u64,
+}
+
+/// A shadow copy of requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorSpec {
+    /// The shadow upstream.
+    pub upstream: Arc<str>,
+    /// Share of requests copied.
+    pub percent: f64,
+    /// Bodies larger than this are not mirrored.
+    pub max_body_bytes: usize,
 }
 
 /// What consistent hashing keys on.
@@ -239,6 +272,12 @@ pub struct UpstreamSpec {
     pub tls: Option<UpstreamTls>,
     /// Speak HTTP/2 to the targets.
     pub http2: bool,
+    /// Passive health checking.
+    pub outlier: Option<OutlierSpec>,
+    /// Circuit breaker.
+    pub breaker: Option<BreakerSpec>,
+    /// Requests in flight to this upstream at most; more get 503 at once.
+    pub max_in_flight: Option<usize>,
 }
 
 /// How a request's host is matched.
@@ -351,4 +390,8 @@ pub struct RouteSpec {
     pub timeout: Option<Duration>,
     /// Route filters, after the listener's.
     pub filters: FilterChain,
+    /// Requests in flight on this route at most; more get 503 at once.
+    pub max_in_flight: Option<usize>,
+    /// A shadow copy of requests.
+    pub mirror: Option<MirrorSpec>,
 }

@@ -41,6 +41,28 @@ pub struct Ctx {
     pub error: Option<&'static str>,
     /// The verified client certificate's identity, on mTLS listeners.
     pub client_cert: Option<crate::tls::ClientIdentity>,
+    /// The upstream attempt under way, until its outcome is recorded.
+    pub attempt: Option<Attempt>,
+    /// The whole upstream exchange must end by then (route `timeout_ms`).
+    pub deadline: Option<Instant>,
+    /// Set when a response status asked for a retry.
+    pub retry_status: Option<u16>,
+    /// This request counts against its route's `max_in_flight`.
+    pub counted_route: bool,
+    /// This request counts against this pool's `max_in_flight`.
+    pub counted_pool: Option<Arc<Pool>>,
+    /// Request body kept for a mirror copy (`None` once too large).
+    pub mirror_body: Option<Vec<u8>>,
+}
+
+/// One try at an upstream target.
+pub struct Attempt {
+    /// The target.
+    pub addr: SocketAddr,
+    /// Its counters.
+    pub state: Arc<crate::upstream::targets::TargetState>,
+    /// What the pool's breaker said.
+    pub admission: crate::upstream::breaker::Admission,
 }
 
 impl Ctx {
@@ -62,6 +84,12 @@ impl Ctx {
             reject: None,
             error: None,
             client_cert: None,
+            attempt: None,
+            deadline: None,
+            retry_status: None,
+            counted_route: false,
+            counted_pool: None,
+            mirror_body: None,
         }
     }
 

@@ -11,14 +11,19 @@ use crate::config::{Action, HashKey, Role};
 use crate::routing::{RequestView, RouteMatch};
 use crate::state::Shared;
 use crate::telemetry::{self, AccessLine, TraceContext};
+use crate::upstream::breaker::Admission;
 use crate::upstream::build_peer;
+use crate::upstream::targets::Outcome;
+use crate::upstream::window::now_ms;
 use async_trait::async_trait;
 use bytes::Bytes;
+use ctx::Attempt;
 use http::{header, HeaderValue};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
 use portico_filters::{Flow, Reject};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -81,6 +86,52 @@ fn upstream_error_kind(e: &Error) -> &'static str {
         ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => "timeout",
         ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure => "connect",
         _ => "other",
+    }
+}
+
+// === impl Portico: attempts and retries ===
+
+impl Portico {
+    /// Records how the attempt under way went (passive health, breaker, load), once.
+    fn finish_attempt(&self, ctx: &mut Ctx, success: bool, kind: &str) {
+        let Some(attempt) = ctx.attempt.take() else { return };
+        attempt.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let Some(pool) = &ctx.pool else { return };
+        let now = now_ms();
+        if !success {
+            self.shared.metrics.upstream_error(&pool.spec.name, kind);
+        }
+        if pool.targets.record(&attempt.addr, success, now) == Outcome::Ejected {
+            log::warn!("upstream {}: target {} ejected after consecutive failures", pool.spec.name, attempt.addr);
+            self.shared.metrics.outlier_ejection(&pool.spec.name, attempt.addr);
+        }
+        if let Some(b) = &pool.breaker {
+            b.record(attempt.admission, success, now);
+        }
+    }
+
+    /// Whether the route's retry policy, the method and the retry budget allow one more try;
+    /// takes the retry from the budget when they do.
+    fn may_retry(&self, session: &Session, ctx: &mut Ctx, on: impl Fn(&crate::config::RetrySpec) -> bool) -> bool {
+        let Some(route) = ctx.route.clone() else { return false };
+        let Some(policy) = route.retry.as_ref() else { return false };
+        if !on(policy) || ctx.retries >= policy.attempts {
+            return false;
+        }
+        if !(policy.non_idempotent || session.req_header().method.is_idempotent()) {
+            return false;
+        }
+        if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
+            return false;
+        }
+        let budget = ctx.runtime.as_ref().and_then(|r| r.routes.get(route.index)).and_then(|r| r.budget.as_ref());
+        if !budget.is_none_or(|b| b.try_retry(now_ms())) {
+            self.shared.metrics.retry(&route.name, false);
+            return false;
+        }
+        self.shared.metrics.retry(&route.name, true);
+        ctx.retries += 1;
+        true
     }
 }
 
@@ -191,6 +242,21 @@ impl ProxyHttp for Portico {
             respond::write(session, ctx, r.status, &r.headers, r.body.clone()).await?;
             return Ok(true);
         }
+
+        // 4. The route's concurrency limit: excess requests get 503 at once.
+        if let (Some(max), Some(rt)) = (route.max_in_flight, runtime.routes.get(route.index)) {
+            if rt.in_flight.fetch_add(1, Ordering::AcqRel) >= max {
+                rt.in_flight.fetch_sub(1, Ordering::AcqRel);
+                let reject = Reject::new(503, "concurrency_limited", "too many requests in flight on this route")
+                    .with_header(header::RETRY_AFTER, "1");
+                respond::reject(session, ctx, &reject).await?;
+                return Ok(true);
+            }
+            ctx.counted_route = true;
+        }
+        if route.mirror.is_some() {
+            ctx.mirror_body = Some(Vec::new());
+        }
         Ok(false)
     }
 
@@ -201,6 +267,15 @@ impl ProxyHttp for Portico {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if let (Some(buf), Some(chunk), Some(m)) =
+            (ctx.mirror_body.as_mut(), body.as_ref(), ctx.route.as_ref().and_then(|r| r.mirror.as_ref()))
+        {
+            if buf.len() + chunk.len() <= m.max_body_bytes {
+                buf.extend_from_slice(chunk);
+            } else {
+                ctx.mirror_body = None;
+            }
+        }
         let chains = [ctx.listener.as_ref().map(|l| l.filters.clone()), ctx.route.as_ref().map(|r| r.filters.clone())];
         for chain in chains.into_iter().flatten() {
             if let Flow::Reject(r) = chain.request_body(body.as_ref(), end_of_stream, &mut ctx.filter) {
@@ -216,6 +291,21 @@ impl ProxyHttp for Portico {
         let (Some(runtime), Some(route)) = (ctx.runtime.clone(), ctx.route.clone()) else {
             return Error::e_explain(ErrorType::InternalError, "no route at upstream selection");
         };
+        let now = now_ms();
+        let first_attempt = ctx.tried.is_empty();
+        if first_attempt {
+            if let Some(budget) = runtime.routes.get(route.index).and_then(|r| r.budget.as_ref()) {
+                budget.request(now);
+            }
+            ctx.deadline = route.timeout.map(|t| ctx.started + t);
+        }
+        // The route's timeout bounds every attempt together.
+        let remaining = ctx.deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if remaining.is_some_and(|r| r.is_zero()) {
+            ctx.reject = Some(Reject::new(504, "upstream_timeout", "the route's timeout ran out"));
+            return Error::e_explain(ErrorType::HTTPStatus(504), "route timeout");
+        }
+
         // 1. Which pool: a filter's choice, else the route's (weighted when split).
         let listener_chain = ctx.listener.as_ref().map(|l| l.filters.clone()).unwrap_or_default();
         let chosen = listener_chain
@@ -233,8 +323,32 @@ impl ProxyHttp for Portico {
             ctx.reject = Some(Reject::new(502, "bad_gateway", format!("no upstream named \"{name}\"")));
             return Error::e_explain(ErrorType::HTTPStatus(502), "unknown upstream");
         };
+        ctx.pool = Some(pool.clone());
 
-        // 2. Which target: a healthy one, by the pool's algorithm; retries avoid tried ones.
+        // 2. The pool's own limits: concurrency, then the circuit breaker.
+        if ctx.counted_pool.is_none() {
+            if let Some(max) = pool.spec.max_in_flight {
+                if pool.in_flight.fetch_add(1, Ordering::AcqRel) >= max {
+                    pool.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    ctx.reject = Some(
+                        Reject::new(503, "upstream_overloaded", format!("too many requests in flight to \"{name}\""))
+                            .with_header(header::RETRY_AFTER, "1"),
+                    );
+                    return Error::e_explain(ErrorType::HTTPStatus(503), "upstream concurrency limit");
+                }
+                ctx.counted_pool = Some(pool.clone());
+            }
+        }
+        let admission = pool.breaker.as_ref().map_or(Admission::Allowed, |b| b.admit(now));
+        if admission == Admission::Rejected {
+            ctx.reject = Some(
+                Reject::new(503, "circuit_open", format!("upstream \"{name}\" is failing; try again shortly"))
+                    .with_header(header::RETRY_AFTER, "1"),
+            );
+            return Error::e_explain(ErrorType::HTTPStatus(503), "circuit open");
+        }
+
+        // 3. Which target: a healthy one, by the pool's algorithm; retries avoid tried ones.
         let req = session.req_header();
         let mut ip_buf = [0u8; 16];
         let key: &[u8] = match &pool.spec.hash_key {
@@ -254,17 +368,19 @@ impl ProxyHttp for Portico {
                 None => b"",
             },
         };
-        let selected = pool.select(key, &ctx.tried);
-        ctx.pool = Some(pool.clone());
-        let Some(backend) = selected else {
+        let Some(backend) = pool.select(key, &ctx.tried, now) else {
+            if let Some(b) = &pool.breaker {
+                b.record(admission, true, now);
+            }
             ctx.reject =
                 Some(Reject::new(503, "no_healthy_upstream", format!("upstream \"{name}\" has no healthy target")));
             return Error::e_explain(ErrorType::HTTPStatus(503), "no healthy target");
         };
 
-        // 3. The peer: target plus the upstream's timeouts and TLS, bounded by the route's timeout.
+        // 4. The peer: target plus the upstream's timeouts and TLS, bounded by what is left of
+        //    the route's timeout.
         let mut peer = build_peer(&pool, &backend);
-        if let Some(limit) = route.timeout {
+        if let Some(limit) = remaining {
             let o = &mut peer.options;
             for t in [&mut o.connection_timeout, &mut o.read_timeout, &mut o.write_timeout] {
                 *t = Some(t.map_or(limit, |t| t.min(limit)));
@@ -272,29 +388,22 @@ impl ProxyHttp for Portico {
         }
         if let Some(addr) = backend.as_inet() {
             ctx.tried.push(*addr);
+            let state = pool.targets.get(addr);
+            state.in_flight.fetch_add(1, Ordering::AcqRel);
+            ctx.attempt = Some(Attempt { addr: *addr, state, admission });
         }
         ctx.upstream_started = Some(Instant::now());
         Ok(peer)
     }
 
     fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
-        if let Some(pool) = &ctx.pool {
-            self.shared.metrics.upstream_error(&pool.spec.name, upstream_error_kind(&e));
-        }
-        let retry = ctx.route.as_ref().and_then(|r| r.retry.as_ref());
-        let allowed = retry.is_some_and(|r| {
-            let kind_ok = match upstream_error_kind(&e) {
-                "timeout" => r.on_timeout || r.on_connect_error,
-                _ => r.on_connect_error,
-            };
-            kind_ok && ctx.retries < r.attempts && (r.non_idempotent || session.req_header().method.is_idempotent())
+        let kind = upstream_error_kind(&e);
+        self.finish_attempt(ctx, false, kind);
+        let retry = self.may_retry(session, ctx, |r| match kind {
+            "timeout" => r.on_timeout || r.on_connect_error,
+            _ => r.on_connect_error,
         });
-        if allowed {
-            ctx.retries += 1;
-            e.set_retry(true);
-        } else {
-            e.set_retry(false);
-        }
+        e.set_retry(retry);
         e
     }
 
@@ -306,13 +415,19 @@ impl ProxyHttp for Portico {
         ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
-        if let Some(pool) = &ctx.pool {
-            self.shared.metrics.upstream_error(&pool.spec.name, upstream_error_kind(&e));
-        }
+        let kind = upstream_error_kind(&e);
+        let status_retry = ctx.retry_status.take().is_some();
+        self.finish_attempt(ctx, false, if status_retry { "status" } else { kind });
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+        if status_retry {
+            // The budget was already taken when the status was seen.
+            e.set_retry(!session.as_ref().retry_buffer_truncated());
+        } else if kind == "timeout" && self.may_retry(session, ctx, |r| r.on_timeout) {
+            e.set_retry(!session.as_ref().retry_buffer_truncated());
+        } else if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
             e.set_retry(false);
         } else {
+            // Pingora's default: a request that failed on a reused connection may go again.
             e.retry.decide_reuse(client_reused);
         }
         e
@@ -340,6 +455,13 @@ impl ProxyHttp for Portico {
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.upstream_time = ctx.upstream_started.map(|s| s.elapsed());
+        let status = _upstream_response.status.as_u16();
+        let retry_on_status =
+            ctx.route.as_ref().and_then(|r| r.retry.as_ref()).is_some_and(|r| r.on_status.contains(&status));
+        if retry_on_status && self.may_retry(_session, ctx, |_| true) {
+            ctx.retry_status = Some(status);
+            return Error::e_explain(ErrorType::HTTPStatus(status), "retrying on upstream status");
+        }
         Ok(())
     }
 
@@ -386,14 +508,27 @@ impl ProxyHttp for Portico {
             self.shared.metrics.in_flight().dec();
         }
         let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
+        let upstream_ok = e.is_none() && status > 0 && status < 500;
+        self.finish_attempt(ctx, upstream_ok, if e.is_some() { "other" } else { "status" });
+        if let Some(pool) = ctx.counted_pool.take() {
+            pool.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
         let elapsed = ctx.started.elapsed();
         let req = session.req_header();
         if let Some(runtime) = &ctx.runtime {
-            let m = match &ctx.route {
-                Some(r) => runtime.route_metrics.get(r.index).unwrap_or(&runtime.unrouted_metrics),
-                None => &runtime.unrouted_metrics,
-            };
+            let rt = ctx.route.as_ref().and_then(|r| runtime.routes.get(r.index));
+            if ctx.counted_route {
+                if let Some(rt) = rt {
+                    rt.in_flight.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+            let m = rt.map_or(&runtime.unrouted_metrics, |rt| &rt.metrics);
             m.observe(&req.method, if status == 0 { 499 } else { status }, elapsed.as_secs_f64());
+            if let (Some(route), Some(body)) = (&ctx.route, ctx.mirror_body.take()) {
+                if let Some(m) = &route.mirror {
+                    crate::mirror::send(runtime, m, req, body);
+                }
+            }
         }
         if !self.shared.access_log.enabled() {
             return;

@@ -32,7 +32,16 @@ impl BackgroundService for HealthSupervisor {
         tokio::time::sleep(SCAN_EVERY * 3).await;
         loop {
             let runtime = self.shared.runtime.load_full();
+            let now = super::window::now_ms();
             for pool in runtime.pools.iter() {
+                if let Some(b) = &pool.breaker {
+                    self.shared.metrics.set_breaker_state(&pool.spec.name, b.state() as u8);
+                }
+                if pool.spec.outlier.is_some() {
+                    for (addr, ejected) in pool.targets.ejections(now) {
+                        self.shared.metrics.set_target_ejected(&pool.spec.name, addr, ejected);
+                    }
+                }
                 if pool.claim_supervision() && (pool.spec.health.is_some() || pool.spec.dns.is_some()) {
                     tokio::spawn(supervise(Arc::downgrade(pool), self.shared.clone()));
                 }

@@ -1,9 +1,13 @@
 //! Upstream pools on pingora-load-balancing: selection, health checks, DNS discovery, and the
 //! peer a request is sent to.
 
+pub mod breaker;
+pub mod budget;
 mod dns;
 mod health;
 mod peer;
+pub mod targets;
+pub mod window;
 
 pub use health::HealthSupervisor;
 pub use peer::build_peer;
@@ -45,6 +49,12 @@ pub struct Pool {
     pub tls: Option<crate::tls::UpstreamTlsMaterial>,
     /// Set once a health/discovery task runs for this pool.
     supervised: AtomicBool,
+    /// Per-target load and passive health.
+    pub targets: targets::Targets,
+    /// The circuit breaker, when configured.
+    pub breaker: Option<breaker::Breaker>,
+    /// Requests to this upstream now (for `max_in_flight`).
+    pub in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Pool {
@@ -82,6 +92,7 @@ impl Pool {
             Balance::RoundRobin => Balancer::RoundRobin(LoadBalancer::from_backends(backends)),
             Balance::Random => Balancer::Random(LoadBalancer::from_backends(backends)),
             Balance::ConsistentHash => Balancer::Hash(LoadBalancer::from_backends(backends)),
+            Balance::LeastLoaded => Balancer::Random(LoadBalancer::from_backends(backends)),
         };
         // The files were checked when the config loaded; a failure here means they changed since.
         let tls = spec.tls.as_ref().map(|t| {
@@ -90,22 +101,51 @@ impl Pool {
                 Default::default()
             })
         });
-        Pool { spec, balancer, tls, supervised: AtomicBool::new(false) }
+        let targets = targets::Targets::new(spec.targets.iter().map(|t| t.addr), spec.outlier.clone());
+        let breaker = spec.breaker.clone().map(breaker::Breaker::new);
+        Pool {
+            spec,
+            balancer,
+            tls,
+            supervised: AtomicBool::new(false),
+            targets,
+            breaker,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 
     /// A healthy target for `key` (the hash key; ignored by round robin and random), skipping
-    /// targets in `exclude` (ones a retry already tried) while others are left.
-    pub fn select(&self, key: &[u8], exclude: &[SocketAddr]) -> Option<Backend> {
-        with_lb!(&self.balancer, lb => {
-            if exclude.is_empty() {
-                lb.select(key, MAX_ITERATIONS)
-            } else {
-                lb.select_with(key, MAX_ITERATIONS, |b, healthy| {
-                    healthy && b.as_inet().is_none_or(|a| !exclude.contains(a))
+    /// targets that outlier detection ejected and, while others are left, targets in `exclude`
+    /// (ones a retry already tried). When every target is ejected, ejection is ignored (a pool
+    /// that ejected everything would otherwise serve nothing), as Envoy's panic threshold does.
+    pub fn select(&self, key: &[u8], exclude: &[SocketAddr], now_ms: u64) -> Option<Backend> {
+        let usable = |b: &Backend, healthy: bool, avoid_tried: bool| {
+            healthy
+                && b.as_inet().is_none_or(|a| {
+                    let tried = avoid_tried && exclude.contains(a);
+                    let ejected = self.targets.peek(a, |s| s.ejected(now_ms)).unwrap_or(false);
+                    !tried && !ejected
                 })
-                .or_else(|| lb.select(key, MAX_ITERATIONS))
-            }
-        })
+        };
+        let pick = |avoid_tried: bool| with_lb!(&self.balancer, lb => lb.select_with(key, MAX_ITERATIONS, |b, h| usable(b, h, avoid_tried)));
+        let first = pick(true)
+            .or_else(|| pick(false))
+            .or_else(|| with_lb!(&self.balancer, lb => lb.select(key, MAX_ITERATIONS)))?;
+        if self.spec.balance != Balance::LeastLoaded {
+            return Some(first);
+        }
+        // Power of two choices: a second random target, and the one with fewer requests wins.
+        let Some(first_addr) = first.as_inet().copied() else { return Some(first) };
+        let second = with_lb!(&self.balancer, lb => lb.select_with(key, MAX_ITERATIONS, |b, h| {
+            usable(b, h, true) && b.as_inet() != Some(&first_addr)
+        }));
+        let load = |b: &Backend| {
+            b.as_inet().and_then(|a| self.targets.peek(a, |s| s.in_flight.load(Ordering::Acquire))).unwrap_or(0)
+        };
+        match second {
+            Some(second) if load(&second) < load(&first) => Some(second),
+            _ => Some(first),
+        }
     }
 
     /// Runs discovery (static targets resolve at once) and rebuilds the selector.

@@ -9,6 +9,7 @@ mod config_check;
 mod health;
 mod observability;
 mod reload;
+mod resilience;
 mod routing;
 mod tls;
 mod traffic_basics;

@@ -34,6 +34,16 @@ async fn metrics_count_what_was_sent() {
     for _ in 0..2 {
         assert_eq!(c.get(p.url("web", "/missing")).send().await.expect("req").status(), 404);
     }
+    // Requests are counted as they finish, just after the response leaves: wait for the last.
+    eventually(Duration::from_secs(3), "all 12 requests counted", || {
+        let url = p.admin_url("/metrics");
+        async move {
+            let text = client().get(url).send().await.expect("metrics").text().await.expect("text");
+            metric(&text, "portico_request_duration_seconds_count", "route=\"echo\"") == 10.0
+                && metric(&text, "portico_requests_total", "route=\"\",method=\"GET\",status_class=\"4xx\"") == 2.0
+        }
+    })
+    .await;
     let text = p.metrics().await;
     assert_eq!(
         metric(&text, "portico_requests_total", "route=\"echo\",method=\"GET\",status_class=\"2xx\""),

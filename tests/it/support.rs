@@ -37,7 +37,19 @@ pub struct Origin {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
     healthy: Arc<AtomicBool>,
+    behaviour: Arc<Behaviour>,
     task: Option<JoinHandle<()>>,
+    /// Every request body seen, with its Host header (for mirror checks).
+    pub seen: Arc<std::sync::Mutex<Vec<(String, usize)>>>,
+}
+
+/// How an origin misbehaves on purpose.
+#[derive(Default)]
+pub struct Behaviour {
+    /// Answer 503 to everything but `/healthz`.
+    pub failing: AtomicBool,
+    /// Wait this long before answering anything but `/healthz`.
+    pub delay_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Origin {
@@ -53,7 +65,9 @@ impl Origin {
             addr,
             hits: Arc::new(AtomicUsize::new(0)),
             healthy: Arc::new(AtomicBool::new(true)),
+            behaviour: Arc::new(Behaviour::default()),
             task: None,
+            seen: Arc::new(std::sync::Mutex::new(Vec::new())),
         };
         origin.task = Some(origin.serve(listener));
         origin
@@ -61,6 +75,7 @@ impl Origin {
 
     fn serve(&self, listener: TcpListener) -> JoinHandle<()> {
         let (name, hits, healthy) = (self.name.clone(), self.hits.clone(), self.healthy.clone());
+        let (behaviour, seen) = (self.behaviour.clone(), self.seen.clone());
         tokio::spawn(async move {
             // Connections live in this set: aborting the task closes them all.
             let mut conns = JoinSet::new();
@@ -69,8 +84,11 @@ impl Origin {
                     continue;
                 };
                 let (name, hits, healthy) = (name.clone(), hits.clone(), healthy.clone());
+                let (behaviour, seen) = (behaviour.clone(), seen.clone());
                 conns.spawn(async move {
-                    let svc = service_fn(move |req| handle(req, name.clone(), hits.clone(), healthy.clone()));
+                    let svc = service_fn(move |req| {
+                        handle(req, name.clone(), hits.clone(), healthy.clone(), behaviour.clone(), seen.clone())
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .with_upgrades()
@@ -113,6 +131,16 @@ impl Origin {
     pub fn set_healthy(&self, healthy: bool) {
         self.healthy.store(healthy, Ordering::SeqCst);
     }
+
+    /// Makes every request but health checks answer 503 (or stop doing so).
+    pub fn set_failing(&self, failing: bool) {
+        self.behaviour.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Delays every answer but health checks.
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.behaviour.delay_ms.store(ms, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Origin {
@@ -128,6 +156,8 @@ async fn handle(
     name: String,
     hits: Arc<AtomicUsize>,
     healthy: Arc<AtomicBool>,
+    behaviour: Arc<Behaviour>,
+    seen: Arc<std::sync::Mutex<Vec<(String, usize)>>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -136,6 +166,14 @@ async fn handle(
         return Ok(Response::builder().status(status).body(Full::new(Bytes::from("health"))).expect("response"));
     }
     hits.fetch_add(1, Ordering::SeqCst);
+    let delay = behaviour.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if behaviour.failing.load(Ordering::SeqCst) {
+        let body = serde_json::json!({"instance": name, "failing": true}).to_string();
+        return Ok(Response::builder().status(503).body(Full::new(Bytes::from(body))).expect("response"));
+    }
     if path == "/slow" {
         let ms = query.strip_prefix("ms=").and_then(|v| v.parse().ok()).unwrap_or(1000);
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -149,6 +187,9 @@ async fn handle(
         .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    if let Ok(mut seen) = seen.lock() {
+        seen.push((headers.get("host").cloned().unwrap_or_default(), body.len()));
+    }
     let json = serde_json::json!({
         "instance": name, "method": method, "uri": uri, "path": path, "headers": headers, "body_len": body.len(),
     });

@@ -114,7 +114,7 @@ upstreams:
   a: {{targets: ["{a}"]}}
   b: {{targets: ["{b}"]}}
 routes:
-  - {{name: retried, match: {{path: /retried}}, upstream: flaky, retry: {{attempts: 2, on: [connect_error]}}}}
+  - {{name: retried, match: {{path: /retried}}, upstream: flaky, retry: {{attempts: 2, on: [connect_error], budget_percent: 100}}}}
   - {{name: split, match: {{path: /split}}, split: [{{upstream: a, weight: 90}}, {{upstream: b, weight: 10}}]}}
 "#,
         a = a.addr,

@@ -1,0 +1,109 @@
+//! Per-target state the balancer does not keep: requests in flight (for least-loaded choice)
+//! and passive health (outlier ejection after consecutive failures).
+
+use crate::config::OutlierSpec;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// One target's counters.
+#[derive(Default)]
+pub struct TargetState {
+    /// Requests to this target now.
+    pub in_flight: AtomicUsize,
+    consecutive_failures: AtomicU32,
+    ejected_until_ms: AtomicU64,
+}
+
+impl TargetState {
+    /// Whether outlier detection has this target ejected at `now_ms`.
+    pub fn ejected(&self, now_ms: u64) -> bool {
+        self.ejected_until_ms.load(Ordering::Acquire) > now_ms
+    }
+}
+
+/// The states of a pool's targets, replaced (not locked) when discovery finds new ones.
+#[derive(Default)]
+pub struct Targets {
+    map: ArcSwap<HashMap<SocketAddr, Arc<TargetState>>>,
+    outlier: Option<OutlierSpec>,
+}
+
+/// What a recorded outcome did to the target.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing changed.
+    Unchanged,
+    /// The target was just ejected.
+    Ejected,
+}
+
+impl Targets {
+    /// States for `addrs`, with outlier detection when configured.
+    pub fn new(addrs: impl IntoIterator<Item = SocketAddr>, outlier: Option<OutlierSpec>) -> Self {
+        let map = addrs.into_iter().map(|a| (a, Arc::new(TargetState::default()))).collect();
+        Targets { map: ArcSwap::from_pointee(map), outlier }
+    }
+
+    /// The state of `addr`, created if discovery added it since.
+    pub fn get(&self, addr: &SocketAddr) -> Arc<TargetState> {
+        if let Some(s) = self.map.load().get(addr) {
+            return s.clone();
+        }
+        let fresh = Arc::new(TargetState::default());
+        self.map.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.entry(*addr).or_insert_with(|| fresh.clone());
+            m
+        });
+        self.map.load().get(addr).cloned().unwrap_or(fresh)
+    }
+
+    /// Reads a target's state without creating it.
+    pub fn peek<R>(&self, addr: &SocketAddr, f: impl FnOnce(&TargetState) -> R) -> Option<R> {
+        self.map.load().get(addr).map(|s| f(s))
+    }
+
+    /// Records a finished exchange with `addr` for passive health.
+    pub fn record(&self, addr: &SocketAddr, success: bool, now_ms: u64) -> Outcome {
+        let Some(spec) = &self.outlier else { return Outcome::Unchanged };
+        let state = self.get(addr);
+        if success {
+            state.consecutive_failures.store(0, Ordering::Release);
+            return Outcome::Unchanged;
+        }
+        let failures = state.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+        if failures >= spec.consecutive_failures && !state.ejected(now_ms) {
+            state.consecutive_failures.store(0, Ordering::Release);
+            state.ejected_until_ms.store(now_ms + spec.eject_ms, Ordering::Release);
+            return Outcome::Ejected;
+        }
+        Outcome::Unchanged
+    }
+
+    /// Every known target with whether it is ejected now.
+    pub fn ejections(&self, now_ms: u64) -> Vec<(SocketAddr, bool)> {
+        self.map.load().iter().map(|(a, s)| (*a, s.ejected(now_ms))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_failures_eject_for_a_while() {
+        let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+        let t = Targets::new([addr], Some(OutlierSpec { consecutive_failures: 3, eject_ms: 1000 }));
+        let now = 1_000_000;
+        assert_eq!(t.record(&addr, false, now), Outcome::Unchanged);
+        assert_eq!(t.record(&addr, true, now), Outcome::Unchanged, "a success resets the count");
+        t.record(&addr, false, now);
+        t.record(&addr, false, now);
+        assert_eq!(t.record(&addr, false, now), Outcome::Ejected);
+        assert_eq!(t.peek(&addr, |s| s.ejected(now + 999)), Some(true));
+        assert_eq!(t.peek(&addr, |s| s.ejected(now + 1000)), Some(false));
+    }
+}
