@@ -5,7 +5,7 @@
 
 use crate::{Consumer, Filter};
 use serde::de::DeserializeOwned;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What a filter may use while it is built: the config's consumers and the config file's folder
@@ -18,6 +18,28 @@ pub struct BuildContext<'a> {
     /// `rate_limit_store.redis` of the config (a `redis://` URL), for limits shared by every
     /// instance.
     pub redis_url: Option<&'a str>,
+}
+
+impl BuildContext<'_> {
+    /// A path from the filter's config, resolved like every path in the config file.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        resolve_path(self.base_dir, p)
+    }
+}
+
+/// Resolves a path from a config file: absolute as is; relative to the config file's folder; or,
+/// when nothing is there but it exists relative to the working directory (`conf/jwks.json` run
+/// from the project root), that one.
+pub fn resolve_path(base_dir: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let beside_config = base_dir.join(path);
+    if !beside_config.exists() && path.exists() {
+        return path.to_path_buf();
+    }
+    beside_config
 }
 
 /// Why a filter could not be built.

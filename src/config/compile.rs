@@ -217,13 +217,11 @@ fn server_settings(s: ServerFile) -> ServerSettings {
     }
 }
 
+/// A relative path is relative to the config file's folder; when nothing is there but the path
+/// exists relative to the working directory (`conf/certs/site.crt` run from the project root),
+/// that one is taken.
 fn resolve(base_dir: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base_dir.join(p)
-    }
+    portico_filters::registry::resolve_path(base_dir, p)
 }
 
 fn socket_addr(s: &str, at: &str, errors: &mut Errors<'_>) -> Option<SocketAddr> {
