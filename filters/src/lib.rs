@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+pub mod compression;
 pub mod context;
+pub mod cors;
 pub mod headers;
 pub mod ip_restrict;
 pub mod registry;
@@ -24,8 +26,22 @@ pub enum Flow {
     Continue,
     /// Stop here: Portico answers with this error as a JSON body.
     Reject(Reject),
+    /// Answer with this response instead of going upstream (a CORS preflight, a cached answer);
+    /// the core writes it and runs the response filters over it.
+    Respond(Response),
     /// The filter already wrote a whole response to the session; nothing more is sent.
     Responded,
+}
+
+/// A whole response a filter answers with.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Body.
+    pub body: Bytes,
 }
 
 /// A step in a listener's or a route's filter chain.

@@ -88,6 +88,8 @@ fn factory<F: FilterFactory>(value: serde_yaml::Value, cx: &BuildContext<'_>) ->
 /// Every built-in filter: one line each.
 pub const BUILT_IN: &[(&str, Factory)] = &[
     (crate::headers::Headers::NAME, factory::<crate::headers::Headers>),
+    (crate::cors::Cors::NAME, factory::<crate::cors::Cors>),
+    (crate::compression::Compression::NAME, factory::<crate::compression::Compression>),
     (crate::ip_restrict::IpRestrict::NAME, factory::<crate::ip_restrict::IpRestrict>),
     (crate::request_size_limit::RequestSizeLimit::NAME, factory::<crate::request_size_limit::RequestSizeLimit>),
 ];

@@ -233,6 +233,10 @@ impl ProxyHttp for Portico {
                     respond::reject(session, ctx, &reject).await?;
                     return Ok(true);
                 }
+                Flow::Respond(r) => {
+                    respond::write(session, ctx, r.status, &r.headers, r.body).await?;
+                    return Ok(true);
+                }
                 Flow::Responded => return Ok(true),
             }
         }

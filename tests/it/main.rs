@@ -6,6 +6,7 @@ mod support;
 
 mod balancing;
 mod config_check;
+mod edge_filters;
 mod health;
 mod observability;
 mod reload;
