@@ -19,6 +19,8 @@ pub struct Ctx {
     pub filter: RequestCtx,
     /// The matched route.
     pub route: Option<Arc<RouteSpec>>,
+    /// The request id as a header value, made once for the upstream request and the response.
+    pub request_id_header: Option<http::HeaderValue>,
     /// Trace context for the upstream request.
     pub trace: TraceContext,
     /// When the request arrived.
@@ -73,6 +75,7 @@ impl Ctx {
             listener: None,
             filter: RequestCtx { listener, ..Default::default() },
             route: None,
+            request_id_header: None,
             trace: TraceContext::default(),
             started: Instant::now(),
             in_flight: false,

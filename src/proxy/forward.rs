@@ -6,6 +6,7 @@ use crate::config::Role;
 use http::{header, HeaderName, HeaderValue, Uri};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
+use std::io::Write;
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) that never cross a proxy.
 const HOP_BY_HOP: [&str; 6] =
@@ -81,16 +82,28 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
     // X-Forwarded-*: replaced at the edge, appended to on internal hops.
     let internal = ctx.listener.as_ref().is_some_and(|l| l.role == Role::Internal);
     if let Some(ip) = ctx.filter.client_ip {
-        let ip = ip.to_string();
-        let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prev) if internal && !prev.is_empty() => format!("{prev}, {ip}"),
-            _ => ip,
+        // Formatted on the stack: one allocation, for the header value itself.
+        let mut buf = [0u8; 512];
+        let mut w = &mut buf[..];
+        let prev = req.headers.get("x-forwarded-for").map(|v| v.as_bytes()).filter(|p| internal && !p.is_empty());
+        let written = match prev {
+            Some(prev) => w.write_all(prev).and_then(|_| write!(w, ", {ip}")),
+            None => write!(w, "{ip}"),
         };
-        req.insert_header("x-forwarded-for", xff)?;
+        let len = 512 - w.len();
+        let value = match written {
+            Ok(()) => HeaderValue::from_bytes(&buf[..len]).ok(),
+            // An overlong chain from a peer: start over with this hop.
+            Err(_) => HeaderValue::from_str(&ip.to_string()).ok(),
+        };
+        if let Some(v) = value {
+            req.insert_header("x-forwarded-for", v)?;
+        }
     }
     let tls = ctx.listener.as_ref().is_some_and(|l| l.tls.is_some());
     if !(internal && req.headers.contains_key("x-forwarded-proto")) {
-        req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+        let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+        req.insert_header("x-forwarded-proto", proto)?;
     }
     if !(internal && req.headers.contains_key("x-forwarded-host")) {
         let host = session
@@ -116,9 +129,11 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
     }
 
     // Request id and trace context.
-    req.insert_header("x-request-id", ctx.filter.request_id.as_str())?;
-    if !ctx.trace.traceparent.is_empty() {
-        req.insert_header("traceparent", ctx.trace.traceparent.as_str())?;
+    if let Some(id) = &ctx.request_id_header {
+        req.insert_header("x-request-id", id.clone())?;
+    }
+    if let Some(tp) = ctx.trace.traceparent() {
+        req.insert_header("traceparent", tp.clone())?;
     }
     Ok(())
 }

@@ -43,8 +43,8 @@ impl Portico {
 /// Adds what every response carries (request id), then runs the route's and the listener's
 /// response filters, in reverse chain order.
 pub(crate) fn decorate_response(resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-    if let Ok(v) = HeaderValue::from_str(&ctx.filter.request_id) {
-        resp.insert_header("x-request-id", v)?;
+    if let Some(v) = &ctx.request_id_header {
+        resp.insert_header("x-request-id", v.clone())?;
     }
     if let Some(route) = &ctx.route {
         let chain = route.filters.clone();
@@ -162,6 +162,7 @@ impl ProxyHttp for Portico {
             _ => telemetry::new_request_id(),
         };
         // Trace context: continued with a new span id, or started.
+        ctx.request_id_header = HeaderValue::from_str(&ctx.filter.request_id).ok();
         ctx.trace = TraceContext::continue_or_start(req.headers.get("traceparent").map(|v| v.as_bytes()));
         ctx.filter.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         // Identity from a verified client certificate (recorded at the end of the handshake).
@@ -546,7 +547,7 @@ impl ProxyHttp for Portico {
         self.shared.access_log.write(&AccessLine {
             time: &time,
             request_id: &ctx.filter.request_id,
-            trace_id: &ctx.trace.trace_id,
+            trace_id: ctx.trace.trace_id(),
             client: &client,
             listener: &self.listener,
             method: req.method.as_str(),
