@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+pub mod api_key;
 pub mod context;
+mod credentials;
 pub mod headers;
 pub mod ip_restrict;
 pub mod registry;

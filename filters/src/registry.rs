@@ -90,6 +90,7 @@ pub const BUILT_IN: &[(&str, Factory)] = &[
     (crate::headers::Headers::NAME, factory::<crate::headers::Headers>),
     (crate::ip_restrict::IpRestrict::NAME, factory::<crate::ip_restrict::IpRestrict>),
     (crate::request_size_limit::RequestSizeLimit::NAME, factory::<crate::request_size_limit::RequestSizeLimit>),
+    (crate::api_key::ApiKey::NAME, factory::<crate::api_key::ApiKey>),
 ];
 
 /// Names of every filter, for "unknown filter" errors.
