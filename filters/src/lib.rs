@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api_key;
+pub mod basic_auth;
 pub mod context;
 mod credentials;
 pub mod headers;

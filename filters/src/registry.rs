@@ -91,6 +91,7 @@ pub const BUILT_IN: &[(&str, Factory)] = &[
     (crate::ip_restrict::IpRestrict::NAME, factory::<crate::ip_restrict::IpRestrict>),
     (crate::request_size_limit::RequestSizeLimit::NAME, factory::<crate::request_size_limit::RequestSizeLimit>),
     (crate::api_key::ApiKey::NAME, factory::<crate::api_key::ApiKey>),
+    (crate::basic_auth::BasicAuth::NAME, factory::<crate::basic_auth::BasicAuth>),
 ];
 
 /// Names of every filter, for "unknown filter" errors.
