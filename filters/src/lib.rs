@@ -6,6 +6,7 @@ pub mod context;
 mod credentials;
 pub mod headers;
 pub mod ip_restrict;
+pub mod jwt;
 pub mod registry;
 pub mod reject;
 pub mod request_size_limit;

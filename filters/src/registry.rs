@@ -92,6 +92,7 @@ pub const BUILT_IN: &[(&str, Factory)] = &[
     (crate::request_size_limit::RequestSizeLimit::NAME, factory::<crate::request_size_limit::RequestSizeLimit>),
     (crate::api_key::ApiKey::NAME, factory::<crate::api_key::ApiKey>),
     (crate::basic_auth::BasicAuth::NAME, factory::<crate::basic_auth::BasicAuth>),
+    (crate::jwt::Jwt::NAME, factory::<crate::jwt::Jwt>),
 ];
 
 /// Names of every filter, for "unknown filter" errors.
