@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod acl;
 pub mod api_key;
 pub mod basic_auth;
 pub mod context;

@@ -93,6 +93,7 @@ pub const BUILT_IN: &[(&str, Factory)] = &[
     (crate::api_key::ApiKey::NAME, factory::<crate::api_key::ApiKey>),
     (crate::basic_auth::BasicAuth::NAME, factory::<crate::basic_auth::BasicAuth>),
     (crate::jwt::Jwt::NAME, factory::<crate::jwt::Jwt>),
+    (crate::acl::Acl::NAME, factory::<crate::acl::Acl>),
 ];
 
 /// Names of every filter, for "unknown filter" errors.
