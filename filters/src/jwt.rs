@@ -669,7 +669,13 @@ impl Jwt {
                 // A key set without ids (a PEM file) may still have signed it.
                 let anonymous: Vec<&Key> = sets.flat_map(|s| s.without_kid(alg)).collect();
                 if anonymous.is_empty() {
-                    return Err(TokenError::UnknownKeyId);
+                    // Say so when the key set could not be fetched yet, rather than blame the kid.
+                    let unloaded = self.remote.as_ref().is_some_and(|r| !r.loaded.load(Ordering::Acquire));
+                    return Err(if unloaded && self.local.keys.is_empty() {
+                        TokenError::NoKeys
+                    } else {
+                        TokenError::UnknownKeyId
+                    });
                 }
                 decode_with(token, anonymous.iter().map(|k| &k.key), validation)
             }
@@ -1166,6 +1172,29 @@ mod tests {
         assert_eq!(remote.generation.load(Ordering::Acquire), 1);
         remote.install(KeySet::from_jwks(&doc, "test").expect("parses"));
         assert_eq!(remote.generation.load(Ordering::Acquire), 1, "unchanged set keeps the generation");
+    }
+
+    #[tokio::test]
+    async fn remote_key_set_rotation() {
+        let f = build("{jwks_url: 'http://127.0.0.1:9/jwks.json'}").expect("valid");
+        let remote = f.remote.clone().expect("remote");
+        // A fetch just "happened", so none is made here (and no socket is opened).
+        remote.last_attempt_ms.store(now_ms(), Ordering::Release);
+        let claims = json!({"sub": "svc", "exp": now() + 60});
+        let token = signed(Algorithm::RS256, Some("test-rsa"), "rsa.key", claims.clone());
+        assert_eq!(refusal(&f, &bearer(&token)).await.0, "signing keys are not available");
+
+        let doc = std::fs::read(testdata().join("jwks.json")).expect("jwks");
+        remote.install(KeySet::from_jwks(&doc, "test").expect("parses"));
+        f.authenticate(&bearer(&token)).await.expect("key from the remote set");
+        let unknown = signed(Algorithm::RS256, Some("next"), "rsa.key", claims.clone());
+        assert_eq!(refusal(&f, &bearer(&unknown)).await.0, "unknown key id");
+
+        // The key is rotated away: the cached verification lapses with the old set.
+        let only_ec = br#"{"keys": [{"kty": "EC", "kid": "e", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+        remote.install(KeySet::from_jwks(only_ec, "test").expect("parses"));
+        assert_eq!(refusal(&f, &bearer(&token)).await.0, "unknown key id");
     }
 
     #[test]
