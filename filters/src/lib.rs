@@ -1,10 +1,15 @@
 #![doc = include_str!("../README.md")]
 
+pub mod acl;
+pub mod api_key;
+pub mod basic_auth;
 pub mod compression;
 pub mod context;
 pub mod cors;
+mod credentials;
 pub mod headers;
 pub mod ip_restrict;
+pub mod jwt;
 pub mod registry;
 pub mod reject;
 pub mod request_size_limit;

@@ -92,6 +92,10 @@ pub const BUILT_IN: &[(&str, Factory)] = &[
     (crate::compression::Compression::NAME, factory::<crate::compression::Compression>),
     (crate::ip_restrict::IpRestrict::NAME, factory::<crate::ip_restrict::IpRestrict>),
     (crate::request_size_limit::RequestSizeLimit::NAME, factory::<crate::request_size_limit::RequestSizeLimit>),
+    (crate::api_key::ApiKey::NAME, factory::<crate::api_key::ApiKey>),
+    (crate::basic_auth::BasicAuth::NAME, factory::<crate::basic_auth::BasicAuth>),
+    (crate::jwt::Jwt::NAME, factory::<crate::jwt::Jwt>),
+    (crate::acl::Acl::NAME, factory::<crate::acl::Acl>),
 ];
 
 /// Names of every filter, for "unknown filter" errors.

@@ -50,6 +50,8 @@ pub struct Behaviour {
     pub failing: AtomicBool,
     /// Wait this long before answering anything but `/healthz`.
     pub delay_ms: std::sync::atomic::AtomicU64,
+    /// Fixed JSON bodies by path (a JWKS document, say), served instead of the echo.
+    pub fixed: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl Origin {
@@ -137,6 +139,13 @@ impl Origin {
         self.behaviour.failing.store(failing, Ordering::SeqCst);
     }
 
+    /// Serves `body` (as JSON) at `path` from now on.
+    pub fn set_fixed(&self, path: &str, body: &str) {
+        if let Ok(mut f) = self.behaviour.fixed.lock() {
+            f.insert(path.to_string(), body.to_string());
+        }
+    }
+
     /// Delays every answer but health checks.
     pub fn set_delay_ms(&self, ms: u64) {
         self.behaviour.delay_ms.store(ms, Ordering::SeqCst);
@@ -164,6 +173,13 @@ async fn handle(
     if path == "/healthz" {
         let status = if healthy.load(Ordering::SeqCst) { 200 } else { 503 };
         return Ok(Response::builder().status(status).body(Full::new(Bytes::from("health"))).expect("response"));
+    }
+    let fixed = behaviour.fixed.lock().ok().and_then(|f| f.get(&path).cloned());
+    if let Some(body) = fixed {
+        return Ok(Response::builder()
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("response"));
     }
     hits.fetch_add(1, Ordering::SeqCst);
     let delay = behaviour.delay_ms.load(Ordering::SeqCst);
