@@ -9,6 +9,7 @@ use std::sync::Arc;
 pub struct FilterChain {
     filters: Arc<[Arc<dyn Filter>]>,
     wants_body: bool,
+    secret_query_params: Arc<[String]>,
 }
 
 impl std::fmt::Debug for FilterChain {
@@ -21,12 +22,18 @@ impl FilterChain {
     /// Wraps built filters.
     pub fn new(filters: Vec<Arc<dyn Filter>>) -> Self {
         let wants_body = filters.iter().any(|f| f.wants_request_body());
-        FilterChain { filters: filters.into(), wants_body }
+        let secret_query_params = filters.iter().flat_map(|f| f.secret_query_params()).collect();
+        FilterChain { filters: filters.into(), wants_body, secret_query_params }
     }
 
     /// Whether the chain has no filters.
     pub fn is_empty(&self) -> bool {
         self.filters.is_empty()
+    }
+
+    /// Query parameters whose values the access log must not show.
+    pub fn secret_query_params(&self) -> &[String] {
+        &self.secret_query_params
     }
 
     /// Whether any filter wants to see the request body.

@@ -164,6 +164,10 @@ impl FilterFactory for ApiKey {
 
 #[async_trait]
 impl Filter for ApiKey {
+    fn secret_query_params(&self) -> Vec<String> {
+        self.query.iter().cloned().collect()
+    }
+
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Flow> {
         match self.authenticate(session.req_header_mut()) {
             Ok(consumer) => {

@@ -911,6 +911,10 @@ impl FilterFactory for Jwt {
 
 #[async_trait]
 impl Filter for Jwt {
+    fn secret_query_params(&self) -> Vec<String> {
+        self.from.query.iter().cloned().collect()
+    }
+
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Flow> {
         match self.authenticate(session.req_header()).await {
             Ok((consumer, claims)) => {

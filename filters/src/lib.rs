@@ -104,6 +104,14 @@ pub trait Filter: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Query parameters that carry secrets (a token, an API key): the access log shows them as
+    /// `[redacted]`. Asked once, when the chain is built.
+    ///
+    /// By default none.
+    fn secret_query_params(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Runs before the response header goes to the client, in reverse chain order; it also runs
     /// on responses Portico makes itself (errors, `respond` routes), so CORS and header edits
     /// apply everywhere.

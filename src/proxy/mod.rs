@@ -542,6 +542,8 @@ impl ProxyHttp for Portico {
         let target = ctx.target().map(|a| a.to_string());
         let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host()).unwrap_or("");
         let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let secrets = [ctx.listener.as_ref().map(|l| &l.filters), ctx.route.as_ref().map(|r| &r.filters)];
+        let path = redact_query(path, secrets.iter().flatten().flat_map(|c| c.secret_query_params()));
         let error = ctx.error.or_else(|| e.map(upstream_error_kind));
         let time = telemetry::now_rfc3339();
         self.shared.access_log.write(&AccessLine {
@@ -552,7 +554,7 @@ impl ProxyHttp for Portico {
             listener: &self.listener,
             method: req.method.as_str(),
             host,
-            path,
+            path: &path,
             route: &ctx.filter.route,
             consumer: ctx.filter.caller(),
             upstream: ctx.pool.as_ref().map(|p| &*p.spec.name),
@@ -571,6 +573,24 @@ fn strip_port(host: &str) -> &str {
         return host.split_once(']').map(|(h, _)| &h[1..]).unwrap_or(host);
     }
     host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+}
+
+/// The path with the values of secret query parameters replaced by `[redacted]`.
+fn redact_query<'a, 's>(path: &'a str, secrets: impl Iterator<Item = &'s String>) -> std::borrow::Cow<'a, str> {
+    let Some((base, query)) = path.split_once('?') else { return path.into() };
+    let secrets: Vec<&String> = secrets.collect();
+    let is_secret = |pair: &str| secrets.iter().any(|s| pair.split('=').next() == Some(s.as_str()));
+    if secrets.is_empty() || !query.split('&').any(is_secret) {
+        return path.into();
+    }
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if is_secret(pair) => format!("{k}=[redacted]"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", redacted.join("&")).into()
 }
 
 fn pick_weighted(parts: &[(Arc<str>, u32)]) -> Arc<str> {
@@ -598,6 +618,14 @@ fn cookie<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_query_values_are_redacted() {
+        let secrets = ["access_token".to_string()];
+        assert_eq!(redact_query("/a?x=1&access_token=abc", secrets.iter()), "/a?x=1&access_token=[redacted]");
+        assert_eq!(redact_query("/a?x=1", secrets.iter()), "/a?x=1");
+        assert_eq!(redact_query("/a?access_token_x=1", secrets.iter()), "/a?access_token_x=1");
+    }
 
     #[test]
     fn strips_ports() {

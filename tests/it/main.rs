@@ -2,7 +2,9 @@
 //! `portico` binary, real origins on OS-picked ports and a real HTTP client.
 
 mod pki;
+mod security;
 mod support;
+mod tokens;
 
 mod balancing;
 mod config_check;
