@@ -3,6 +3,7 @@
 pub mod context;
 pub mod headers;
 pub mod ip_restrict;
+pub mod rate_limit;
 pub mod registry;
 pub mod reject;
 pub mod request_size_limit;

@@ -81,6 +81,7 @@ pub const BUILT_IN: &[(&str, Factory)] = &[
         crate::request_size_limit::RequestSizeLimit::NAME,
         factory::<crate::request_size_limit::RequestSizeLimit>,
     ),
+    (crate::rate_limit::RateLimit::NAME, factory::<crate::rate_limit::RateLimit>),
 ];
 
 /// Names of every filter, for "unknown filter" errors.
