@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod context;
+pub mod fault;
 pub mod headers;
 pub mod ip_restrict;
 pub mod rate_limit;

@@ -82,6 +82,7 @@ pub const BUILT_IN: &[(&str, Factory)] = &[
         factory::<crate::request_size_limit::RequestSizeLimit>,
     ),
     (crate::rate_limit::RateLimit::NAME, factory::<crate::rate_limit::RateLimit>),
+    (crate::fault::Fault::NAME, factory::<crate::fault::Fault>),
 ];
 
 /// Names of every filter, for "unknown filter" errors.
