@@ -96,6 +96,8 @@ pub const BUILT_IN: &[(&str, Factory)] = &[
     (crate::basic_auth::BasicAuth::NAME, factory::<crate::basic_auth::BasicAuth>),
     (crate::jwt::Jwt::NAME, factory::<crate::jwt::Jwt>),
     (crate::acl::Acl::NAME, factory::<crate::acl::Acl>),
+    (crate::rate_limit::RateLimit::NAME, factory::<crate::rate_limit::RateLimit>),
+    (crate::fault::Fault::NAME, factory::<crate::fault::Fault>),
 ];
 
 /// Names of every filter, for "unknown filter" errors.
