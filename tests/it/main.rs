@@ -10,6 +10,7 @@ mod balancing;
 mod config_check;
 mod edge_filters;
 mod health;
+mod limits;
 mod observability;
 mod reload;
 mod resilience;

@@ -428,3 +428,54 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
     let body = r.json().await.unwrap_or(serde_json::Value::Null);
     (status, body)
 }
+
+/// A real `redis-server` on a free port, stopped when dropped.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub async fn start() -> Redis {
+        let dir = tempfile::tempdir().expect("dir");
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (apt-get install redis-server; see .ci/run)");
+        let redis = Redis { child: Some(child), port, _dir: dir };
+        eventually(Duration::from_secs(10), "redis answers PING", || async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return false };
+            if s.write_all(b"PING\r\n").await.is_err() {
+                return false;
+            }
+            let mut buf = [0u8; 7];
+            s.read_exact(&mut buf).await.is_ok() && &buf == b"+PONG\r\n"
+        })
+        .await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server, like a crash.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
