@@ -302,6 +302,7 @@ mod tests {
             filters: Default::default(),
             max_in_flight: None,
             mirror: None,
+            canary: None,
         })
     }
 

@@ -162,6 +162,20 @@ pub(super) fn compile(
         if r.max_in_flight == Some(0) {
             errors.at(format!("{at}.max_in_flight"), "must be at least 1");
         }
+        let canary = r.canary.map(|c| {
+            check_upstream(&c.upstream, format!("{at}.canary.upstream"), errors);
+            if c.header.is_none() && c.cookie.is_none() {
+                errors.at(format!("{at}.canary"), "name a `header` or a `cookie` that selects the canary");
+            }
+            let header = c.header.as_deref().and_then(|h| match HeaderName::from_bytes(h.as_bytes()) {
+                Ok(h) => Some(h),
+                Err(_) => {
+                    errors.at(format!("{at}.canary.header"), format!("\"{h}\" is not a header name"));
+                    None
+                }
+            });
+            CanarySpec { upstream: c.upstream.as_str().into(), header, cookie: c.cookie, value: c.value }
+        });
         if r.cache.is_some() {
             errors.at(format!("{at}.cache"), "`cache` is not supported by this version of Portico");
         }
@@ -182,6 +196,7 @@ pub(super) fn compile(
                 filters,
                 max_in_flight: r.max_in_flight,
                 mirror,
+                canary,
             }));
         }
     }

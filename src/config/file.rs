@@ -332,6 +332,21 @@ pub struct RouteFile {
     pub filters: Vec<FilterItem>,
     #[serde(default)]
     pub max_in_flight: Option<usize>,
+    #[serde(default)]
+    pub canary: Option<CanaryFile>,
+}
+
+/// Requests carrying a header or cookie (with a value, or any) go to the canary upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryFile {
+    pub upstream: String,
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub cookie: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -394,4 +394,19 @@ pub struct RouteSpec {
     pub max_in_flight: Option<usize>,
     /// A shadow copy of requests.
     pub mirror: Option<MirrorSpec>,
+    /// Header- or cookie-selected canary.
+    pub canary: Option<CanarySpec>,
+}
+
+/// Sends requests that carry a marker to another upstream, ahead of the route's own choice.
+#[derive(Debug, Clone)]
+pub struct CanarySpec {
+    /// The canary upstream.
+    pub upstream: Arc<str>,
+    /// Header that selects the canary.
+    pub header: Option<HeaderName>,
+    /// Cookie that selects the canary.
+    pub cookie: Option<String>,
+    /// The value the header or cookie must have; `None` for any.
+    pub value: Option<String>,
 }

@@ -316,6 +316,9 @@ impl ProxyHttp for Portico {
         let chosen = listener_chain
             .upstream_select(session, &mut ctx.filter)
             .or_else(|| route.filters.upstream_select(session, &mut ctx.filter));
+        let chosen = chosen.or_else(|| {
+            route.canary.as_ref().filter(|c| canary_selected(c, session.req_header())).map(|c| c.upstream.clone())
+        });
         let name: Arc<str> = match (&chosen, &route.action) {
             (Some(name), _) => name.clone(),
             (None, Action::Upstream(name)) => name.clone(),
@@ -591,6 +594,13 @@ fn redact_query<'a, 's>(path: &'a str, secrets: impl Iterator<Item = &'s String>
         })
         .collect();
     format!("{base}?{}", redacted.join("&")).into()
+}
+
+/// Whether the request carries the canary's header or cookie (with its value, when one is set).
+fn canary_selected(c: &crate::config::CanarySpec, req: &RequestHeader) -> bool {
+    let wanted = |v: &[u8]| c.value.as_ref().is_none_or(|want| want.as_bytes() == v);
+    let by_header = c.header.as_ref().is_some_and(|h| req.headers.get_all(h).iter().any(|v| wanted(v.as_bytes())));
+    by_header || c.cookie.as_ref().is_some_and(|name| cookie(req, name).is_some_and(wanted))
 }
 
 fn pick_weighted(parts: &[(Arc<str>, u32)]) -> Arc<str> {

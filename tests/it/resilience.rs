@@ -262,3 +262,41 @@ routes:
         assert_eq!(body_len, "payload-0".len());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_or_cookie_picks_the_canary() {
+    let (stable, canary) = (Origin::start("stable").await, Origin::start("canary").await);
+    let p = Portico::start(&format!(
+        r#"{listener}
+upstreams:
+  stable: {{targets: ["{stable}"]}}
+  canary: {{targets: ["{canary}"]}}
+routes:
+  - name: by-header
+    match: {{path: /h}}
+    upstream: stable
+    canary: {{upstream: canary, header: x-canary, value: "1"}}
+  - name: by-cookie
+    match: {{path: /c}}
+    upstream: stable
+    canary: {{upstream: canary, cookie: track}}
+"#,
+        listener = listener(),
+        stable = stable.addr,
+        canary = canary.addr
+    ))
+    .await;
+    let c = client();
+    let who = |r: reqwest::Response| async move {
+        let body: serde_json::Value = r.json().await.expect("json");
+        body["instance"].as_str().unwrap_or("").to_string()
+    };
+    assert_eq!(who(c.get(p.url("web", "/h")).send().await.expect("req")).await, "stable");
+    assert_eq!(who(c.get(p.url("web", "/h")).header("x-canary", "1").send().await.expect("req")).await, "canary");
+    assert_eq!(who(c.get(p.url("web", "/h")).header("x-canary", "0").send().await.expect("req")).await, "stable");
+    assert_eq!(
+        who(c.get(p.url("web", "/c")).header("cookie", "a=1; track=beta").send().await.expect("req")).await,
+        "canary"
+    );
+    assert_eq!(who(c.get(p.url("web", "/c")).header("cookie", "a=1").send().await.expect("req")).await, "stable");
+}
