@@ -689,8 +689,9 @@ impl Jwt {
         }
     }
 
-    /// Finds the token of `req`, verifies it and returns the consumer and claims it proves.
-    async fn authenticate(&self, req: &RequestHeader) -> Result<(Option<Arc<Consumer>>, JwtClaims), Reject> {
+    /// Finds the token of `req`, verifies it and returns the consumer and claims it proves (the
+    /// filter's `request` phase is this plus storing the result; benchmarks call it directly).
+    pub async fn authenticate(&self, req: &RequestHeader) -> Result<(Option<Arc<Consumer>>, JwtClaims), Reject> {
         let token = self.token(req).ok_or_else(|| self.unauthorized(&TokenError::Missing))?;
         match self.verify(&token).await {
             Ok(v) => Ok((v.consumer.clone(), JwtClaims(v.claims.clone()))),
