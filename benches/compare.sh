@@ -371,6 +371,7 @@ start_proxy() {
         P_MASTER=$STARTED_PID
         ;;
     portico)
+        cp "$TMP/site.crt" "$TMP/site.key" "$dir/"
         portico_conf "$template" "$dir" "$listen" "$dir/portico.yaml"
         if ! err=$("$PORTICO" -t -c "$dir/portico.yaml" 2>&1); then
             err=$(grep -v '^portico:' <<<"$err" | awk 'NR == 1' | sed "s|$dir/||g" | tr '|' '/' | cut -c1-140)
