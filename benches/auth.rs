@@ -4,11 +4,23 @@
 //!
 //! Run: `cargo bench --bench auth -- --warm-up-time 1 --measurement-time 3`
 //!
-//! Latest figures (2026-11-23, the 2-core development VM, other builds running; medians):
+//! Latest figures (2026-11-23, the 2-core development VM with other builds running, bench
+//! profile without LTO; criterion medians):
 //!
 //! | benchmark | time |
 //! |---|---|
-//! | FIGURES | pending |
+//! | `jwt/verify/HS256` (raw signature check) | 3.5 us |
+//! | `jwt/verify/RS256` | 276 us |
+//! | `jwt/verify/ES256` | 568 us |
+//! | `jwt/filter_cached/HS256` (a token seen before) | 0.42 us |
+//! | `jwt/filter_cached/RS256` | 0.92 us |
+//! | `jwt/filter_cached/ES256` | 0.51 us |
+//! | `api_key/lookup_hit/10000_consumers` | 229 ns |
+//! | `api_key/lookup_miss/10000_consumers` | 215 ns |
+//!
+//! The asymmetric checks are the pure-Rust `rsa` and `p256` crates (`jsonwebtoken`'s
+//! `rust_crypto` backend); the filter's cache of verified tokens (bounded, until `exp`) is what
+//! keeps a client that reuses its token off that cost.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -72,9 +84,7 @@ fn jwt(c: &mut Criterion) {
         let mut validation = Validation::new(alg);
         validation.set_audience(&["api"]);
         group.bench_function(format!("verify/{name}"), |b| {
-            b.iter(|| {
-                jsonwebtoken::decode::<serde_json::Value>(black_box(&token), &dec, &validation).expect("valid")
-            })
+            b.iter(|| jsonwebtoken::decode::<serde_json::Value>(black_box(&token), &dec, &validation).expect("valid"))
         });
 
         let config: JwtConfig = serde_yaml::from_str(&filter_yaml).expect("jwt config");
@@ -116,5 +126,10 @@ fn api_key(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, jwt, api_key);
+criterion_group! {
+    #[allow(missing_docs)]
+    name = benches;
+    config = Criterion::default();
+    targets = jwt, api_key
+}
 criterion_main!(benches);

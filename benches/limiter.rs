@@ -28,28 +28,20 @@ use std::time::{Duration, Instant};
 
 /// A rate no bench run exhausts: one request per nanosecond, a burst of 2^40.
 fn roomy() -> LocalLimiter {
-    LocalLimiter::new(
-        Gcra::new(1_000_000_000, Duration::from_secs(1), 1 << 40).expect("valid gcra"),
-    )
+    LocalLimiter::new(Gcra::new(1_000_000_000, Duration::from_secs(1), 1 << 40).expect("valid gcra"))
 }
 
 fn uncontended(c: &mut Criterion) {
     let mut g = c.benchmark_group("uncontended");
 
     let limiter = roomy();
-    g.bench_function("admit_one_key", |b| {
-        b.iter(|| limiter.check(black_box("ip:203.0.113.7"), black_box(1)))
-    });
+    g.bench_function("admit_one_key", |b| b.iter(|| limiter.check(black_box("ip:203.0.113.7"), black_box(1))));
 
     let strict = LocalLimiter::new(Gcra::new(1, Duration::from_secs(1), 1).expect("valid gcra"));
     strict.check("ip:203.0.113.7", 1);
-    g.bench_function("refuse_one_key", |b| {
-        b.iter(|| strict.check(black_box("ip:203.0.113.7"), black_box(1)))
-    });
+    g.bench_function("refuse_one_key", |b| b.iter(|| strict.check(black_box("ip:203.0.113.7"), black_box(1))));
 
-    let keys: Vec<String> = (0..10_000)
-        .map(|i| format!("ip:10.0.{}.{}", i / 256, i % 256))
-        .collect();
+    let keys: Vec<String> = (0..10_000).map(|i| format!("ip:10.0.{}.{}", i / 256, i % 256)).collect();
     let limiter = roomy();
     let mut i = 0;
     g.bench_function("admit_10k_keys", |b| {
@@ -60,9 +52,7 @@ fn uncontended(c: &mut Criterion) {
     });
 
     let limiter = roomy();
-    g.bench_function("admit_one_key_with_clock", |b| {
-        b.iter(|| limiter.check(black_box("ip:203.0.113.7"), now_ns()))
-    });
+    g.bench_function("admit_one_key_with_clock", |b| b.iter(|| limiter.check(black_box("ip:203.0.113.7"), now_ns())));
     g.finish();
 }
 
@@ -73,11 +63,7 @@ fn run_threads(limiter: &LocalLimiter, threads: usize, iters: u64, same_key: boo
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let barrier = &barrier;
-                let key = if same_key {
-                    "ip:203.0.113.7".to_string()
-                } else {
-                    format!("ip:198.51.100.{t}")
-                };
+                let key = if same_key { "ip:203.0.113.7".to_string() } else { format!("ip:198.51.100.{t}") };
                 s.spawn(move || {
                     barrier.wait();
                     let start = Instant::now();
@@ -88,11 +74,7 @@ fn run_threads(limiter: &LocalLimiter, threads: usize, iters: u64, same_key: boo
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("bench thread"))
-            .max()
-            .unwrap_or_default()
+        handles.into_iter().map(|h| h.join().expect("bench thread")).max().unwrap_or_default()
     })
 }
 
@@ -100,13 +82,9 @@ fn contended(c: &mut Criterion) {
     for threads in [2, 4] {
         let mut g = c.benchmark_group(format!("contended/{threads}"));
         let limiter = roomy();
-        g.bench_function("same_key", |b| {
-            b.iter_custom(|iters| run_threads(&limiter, threads, iters, true))
-        });
+        g.bench_function("same_key", |b| b.iter_custom(|iters| run_threads(&limiter, threads, iters, true)));
         let limiter = roomy();
-        g.bench_function("own_keys", |b| {
-            b.iter_custom(|iters| run_threads(&limiter, threads, iters, false))
-        });
+        g.bench_function("own_keys", |b| b.iter_custom(|iters| run_threads(&limiter, threads, iters, false)));
         g.finish();
     }
 }

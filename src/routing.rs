@@ -35,17 +35,34 @@ pub enum RouteMatch<'a> {
     NotFound,
 }
 
-/// Candidate route indexes, ranked.
+/// A path-segment trie of route indexes: a route whose path rule fixes its segments
+/// (`/api/v1` for `path: /api/v1` or `path_exact: /api/v1`) sits at the node of its last
+/// segment; a request walks its own segments and only the routes on that walk can match.
+#[derive(Debug, Default)]
+struct Node {
+    children: HashMap<Box<str>, Node>,
+    /// Ranked indexes of routes whose path ends at this node.
+    here: Vec<u32>,
+}
+
+/// Candidate route indexes for one host rule, ranked.
 #[derive(Debug, Default)]
 struct Bucket {
-    by_segment: HashMap<Box<str>, Vec<u32>>,
+    root: Node,
+    /// Routes with no fixed path (any path, regex): checked for every request.
     generic: Vec<u32>,
 }
 
 impl Bucket {
-    fn insert(&mut self, idx: u32, segment: Option<&str>) {
-        match segment {
-            Some(s) => self.by_segment.entry(s.into()).or_default().push(idx),
+    fn insert(&mut self, idx: u32, path: Option<&str>) {
+        match path {
+            Some(p) => {
+                let mut node = &mut self.root;
+                for seg in segments(p) {
+                    node = node.children.entry(seg.into()).or_default();
+                }
+                node.here.push(idx);
+            }
             None => self.generic.push(idx),
         }
     }
@@ -61,7 +78,7 @@ pub struct ListenerRouter {
 }
 
 /// Lists merged per request; more than this falls back to a scan of all routes.
-const MAX_LISTS: usize = 8;
+const MAX_LISTS: usize = 16;
 
 impl ListenerRouter {
     /// Ranks and indexes `routes`.
@@ -70,7 +87,7 @@ impl ListenerRouter {
         let mut router = ListenerRouter::default();
         for (i, r) in routes.iter().enumerate() {
             let idx = i as u32;
-            let segment = index_segment(&r.matcher.path);
+            let segment = indexed_path(&r.matcher.path);
             if r.matcher.hosts.is_empty() {
                 router.any_host.insert(idx, segment);
             }
@@ -103,7 +120,7 @@ impl ListenerRouter {
         } else {
             req.host
         };
-        let segment = first_segment(req.path);
+        let segment = req.path;
 
         let mut lists: [&[u32]; MAX_LISTS] = [&[]; MAX_LISTS];
         let mut n = 0;
@@ -205,19 +222,33 @@ impl Router {
     }
 }
 
-/// Adds a bucket's candidate lists for `segment`; `true` when they did not fit.
-fn push_lists<'a>(b: &'a Bucket, segment: &str, lists: &mut [&'a [u32]; MAX_LISTS], n: &mut usize) -> bool {
-    for l in [b.by_segment.get(segment).map(Vec::as_slice).unwrap_or(&[]), b.generic.as_slice()] {
+/// Adds a bucket's candidate lists for `path` (the routes on its trie walk, then the generic
+/// ones); `true` when they did not fit.
+fn push_lists<'a>(b: &'a Bucket, path: &str, lists: &mut [&'a [u32]; MAX_LISTS], n: &mut usize) -> bool {
+    let mut push = |l: &'a [u32]| {
         if l.is_empty() {
-            continue;
+            return true;
         }
         if *n == MAX_LISTS {
-            return true;
+            return false;
         }
         lists[*n] = l;
         *n += 1;
+        true
+    };
+    let mut node = &b.root;
+    for seg in segments(path) {
+        match node.children.get(seg) {
+            Some(child) => {
+                node = child;
+                if !push(&node.here) {
+                    return true;
+                }
+            }
+            None => break,
+        }
     }
-    false
+    !push(&b.generic)
 }
 
 fn rank(r: &RouteSpec) -> (i32, usize, u8) {
@@ -230,17 +261,17 @@ fn rank(r: &RouteSpec) -> (i32, usize, u8) {
     (r.priority, len, kind)
 }
 
-/// The first path segment a route needs, when its path rule fixes one.
-fn index_segment(p: &PathPattern) -> Option<&str> {
+/// The path a route's rule fixes, when it fixes one.
+fn indexed_path(p: &PathPattern) -> Option<&str> {
     match p {
-        PathPattern::Prefix(p) | PathPattern::Exact(p) => Some(first_segment(p)),
+        PathPattern::Prefix(p) | PathPattern::Exact(p) => Some(p),
         PathPattern::Regex(_) | PathPattern::Any => None,
     }
 }
 
-fn first_segment(path: &str) -> &str {
-    let rest = path.strip_prefix('/').unwrap_or(path);
-    rest.split('/').next().unwrap_or("")
+/// The segments of a path: `/a/b` gives `a`, `b`; `/` gives one empty segment.
+fn segments(path: &str) -> std::str::Split<'_, char> {
+    path.strip_prefix('/').unwrap_or(path).split('/')
 }
 
 fn host_matches(m: &MatchSpec, host: &str) -> bool {
@@ -328,6 +359,21 @@ mod tests {
         assert_eq!(find(&r, &get, "x", "/users/2"), Some("users"));
         assert_eq!(find(&r, &get, "x", "/usersfoo"), Some("root"));
         assert_eq!(find(&r, &get, "x", "/"), Some("root"));
+    }
+
+    #[test]
+    fn routes_sharing_a_first_segment_are_told_apart() {
+        let mut routes: Vec<_> = (0..1000)
+            .map(|i| route(&format!("svc{i}"), i, PathPattern::Prefix(format!("/api/svc{i}")), vec![], None))
+            .collect();
+        routes.push(route("api", 1000, PathPattern::Prefix("/api".into()), vec![], None));
+        let r = ListenerRouter::new(routes);
+        let get = Method::GET;
+        assert_eq!(find(&r, &get, "x", "/api/svc999/items"), Some("svc999"));
+        assert_eq!(find(&r, &get, "x", "/api/svc5"), Some("svc5"));
+        assert_eq!(find(&r, &get, "x", "/api/other"), Some("api"));
+        assert_eq!(find(&r, &get, "x", "/api"), Some("api"));
+        assert_eq!(find(&r, &get, "x", "/apix"), None);
     }
 
     #[test]
