@@ -78,10 +78,10 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     log "building portico and bare_pingora (release)"
     cargo build --release --quiet
-    cargo build --release --quiet --example bare_pingora
+    cargo build --profile floor --quiet --example bare_pingora
 fi
 PORTICO=$TARGET_DIR/release/portico
-BARE=$TARGET_DIR/release/examples/bare_pingora
+BARE=$TARGET_DIR/floor/examples/bare_pingora
 for bin in "$PORTICO" "$BARE"; do
     case $bin in */portico) p=portico ;; *) p=bare ;; esac
     if [[ " $PROXIES " == *" $p "* && ! -x $bin ]]; then die "missing $bin (build it, or unset SKIP_BUILD)"; fi

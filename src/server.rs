@@ -9,6 +9,7 @@ use crate::telemetry::{AccessLog, Metrics};
 use crate::upstream::HealthSupervisor;
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -57,16 +58,24 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
                 app.server_options = Some(options);
             }
         }
-        match &listener.tls {
-            None => service.add_tcp(&listener.listen),
+        let endpoint = ListenerConfig::tcp(listener.listen.clone());
+        let endpoint = match &listener.tls {
+            None => endpoint.l4_buffer(L4BufferSettings::default().read(listener.read_buffer_bytes.unwrap_or(4096))),
             Some(tls) => match crate::tls::listener_settings(tls, listener.http2) {
-                Ok(settings) => service.add_tls_with_settings(&listener.listen, None, settings),
+                Ok(settings) => {
+                    let endpoint = endpoint.tls(settings);
+                    match listener.read_buffer_bytes {
+                        Some(n) => endpoint.l4_buffer(L4BufferSettings::default().read(n)),
+                        None => endpoint,
+                    }
+                }
                 Err(e) => {
                     log::error!("listener {}: {e}", listener.name);
                     std::process::exit(1);
                 }
             },
-        }
+        };
+        service.add_listener(endpoint);
         server.add_service(service);
     }
 

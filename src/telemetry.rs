@@ -243,14 +243,17 @@ impl AccessLog {
         let (tx, rx) = sync_channel::<Vec<u8>>(65_536);
         let written = pending.clone();
         let spawned = std::thread::Builder::new().name("access-log".into()).spawn(move || {
-            let mut buf = Vec::with_capacity(64 * 1024);
+            let mut buf = Vec::with_capacity(256 * 1024);
             while let Ok(line) = rx.recv() {
+                // Wake at most every few milliseconds: while this thread sleeps instead of
+                // waiting on the channel, senders hand over lines without a wake-up syscall.
+                std::thread::sleep(std::time::Duration::from_millis(5));
                 buf.extend_from_slice(&line);
                 let mut lines = 1;
                 while let Ok(more) = rx.try_recv() {
                     buf.extend_from_slice(&more);
                     lines += 1;
-                    if buf.len() > 60 * 1024 {
+                    if buf.len() > 256 * 1024 {
                         break;
                     }
                 }

@@ -74,6 +74,7 @@ pub(super) fn compile(
             filters: chain(l.filters, &format!("{at}.filters"), &cx, errors),
             redirect_https,
             forward_client_cert,
+            read_buffer_bytes: l.read_buffer_bytes,
         }));
     }
     if listeners.is_empty() && errors.list.is_empty() {

@@ -85,6 +85,8 @@ pub struct ListenerFile {
     #[serde(default)]
     pub redirect_https: Option<RedirectFile>,
     #[serde(default)]
+    pub read_buffer_bytes: Option<usize>,
+    #[serde(default)]
     pub forward_client_cert: Option<String>,
 }
 
