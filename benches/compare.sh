@@ -53,6 +53,7 @@ command -v wrk >/dev/null || need_pkgs+=(wrk)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need_pkgs+=(nginx-light)
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || need_pkgs+=(haproxy)
 command -v curl >/dev/null || need_pkgs+=(curl)
+command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v python3 >/dev/null || need_pkgs+=(python3)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v taskset >/dev/null || need_pkgs+=(util-linux)
@@ -264,8 +265,23 @@ meta1() { # FILE KEY -> the first value
 }
 
 # Portico config for a scenario: the template with placeholders filled.
+# A scenario whose template names @REDIS@ gets one redis-server for the whole run.
+REDIS_URL=
+ensure_redis() {
+    if [[ -n $REDIS_URL ]]; then return; fi
+    local port
+    port=$(free_port)
+    start redis redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no
+    for _ in $(seq 1 100); do
+        if redis-cli -p "$port" ping >/dev/null 2>&1; then break; fi
+        sleep 0.05
+    done
+    REDIS_URL="redis://127.0.0.1:$port"
+}
+
 portico_conf() { # TEMPLATE DIR LISTEN OUT
-    sed -e "s|@LISTEN@|$3|g" -e "s|@UPSTREAM@|$UPSTREAM|g" -e "s|@DIR@|$2|g" \
+    if grep -q '@REDIS@' "$1"; then ensure_redis; fi
+    sed -e "s|@LISTEN@|$3|g" -e "s|@UPSTREAM@|$UPSTREAM|g" -e "s|@DIR@|$2|g" -e "s|@REDIS@|$REDIS_URL|g" \
         -e "s|@THREADS@|$PINGORA_THREADS|g" "$1" >"$4"
 }
 

@@ -3,25 +3,23 @@
 //!
 //! The routes look like a real gateway's: distinct first path segments (`/svc{i}/api`), a
 //! quarter bound to an exact host, a quarter to a `*.example.com` wildcard, half limited to
-//! `GET, POST`. A second case, `shared_prefix`, puts every route under `/api/svc{i}`
-//! so the first-segment index cannot narrow the candidates: it is the router's worst case short
-//! of regexes.
+//! `GET, POST`. A second case, `shared_prefix`, puts every route under `/api/svc{i}`, where a
+//! first-segment index could not narrow the candidates.
 //!
 //! Run: `cargo bench --bench routing -- --warm-up-time 1 --measurement-time 3`
 //!
-//! Latest figures (2026-11-23 by the machine's clock; 2-core AMD EPYC VM, load average ~3 from
-//! other builds, so expect +-20%; bench profile = release with fat LTO), criterion's
-//! `time: [lower bound, estimate, upper bound]`:
+//! Latest figures (2026-11-23; 2-core AMD EPYC VM with other work running, so expect +-20%;
+//! bench profile = release without LTO), criterion's `time: [lower, estimate, upper]`:
 //!
 //! ```text
-//! routing/distinct_prefixes/10      [146.39 ns 153.91 ns 161.95 ns]
-//! routing/distinct_prefixes/1000    [177.21 ns 188.92 ns 201.78 ns]
-//! routing/shared_prefix/1000        [12.433 us 13.109 us 13.832 us]
+//! routing/distinct_prefixes/10      [191.11 ns 194.06 ns 197.82 ns]
+//! routing/distinct_prefixes/1000    [206.40 ns 214.46 ns 222.90 ns]
+//! routing/shared_prefix/1000        [246.55 ns 249.77 ns 253.70 ns]
 //! ```
 //!
-//! With distinct first segments, 1,000 routes cost what 10 do: the index leaves a handful of
-//! candidates. With one shared first segment the index cannot help and `find` checks the routes
-//! one by one (about 13 ns each): 1,000 `/api/...` routes are far over the 1 us target.
+//! Routes are indexed in a path-segment trie per host rule, so a request only checks the routes
+//! on its own path: 1,000 routes cost about what 10 do, and sharing a first segment no longer
+//! matters. Before the trie (first-segment index only), `shared_prefix/1000` took 13.1 us.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::{HeaderMap, HeaderValue, Method};

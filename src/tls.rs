@@ -26,6 +26,8 @@ use std::sync::Arc;
 pub struct LoadedCert {
     chain: Vec<X509>,
     key: PKey<Private>,
+    /// Names from the config's `sni`; empty: the certificate's own DNS names.
+    names: Vec<String>,
 }
 
 /// Reads a PEM certificate chain; the error names the file.
@@ -52,7 +54,7 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<LoadedCert, String> {
     if !matches {
         return Err(format!("{} does not belong to certificate {}", key.display(), cert.display()));
     }
-    Ok(LoadedCert { chain, key: key_pem })
+    Ok(LoadedCert { chain, key: key_pem, names: Vec::new() })
 }
 
 /// The DNS names a certificate is for: SAN DNS entries, else the subject CN.
@@ -135,7 +137,8 @@ impl SniCerts {
         let mut exact = HashMap::new();
         let mut wildcard = Vec::new();
         for (i, c) in certs.iter().enumerate() {
-            for name in cert_names(&c.chain[0]) {
+            let names = if c.names.is_empty() { cert_names(&c.chain[0]) } else { c.names.clone() };
+            for name in names {
                 match name.strip_prefix('*') {
                     Some(suffix) => wildcard.push((suffix.to_string(), i)),
                     None => {
@@ -184,7 +187,11 @@ impl TlsAccept for SniCerts {
 /// TLS settings for a listener: SNI certificates, TLS 1.2 and newer, HTTP/2 by ALPN when asked,
 /// and client-certificate verification against `client_ca`.
 pub fn listener_settings(tls: &ListenerTls, http2: bool) -> Result<TlsSettings, String> {
-    let certs = tls.certs.iter().map(|c| load_pair(&c.cert, &c.key)).collect::<Result<Vec<_>, _>>()?;
+    let certs = tls
+        .certs
+        .iter()
+        .map(|c| load_pair(&c.cert, &c.key).map(|loaded| LoadedCert { names: c.sni.clone(), ..loaded }))
+        .collect::<Result<Vec<_>, _>>()?;
     if certs.is_empty() {
         return Err("a TLS listener needs at least one certificate".into());
     }

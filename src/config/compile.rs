@@ -270,6 +270,7 @@ fn listener_tls(t: ListenerTlsFile, base_dir: &Path, at: &str, errors: &mut Erro
             let pair = CertPair {
                 cert: existing_file(base_dir, &c.cert, &format!("{at}.certs[{i}].cert"), errors),
                 key: existing_file(base_dir, &c.key, &format!("{at}.certs[{i}].key"), errors),
+                sni: c.sni.iter().map(|n| n.to_ascii_lowercase()).collect(),
             };
             if pair.cert.is_file() && pair.key.is_file() {
                 if let Err(e) = crate::tls::load_pair(&pair.cert, &pair.key) {

@@ -502,6 +502,4 @@ pub struct BasicFile {
 #[serde(deny_unknown_fields)]
 pub struct RateLimitStoreFile {
     pub redis: String,
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
 }

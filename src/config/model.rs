@@ -116,6 +116,8 @@ pub struct CertPair {
     pub cert: PathBuf,
     /// PEM private key.
     pub key: PathBuf,
+    /// Server names this certificate answers for; empty: the DNS names in the certificate.
+    pub sni: Vec<String>,
 }
 
 /// How a pool picks among healthy targets.
