@@ -115,24 +115,7 @@ pub struct JwtConfig {
     pub realm: String,
 }
 
-/// One string or a list of strings.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    /// A single value.
-    One(String),
-    /// Several values.
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn into_vec(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
+pub use crate::registry::OneOrMany;
 
 /// `from: {header: authorization, cookie: token, query: token}`: each source is optional and
 /// they are tried in this order.

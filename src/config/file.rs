@@ -370,22 +370,9 @@ pub struct MatchFile {
     pub query: BTreeMap<String, String>,
 }
 
-/// `host: a.example` or `host: [a.example, "*.example"]`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    pub fn into_vec(self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
+/// `host: a.example` or `host: [a.example, "*.example"]`: the filters crate's own type, so the
+/// file format has one spelling of "one value or a list".
+pub use portico_filters::registry::OneOrMany;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
