@@ -290,7 +290,7 @@ impl AccessLog {
     /// Queues one line; dropped (not blocking the request) when the writer is far behind.
     pub fn write(&self, line: &AccessLine<'_>) {
         let Some(tx) = &self.tx else { return };
-        let mut out = Vec::with_capacity(384);
+        let mut out = Vec::with_capacity(1024);
         if serde_json::to_writer(&mut out, line).is_ok() {
             out.push(b'\n');
             self.pending.fetch_add(1, Ordering::AcqRel);
