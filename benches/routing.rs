@@ -36,21 +36,12 @@ fn route(i: usize, prefix: String) -> Arc<RouteSpec> {
         _ => vec![],
     };
     let methods = (i % 2 == 0).then(|| vec![Method::GET, Method::POST]);
-    Arc::new(RouteSpec {
-        name: format!("svc{i}").into(),
-        listeners: None,
-        matcher: MatchSpec { hosts, path: PathPattern::Prefix(prefix), methods, headers: vec![], query: vec![] },
-        priority: 0,
-        index: i,
-        action: Action::Upstream(format!("pool{}", i % 16).into()),
-        rewrite: None,
-        retry: None,
-        timeout: None,
-        filters: Default::default(),
-        max_in_flight: None,
-        mirror: None,
-        canary: None,
-    })
+    Arc::new(RouteSpec::new(
+        &format!("svc{i}"),
+        i,
+        MatchSpec { hosts, path: PathPattern::Prefix(prefix), methods, headers: vec![], query: vec![] },
+        Action::Upstream(format!("pool{}", i % 16).into()),
+    ))
 }
 
 /// The headers a typical API client sends.

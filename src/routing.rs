@@ -320,21 +320,12 @@ mod tests {
         hosts: Vec<HostPattern>,
         methods: Option<Vec<Method>>,
     ) -> Arc<RouteSpec> {
-        Arc::new(RouteSpec {
-            name: name.into(),
-            listeners: None,
-            matcher: MatchSpec { hosts, path, methods, headers: vec![], query: vec![] },
-            priority: 0,
+        Arc::new(RouteSpec::new(
+            name,
             index,
-            action: Action::Respond(RespondSpec { status: 200, body: Default::default(), headers: vec![] }),
-            rewrite: None,
-            retry: None,
-            timeout: None,
-            filters: Default::default(),
-            max_in_flight: None,
-            mirror: None,
-            canary: None,
-        })
+            MatchSpec { hosts, path, methods, headers: vec![], query: vec![] },
+            Action::Respond(RespondSpec { status: 200, body: Default::default(), headers: vec![] }),
+        ))
     }
 
     fn find<'a>(r: &'a ListenerRouter, method: &Method, host: &str, path: &str) -> Option<&'a str> {

@@ -403,6 +403,28 @@ pub struct RouteSpec {
     pub canary: Option<CanarySpec>,
 }
 
+impl RouteSpec {
+    /// A route with just a match and an action (no filters, rewrite, retries or limits): for
+    /// code that builds routes without a file, such as tests and benchmarks.
+    pub fn new(name: &str, index: usize, matcher: MatchSpec, action: Action) -> Self {
+        RouteSpec {
+            name: name.into(),
+            listeners: None,
+            matcher,
+            priority: 0,
+            index,
+            action,
+            rewrite: None,
+            retry: None,
+            timeout: None,
+            filters: FilterChain::default(),
+            max_in_flight: None,
+            mirror: None,
+            canary: None,
+        }
+    }
+}
+
 /// Sends requests that carry a marker to another upstream, ahead of the route's own choice.
 #[derive(Debug, Clone)]
 pub struct CanarySpec {
