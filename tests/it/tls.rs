@@ -241,3 +241,56 @@ fn a_bad_certificate_file_is_a_config_error_naming_it() {
     assert!(text.contains("listeners[0].tls.certs[0]") && text.contains("bogus.crt"), "{text}");
     assert!(text.contains("listeners[0].tls.certs[1].key") && text.contains("/nonexistent/k.pem"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optional_client_certificate_leaves_the_decision_to_the_acl() {
+    let pki = pki();
+    let a = Origin::start("a").await;
+    let p = Portico::start(&format!(
+        r#"
+listeners:
+  - name: mtls
+    listen: "127.0.0.1:{{{{mtls}}}}"
+    tls:
+      certs: [{{cert: {site}, key: {site_key}}}]
+      client_ca: {ca}
+      require_client_cert: false
+upstreams:
+  a: {{targets: ["{a}"]}}
+routes:
+  - name: public
+    match: {{path: /public}}
+    upstream: a
+  - name: private
+    match: {{path: /private}}
+    upstream: a
+    filters:
+      - acl: {{allow_identities: ["{SPIFFE}"]}}
+"#,
+        site = pki.path("site.crt").display(),
+        site_key = pki.path("site.key").display(),
+        ca = pki.path("ca.crt").display(),
+        a = a.addr
+    ))
+    .await;
+    let base = format!("https://localhost:{}", p.port("mtls"));
+    let ca = pki.path("ca.crt");
+    let ca = ca.to_str().expect("path");
+    let (cert, key) = (pki.path("frontend.crt"), pki.path("frontend.key"));
+    let with_cert = ["--cacert", ca, "--cert", cert.to_str().expect("p"), "--key", key.to_str().expect("p")];
+
+    // Without a certificate the handshake succeeds: public routes serve, the ACL answers 403.
+    assert_eq!(curl(&["--cacert", ca], &format!("{base}/public")).status, 200);
+    let r = curl(&["--cacert", ca], &format!("{base}/private"));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("\"error\":\"forbidden\""), "{}", r.body);
+    // With one, the identity passes the ACL.
+    assert_eq!(curl(&with_cert, &format!("{base}/private")).status, 200);
+    // An untrusted certificate still fails the handshake.
+    let (rogue, rogue_key) = (pki.path("intruder.crt"), pki.path("intruder.key"));
+    let r = curl(
+        &["--cacert", ca, "--cert", rogue.to_str().expect("p"), "--key", rogue_key.to_str().expect("p")],
+        &format!("{base}/public"),
+    );
+    assert!(!r.ok, "an untrusted client certificate was accepted");
+}
