@@ -28,6 +28,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
+    // jemalloc purges freed pages on allocation activity only; a background thread lets memory
+    // go back to the system after a burst of connections closes and the process goes quiet.
+    #[cfg(feature = "jemalloc")]
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        log::warn!("jemalloc background thread not enabled: {e}");
+    }
+
     let config = match portico::config::load(&cli.config) {
         Ok(c) => c,
         Err(errors) => {
