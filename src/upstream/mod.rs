@@ -84,16 +84,6 @@ impl Pool {
                 discovery::Static::new(set)
             }
         };
-        let mut backends = Backends::new(discovery);
-        if let Some(h) = &spec.health {
-            backends.set_health_check(health_check(&spec, h));
-        }
-        let balancer = match spec.balance {
-            Balance::RoundRobin => Balancer::RoundRobin(LoadBalancer::from_backends(backends)),
-            Balance::Random => Balancer::Random(LoadBalancer::from_backends(backends)),
-            Balance::ConsistentHash => Balancer::Hash(LoadBalancer::from_backends(backends)),
-            Balance::LeastLoaded => Balancer::Random(LoadBalancer::from_backends(backends)),
-        };
         // The files were checked when the config loaded; a failure here means they changed since.
         let tls = spec.tls.as_ref().map(|t| {
             crate::tls::UpstreamTlsMaterial::load(t).unwrap_or_else(|e| {
@@ -101,6 +91,16 @@ impl Pool {
                 Default::default()
             })
         });
+        let mut backends = Backends::new(discovery);
+        if let Some(h) = &spec.health {
+            backends.set_health_check(health_check(&spec, h, tls.as_ref()));
+        }
+        let balancer = match spec.balance {
+            Balance::RoundRobin => Balancer::RoundRobin(LoadBalancer::from_backends(backends)),
+            Balance::Random => Balancer::Random(LoadBalancer::from_backends(backends)),
+            Balance::ConsistentHash => Balancer::Hash(LoadBalancer::from_backends(backends)),
+            Balance::LeastLoaded => Balancer::Random(LoadBalancer::from_backends(backends)),
+        };
         let targets = targets::Targets::new(spec.targets.iter().map(|t| t.addr), spec.outlier.clone());
         let breaker = spec.breaker.clone().map(breaker::Breaker::new);
         Pool {
@@ -179,6 +179,7 @@ impl Pool {
 fn health_check(
     spec: &UpstreamSpec,
     h: &crate::config::HealthSpec,
+    material: Option<&crate::tls::UpstreamTlsMaterial>,
 ) -> Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync + 'static> {
     match &h.kind {
         HealthKind::Tcp => {
@@ -195,9 +196,8 @@ fn health_check(
             hc.consecutive_failure = h.unhealthy_after;
             hc.peer_template.options.connection_timeout = Some(h.timeout);
             hc.peer_template.options.read_timeout = Some(h.timeout);
-            if let Some(t) = &spec.tls {
-                let material = crate::tls::UpstreamTlsMaterial::load(t).unwrap_or_default();
-                peer::apply_tls(&mut hc.peer_template, t, &material);
+            if let (Some(t), Some(material)) = (&spec.tls, material) {
+                peer::apply_tls(&mut hc.peer_template, t, material);
             }
             if let Ok(mut req) = RequestHeader::build("GET", path.as_bytes(), None) {
                 let _ = req.insert_header("Host", host.as_str());
