@@ -21,7 +21,7 @@ use ctx::Attempt;
 use http::{header, HeaderValue};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::ErrorType;
+use pingora::{ErrorType, RetryType};
 use portico_filters::{Flow, Reject};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -436,6 +436,12 @@ impl ProxyHttp for Portico {
             e.set_retry(false);
         } else {
             // Pingora's default: a request that failed on a reused connection may go again.
+            // Pingora marks read errors so, but not a write that hit a connection the upstream
+            // had just closed (a restarted or killed target): the request never reached it, so
+            // it is as safe to send again as a read error is.
+            if client_reused && matches!(e.etype(), ErrorType::WriteError | ErrorType::ConnectionClosed) {
+                e.retry = RetryType::ReusedOnly;
+            }
             e.retry.decide_reuse(client_reused);
         }
         e

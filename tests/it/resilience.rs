@@ -31,17 +31,18 @@ routes:
     ))
     .await;
     let c = client();
-    let mut failed = 0;
+    let mut failed = Vec::new();
     for i in 0..300 {
         if i == 100 {
             b.stop().await;
         }
         match c.get(p.url("web", "/x")).send().await {
             Ok(r) if r.status() == 200 => {}
-            _ => failed += 1,
+            Ok(r) => failed.push(format!("request {i}: {} {}", r.status(), r.text().await.unwrap_or_default())),
+            Err(e) => failed.push(format!("request {i}: {e:?}")),
         }
     }
-    assert_eq!(failed, 0, "requests failed although a healthy target was left");
+    assert!(failed.is_empty(), "requests failed although a healthy target was left: {failed:#?}\n{}", p.stderr());
     let text = p.metrics().await;
     let b_label = format!("upstream=\"pool\",target=\"{}\"", b.addr);
     assert!(metric(&text, "portico_outlier_ejections_total", &b_label) >= 1.0, "{text}");

@@ -19,12 +19,30 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
-/// A port that was free a moment ago.
+/// A port that is free now and that no other test in this process has been given.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up), so an outgoing
+/// connection can never take a port between this call and the bind that follows it, and a
+/// stopped origin's port is never handed to the next test while a proxy still dials it.
+/// Processes start at different offsets, so two test runs side by side rarely meet.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("an ephemeral port")
+    use std::sync::atomic::AtomicU32;
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::AcqRel) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range")
 }
 
 /// A small HTTP origin that says which instance answered and echoes what it got.
@@ -56,7 +74,7 @@ pub struct Behaviour {
 
 impl Origin {
     pub async fn start(name: &str) -> Origin {
-        Self::start_on(name, 0).await
+        Self::start_on(name, free_port()).await
     }
 
     pub async fn start_on(name: &str, port: u16) -> Origin {
