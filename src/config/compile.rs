@@ -228,7 +228,7 @@ fn server_settings(s: ServerFile) -> ServerSettings {
         graceful_shutdown_timeout_s: s.graceful_shutdown_timeout_s.unwrap_or(5),
         pid_file: s.pid_file.unwrap_or_else(|| "/tmp/portico.pid".into()),
         upgrade_sock: s.upgrade_sock.unwrap_or_else(|| "/tmp/portico_upgrade.sock".into()),
-        work_stealing: s.work_stealing.unwrap_or(true),
+        work_stealing: s.work_stealing.unwrap_or(false),
         upstream_keepalive_pool_size: s.upstream_keepalive_pool_size.unwrap_or(128),
     }
 }
