@@ -49,11 +49,19 @@ impl ServeHttp for Admin {
             }
             ("GET", "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
             ("GET", "/ready") => {
-                if self.shared.ready.load(Ordering::Acquire) {
-                    let generation = self.shared.runtime.load().generation;
-                    json(StatusCode::OK, serde_json::json!({"status": "ready", "generation": generation}))
-                } else {
+                let runtime = self.shared.runtime.load();
+                let waiting: Vec<&str> = runtime.pools.iter().filter(|p| !p.checked()).map(|p| &*p.spec.name).collect();
+                if !self.shared.ready.load(Ordering::Acquire) {
                     json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "draining"}))
+                } else if !waiting.is_empty() {
+                    // Not before every pool's first health check: until then a target that is
+                    // down would still get traffic.
+                    json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        serde_json::json!({"status": "starting", "waiting_for": waiting}),
+                    )
+                } else {
+                    json(StatusCode::OK, serde_json::json!({"status": "ready", "generation": runtime.generation}))
                 }
             }
             ("GET", "/config") => {

@@ -228,7 +228,7 @@ mod tests {
 
     fn build(yaml: &str) -> Result<Acl, BuildError> {
         let cfg: AclConfig = serde_yaml::from_str(yaml).expect("test yaml parses");
-        Acl::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None })
+        Acl::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" })
     }
 
     fn with_consumer(name: &str, groups: &[&str]) -> RequestCtx {

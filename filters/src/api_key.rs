@@ -198,7 +198,7 @@ mod tests {
 
     fn build_with(yaml: &str, consumers: &[Arc<Consumer>]) -> Result<ApiKey, BuildError> {
         let cfg: ApiKeyConfig = serde_yaml::from_str(yaml).expect("test yaml parses");
-        ApiKey::build(cfg, &BuildContext { consumers, base_dir: Path::new("."), redis_url: None })
+        ApiKey::build(cfg, &BuildContext { consumers, base_dir: Path::new("."), redis_url: None, place: "" })
     }
 
     fn req(uri: &str, key: Option<&str>) -> RequestHeader {

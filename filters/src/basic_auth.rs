@@ -250,7 +250,7 @@ mod tests {
 
     fn build(consumers: &[Arc<Consumer>]) -> Result<BasicAuth, BuildError> {
         let cfg: BasicAuthConfig = serde_yaml::from_str("{realm: shop}").expect("yaml");
-        BasicAuth::build(cfg, &BuildContext { consumers, base_dir: Path::new("."), redis_url: None })
+        BasicAuth::build(cfg, &BuildContext { consumers, base_dir: Path::new("."), redis_url: None, place: "" })
     }
 
     fn header(user_pass: &str) -> Vec<u8> {

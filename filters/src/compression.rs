@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn level_is_checked() {
-        let cx = BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None };
+        let cx = BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" };
         assert!(Compression::build(CompressionConfig { level: 0 }, &cx).is_err());
         assert!(Compression::build(CompressionConfig { level: 6 }, &cx).is_ok());
     }

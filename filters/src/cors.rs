@@ -153,7 +153,7 @@ mod tests {
 
     fn build(yaml: &str) -> Result<Cors, BuildError> {
         let cfg: CorsConfig = serde_yaml::from_str(yaml).expect("yaml");
-        Cors::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None })
+        Cors::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" })
     }
 
     #[test]

@@ -146,7 +146,7 @@ mod tests {
 
     fn build(yaml: &str) -> Result<Fault, BuildError> {
         let config: FaultConfig = serde_yaml::from_str(yaml).map_err(|e| BuildError::whole(e.to_string()))?;
-        Fault::build(config, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None })
+        Fault::build(config, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" })
     }
 
     const BOTH: &str = "{abort: {percent: 10, status: 502}, delay: {percent: 50, ms: 200}, header: X-Portico-Fault}";

@@ -130,7 +130,7 @@ mod tests {
 
     fn build(yaml: &str) -> Result<Headers, BuildError> {
         let cfg: HeadersConfig = serde_yaml::from_str(yaml).expect("test yaml parses");
-        Headers::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None })
+        Headers::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" })
     }
 
     #[test]

@@ -87,7 +87,7 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             deny: deny.iter().map(|s| s.to_string()).collect(),
         };
-        IpRestrict::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None })
+        IpRestrict::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" })
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -939,7 +939,7 @@ mod tests {
         let cfg: JwtConfig = serde_yaml::from_str(yaml).expect("test yaml parses");
         let consumers = consumers();
         let dir = testdata();
-        Jwt::build(cfg, &BuildContext { consumers: &consumers, base_dir: &dir, redis_url: None })
+        Jwt::build(cfg, &BuildContext { consumers: &consumers, base_dir: &dir, redis_url: None, place: "" })
     }
 
     fn now() -> u64 {

@@ -81,7 +81,9 @@
 //! still gets one call per admitted request, off the request's path, and `failure_policy`
 //! applies only to keys whose view is older than `sync_ms`.
 //!
-//! A reload builds new filters, so local counts start over; Redis counts carry on.
+//! A reload carries local counts over to a limiter at the same place (listener or route, and
+//! position in its chain) with the same key and rate; a changed limit starts afresh. Redis
+//! counts carry on in any case.
 
 use crate::{BuildContext, BuildError, Filter, FilterFactory, Flow, Reject, RequestCtx, RequestHeader};
 use crate::{ResponseHeader, Session};
@@ -209,7 +211,7 @@ const MAX_WINDOW_NS: u64 = 1 << 62;
 
 /// GCRA parameters: a rate and a burst, in nanoseconds. Every method is a pure function of the
 /// times it is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Gcra {
     interval_ns: u64,
     burst: u64,
@@ -546,7 +548,7 @@ pub struct RateLimit {
 /// What the filter shares with the background Redis calls of `sync_ms`.
 #[derive(Debug)]
 struct Limiter {
-    local: LocalLimiter,
+    local: Arc<LocalLimiter>,
     redis: Option<RedisStore>,
     /// `RateLimit-Policy`, made once.
     policy: HeaderValue,
@@ -768,8 +770,31 @@ impl FilterFactory for RateLimit {
                 })
             }
         };
-        Ok(RateLimit { key: config.key, shared: Arc::new(Limiter { local: LocalLimiter::new(gcra), redis, policy }) })
+        let local = carried_counts(cx.place, &config.key, gcra);
+        Ok(RateLimit { key: config.key, shared: Arc::new(Limiter { local, redis, policy }) })
     }
+}
+
+/// The local counts of a limiter at the same place with the same key and rate in the config
+/// that runs now, so a reload does not hand every client a fresh burst; new counts otherwise.
+///
+/// Only config loading takes this lock; requests reach their `LocalLimiter` through the filter.
+/// Entries are weak: counts die with the last config that uses them.
+fn carried_counts(place: &str, key: &KeyKind, gcra: Gcra) -> Arc<LocalLimiter> {
+    type Carried = std::sync::Mutex<HashMap<(String, String, Gcra), std::sync::Weak<LocalLimiter>>>;
+    static CARRIED: OnceLock<Carried> = OnceLock::new();
+    if place.is_empty() {
+        return Arc::new(LocalLimiter::new(gcra));
+    }
+    let mut carried = CARRIED.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
+    carried.retain(|_, counts| counts.strong_count() > 0);
+    let id = (place.to_string(), key.to_string(), gcra);
+    if let Some(counts) = carried.get(&id).and_then(std::sync::Weak::upgrade) {
+        return counts;
+    }
+    let counts = Arc::new(LocalLimiter::new(gcra));
+    carried.insert(id, Arc::downgrade(&counts));
+    counts
 }
 
 #[async_trait]
@@ -808,7 +833,7 @@ mod tests {
 
     fn build(yaml: &str, redis_url: Option<&str>) -> Result<RateLimit, BuildError> {
         let config: RateLimitConfig = serde_yaml::from_str(yaml).map_err(|e| BuildError::whole(e.to_string()))?;
-        RateLimit::build(config, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url })
+        RateLimit::build(config, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url, place: "" })
     }
 
     #[test]

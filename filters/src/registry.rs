@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 /// What a filter may use while it is built: the config's consumers and the config file's folder
 /// (relative file paths resolve against it).
+#[derive(Clone, Copy)]
 pub struct BuildContext<'a> {
     /// Every consumer of the config.
     pub consumers: &'a [Arc<Consumer>],
@@ -19,6 +20,11 @@ pub struct BuildContext<'a> {
     /// `rate_limit_store.redis` of the config (a `redis://` URL), for limits shared by every
     /// instance.
     pub redis_url: Option<&'a str>,
+    /// Where the filter sits, stable across reloads as long as the config keeps it there:
+    /// `listener NAME filters[i]` or `route NAME filters[i]` (empty outside a config). Filters
+    /// that keep state (local rate-limit counts) use it to carry that state into a reloaded
+    /// config.
+    pub place: &'a str,
 }
 
 impl BuildContext<'_> {

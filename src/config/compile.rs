@@ -33,7 +33,7 @@ pub(super) fn compile(
 
     let consumers = consumers(file.consumers, errors);
     let redis_url = file.rate_limit_store.as_ref().map(|s| s.redis.as_str());
-    let cx = BuildContext { consumers: &consumers, base_dir, redis_url };
+    let cx = BuildContext { consumers: &consumers, base_dir, redis_url, place: "" };
 
     let mut listener_names = HashSet::new();
     let mut listeners = Vec::new();
@@ -71,7 +71,7 @@ pub(super) fn compile(
             },
             tls,
             http2: l.http2,
-            filters: chain(l.filters, &format!("{at}.filters"), &cx, errors),
+            filters: chain(l.filters, &format!("{at}.filters"), &format!("listener {}", l.name), &cx, errors),
             redirect_https,
             forward_client_cert,
             read_buffer_bytes: l.read_buffer_bytes,
@@ -182,7 +182,7 @@ pub(super) fn compile(
         }
         let rewrite = r.rewrite.map(|rw| rewrite(rw, &format!("{at}.rewrite"), errors));
         let retry = r.retry.map(|rt| retry(rt, &format!("{at}.retry"), errors));
-        let filters = chain(r.filters, &format!("{at}.filters"), &cx, errors);
+        let filters = chain(r.filters, &format!("{at}.filters"), &format!("route {}", r.name), &cx, errors);
         if let Some(action) = action {
             routes.push(Arc::new(RouteSpec {
                 name: r.name.as_str().into(),
@@ -314,10 +314,12 @@ fn consumers(list: Vec<ConsumerFile>, errors: &mut Errors<'_>) -> Vec<Arc<Consum
         .collect()
 }
 
-fn chain(items: Vec<FilterItem>, at: &str, cx: &BuildContext<'_>, errors: &mut Errors<'_>) -> FilterChain {
+fn chain(items: Vec<FilterItem>, at: &str, owner: &str, cx: &BuildContext<'_>, errors: &mut Errors<'_>) -> FilterChain {
     let mut filters = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let item_at = format!("{at}[{i}]");
+        let place = format!("{owner} filters[{i}]");
+        let cx = &BuildContext { place: &place, ..*cx };
         if item.0.len() != 1 {
             errors.at(item_at, "a filter is one `name: {config}` entry");
             continue;

@@ -490,6 +490,25 @@ impl ProxyHttp for Portico {
         Ok(())
     }
 
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        // Each read is already bounded by what was left of the route's timeout when the attempt
+        // began; a body that keeps trickling in is cut off here once the whole timeout is spent.
+        if !end_of_stream && ctx.deadline.is_some_and(|d| Instant::now() >= d) {
+            ctx.error = Some("route_timeout");
+            return Error::e_explain(
+                ErrorType::new("RouteTimeout"),
+                "the route's timeout_ms ran out while the response body was streaming",
+            );
+        }
+        Ok(None)
+    }
+
     async fn response_filter(
         &self,
         _session: &mut Session,

@@ -77,6 +77,7 @@ async fn supervise(pool: Weak<Pool>, shared: Arc<Shared>) {
         for (addr, healthy) in p.health() {
             shared.metrics.set_target_health(&p.spec.name, addr, healthy);
         }
+        p.checked.store(true, std::sync::atomic::Ordering::Release);
         drop(p);
         tokio::time::sleep(interval).await;
     }

@@ -49,6 +49,9 @@ pub struct Pool {
     pub tls: Option<crate::tls::UpstreamTlsMaterial>,
     /// Set once a health/discovery task runs for this pool.
     supervised: AtomicBool,
+    /// Set once its first health check and discovery round has finished (at once for a pool
+    /// with neither), so `/ready` does not send traffic before the pool knows its targets.
+    checked: AtomicBool,
     /// Per-target load and passive health.
     pub targets: targets::Targets,
     /// The circuit breaker, when configured.
@@ -103,11 +106,13 @@ impl Pool {
         };
         let targets = targets::Targets::new(spec.targets.iter().map(|t| t.addr), spec.outlier.clone());
         let breaker = spec.breaker.clone().map(breaker::Breaker::new);
+        let checked = AtomicBool::new(spec.health.is_none() && spec.dns.is_none());
         Pool {
             spec,
             balancer,
             tls,
             supervised: AtomicBool::new(false),
+            checked,
             targets,
             breaker,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
@@ -173,6 +178,11 @@ impl Pool {
     /// Marks the pool as supervised; `true` the first time only.
     fn claim_supervision(&self) -> bool {
         !self.supervised.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether the first health check and discovery round has finished.
+    pub fn checked(&self) -> bool {
+        self.checked.load(Ordering::Acquire)
     }
 }
 

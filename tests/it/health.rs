@@ -67,3 +67,41 @@ routes:
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_waits_for_every_pools_first_health_check() {
+    let a = Origin::start("a").await;
+    // The check itself takes 1.5 s, so there is a window where the pool knows nothing yet.
+    let p = Portico::spawn(&format!(
+        r#"
+listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+upstreams:
+  checked: {{targets: ["{a}"], health_check: {{http: {{path: "/slow?ms=1500"}}, interval_ms: 60000, timeout_ms: 5000}}}}
+  unchecked: {{targets: ["{a}"]}}
+routes:
+  - {{name: all, upstream: checked}}
+"#,
+        a = a.addr
+    ));
+    let c = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut starting_seen = false;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "never ready:\n{}", p.stderr());
+        let Ok(r) = c.get(p.admin_url("/ready")).send().await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.expect("json");
+        if status == 200 {
+            break;
+        }
+        assert_eq!((status, body["status"].as_str()), (503, Some("starting")), "{body}");
+        assert_eq!(body["waiting_for"], serde_json::json!(["checked"]), "only the pool with a check is waited for");
+        starting_seen = true;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(starting_seen, "/ready answered 200 before the first health check finished");
+    assert_eq!(get_json(&p.url("web", "/x")).await.0, 200);
+}

@@ -5,21 +5,24 @@ use crate::support::*;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_local_limit_admits_the_burst_then_says_429() {
+async fn a_local_limit_admits_the_burst_then_says_429_and_survives_a_reload() {
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        r#"
+    let config = |burst: u32, extra: &str| {
+        format!(
+            r#"
 listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
 upstreams: {{a: {{targets: ["{a}"]}}}}
 routes:
+{extra}
   - name: limited
     upstream: a
     filters:
-      - rate_limit: {{key: client_ip, requests_per_minute: 60, burst: 10}}
+      - rate_limit: {{key: client_ip, requests_per_minute: 60, burst: {burst}}}
 "#,
-        a = a.addr
-    ))
-    .await;
+            a = a.addr
+        )
+    };
+    let mut p = Portico::start(&config(10, "")).await;
     let c = client();
     let mut admitted = 0;
     for i in 0..15 {
@@ -42,6 +45,19 @@ routes:
         }
     }
     assert!((10..=11).contains(&admitted), "admitted {admitted} of 15 with a burst of 10");
+
+    // A reload that leaves the limit as it was keeps the counts: no fresh burst for anyone.
+    p.rewrite_config(&config(10, "  - {name: other, match: {path: /other}, respond: {status: 204}}"));
+    let r = c.post(p.admin_url("/reload")).send().await.expect("reload");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(c.get(p.url("web", "/other")).send().await.expect("req").status(), 204, "reloaded");
+    assert_eq!(c.get(p.url("web", "/x")).send().await.expect("req").status(), 429, "counts carried over");
+
+    // A changed limit is a new limiter, with a fresh burst.
+    p.rewrite_config(&config(20, ""));
+    let r = c.post(p.admin_url("/reload")).send().await.expect("reload");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(c.get(p.url("web", "/x")).send().await.expect("req").status(), 200, "a new limit starts afresh");
 }
 
 fn shared_config(origin: &Origin, redis: &Redis) -> String {

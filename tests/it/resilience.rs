@@ -301,3 +301,51 @@ routes:
     );
     assert_eq!(who(c.get(p.url("web", "/c")).header("cookie", "a=1").send().await.expect("req")).await, "stable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_timeout_bounds_a_body_that_keeps_trickling() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An origin that answers at once, then sends one chunk every 200 ms for 4 s: no single read
+    // ever waits long, so only a timeout over the whole exchange can stop it.
+    let origin = tokio::net::TcpListener::bind(("127.0.0.1", free_port())).await.expect("bind");
+    let addr = origin.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = origin.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").await;
+                for _ in 0..20 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if s.write_all(b"1\r\na\r\n").await.is_err() {
+                        return;
+                    }
+                }
+                let _ = s.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    let p = Portico::start(&format!(
+        r#"{listener}
+upstreams:
+  trickle: {{targets: ["{addr}"], timeouts: {{read_ms: 2000}}}}
+routes:
+  - {{name: bounded, upstream: trickle, timeout_ms: 1000}}
+"#,
+        listener = listener()
+    ))
+    .await;
+    let started = Instant::now();
+    let r = client().get(p.url("web", "/stream")).send().await.expect("headers arrive");
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await;
+    let took = started.elapsed();
+    assert!(body.is_err(), "the body was not cut off: {body:?}");
+    assert!(took < Duration::from_millis(2500), "the route's 1 s timeout took {took:?}");
+}
