@@ -77,7 +77,7 @@ fn jwt(c: &mut Criterion) {
             format!("{{public_key_file: {TESTDATA}/ec.pub, algorithms: [ES256], audience: api}}"),
         ),
     ];
-    let cx = BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None };
+    let cx = BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" };
     let mut group = c.benchmark_group("jwt");
     for (name, alg, enc, dec, filter_yaml) in cases {
         let token = encode(&Header::new(alg), &claims(), &enc).expect("token");
@@ -109,7 +109,7 @@ fn api_key(c: &mut Criterion) {
             })
         })
         .collect();
-    let cx = BuildContext { consumers: &consumers, base_dir: Path::new("."), redis_url: None };
+    let cx = BuildContext { consumers: &consumers, base_dir: Path::new("."), redis_url: None, place: "" };
     let config: ApiKeyConfig = serde_yaml::from_str("{header: x-api-key}").expect("config");
     let filter = ApiKey::build(config, &cx).expect("api_key filter");
     let mut hit = RequestHeader::build("GET", b"/", None).expect("request");

@@ -42,7 +42,7 @@ const FILTERS: [&str; 3] = [
 ];
 
 fn chain(n: usize) -> FilterChain {
-    let cx = BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None };
+    let cx = BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" };
     let filters = FILTERS[..n]
         .iter()
         .map(|yaml| {
