@@ -9,7 +9,6 @@ use std::sync::Arc;
 pub struct FilterChain {
     filters: Arc<[Arc<dyn Filter>]>,
     wants_body: bool,
-    needs_compression: bool,
     secret_query_params: Arc<[String]>,
 }
 
@@ -23,14 +22,8 @@ impl FilterChain {
     /// Wraps built filters.
     pub fn new(filters: Vec<Arc<dyn Filter>>) -> Self {
         let wants_body = filters.iter().any(|f| f.wants_request_body());
-        let needs_compression = filters.iter().any(|f| f.needs_response_compression());
         let secret_query_params = filters.iter().flat_map(|f| f.secret_query_params()).collect();
-        FilterChain { filters: filters.into(), wants_body, needs_compression, secret_query_params }
-    }
-
-    /// Whether a filter here needs Pingora's response compression module.
-    pub fn needs_response_compression(&self) -> bool {
-        self.needs_compression
+        FilterChain { filters: filters.into(), wants_body, secret_query_params }
     }
 
     /// Whether the chain has no filters.

@@ -140,13 +140,6 @@ fn restart_only_changes(old: &Config, new: &Config) -> Option<String> {
     if old.access_log != new.access_log {
         return Some("access_log changed: that needs a restart or `portico --upgrade`".into());
     }
-    if new.needs_response_compression() && !old.needs_response_compression() {
-        return Some(
-            "the first `compression` filter needs Pingora's compression module, installed at start: \
-             restart or `portico --upgrade` to add it"
-                .into(),
-        );
-    }
     if old.server != new.server {
         return Some("server settings changed: that needs a restart or `portico --upgrade`".into());
     }

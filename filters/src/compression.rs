@@ -43,10 +43,6 @@ impl FilterFactory for Compression {
 
 #[async_trait]
 impl Filter for Compression {
-    fn needs_response_compression(&self) -> bool {
-        true
-    }
-
     async fn request(&self, session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<Flow> {
         // The module read `Accept-Encoding` before this phase only if it was already on, so it
         // reads it again once switched on.

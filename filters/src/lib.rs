@@ -81,15 +81,6 @@ pub trait Filter: Send + Sync + 'static {
         false
     }
 
-    /// Whether this filter drives Pingora's response compression module.
-    ///
-    /// The module costs every request a little, so Portico installs it only when a filter in
-    /// the config at start says it needs it (a reload that adds the first such filter is
-    /// refused with a request to restart). By default `false`.
-    fn needs_response_compression(&self) -> bool {
-        false
-    }
-
     /// Runs for each chunk of the request body as it streams to the upstream. `body` is one
     /// chunk, not the whole body. A [`Flow::Reject`] here ends the request with that error
     /// (if the response has not started yet).

@@ -33,15 +33,6 @@ pub struct Config {
     pub effective: serde_json::Value,
 }
 
-impl Config {
-    /// Whether a filter anywhere needs Pingora's response compression module, which is
-    /// installed at start only then.
-    pub fn needs_response_compression(&self) -> bool {
-        self.listeners.iter().any(|l| l.filters.needs_response_compression())
-            || self.routes.iter().any(|r| r.filters.needs_response_compression())
-    }
-}
-
 /// Process settings handed to Pingora's `ServerConf`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {

@@ -31,16 +31,12 @@ use std::time::Instant;
 pub struct Portico {
     shared: Arc<Shared>,
     listener: Arc<str>,
-    /// Whether Pingora's response compression module is installed (only when the config at
-    /// start has a `compression` filter: the module costs every request a little).
-    compression_module: bool,
 }
 
 impl Portico {
     /// Proxy logic for the listener called `listener`.
     pub fn new(shared: Arc<Shared>, listener: Arc<str>) -> Self {
-        let compression_module = shared.runtime.load().config.needs_response_compression();
-        Portico { shared, listener, compression_module }
+        Portico { shared, listener }
     }
 }
 
@@ -145,13 +141,6 @@ impl ProxyHttp for Portico {
 
     fn new_ctx(&self) -> Ctx {
         Ctx::new(self.listener.clone())
-    }
-
-    fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
-        // Pingora's default adds the compression module (switched off) for every request.
-        if self.compression_module {
-            modules.add_module(pingora::modules::http::compression::ResponseCompressionBuilder::enable(0));
-        }
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
