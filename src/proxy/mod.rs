@@ -566,8 +566,11 @@ impl ProxyHttp for Portico {
         if !self.shared.access_log.enabled() {
             return;
         }
-        let client = session.client_addr().map(|a| a.to_string()).unwrap_or_default();
-        let target = ctx.target().map(|a| a.to_string());
+        let client = match session.client_addr().and_then(|a| a.as_inet()) {
+            Some(inet) => telemetry::socket_addr_text(inet),
+            None => session.client_addr().map(|a| a.to_string()).unwrap_or_default(),
+        };
+        let target = ctx.target().map(|a| telemetry::socket_addr_text(&a));
         let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host()).unwrap_or("");
         let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let secrets = [ctx.listener.as_ref().map(|l| &l.filters), ctx.route.as_ref().map(|r| &r.filters)];
