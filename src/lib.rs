@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod chain;
 pub mod config;
+pub mod keepalive;
 pub mod mirror;
 pub mod proxy;
 pub mod routing;

@@ -3,6 +3,7 @@
 
 use crate::admin::Admin;
 use crate::config::Config;
+use crate::keepalive::KeepaliveApp;
 use crate::proxy::Portico;
 use crate::state::{access_log_sink, Runtime, Shared};
 use crate::telemetry::{AccessLog, Metrics};
@@ -46,18 +47,16 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
 
     // One proxy service per listener.
     for listener in &config.listeners {
-        let mut service = pingora::proxy::http_proxy_service_with_name(
-            &server.configuration,
-            Portico::new(shared.clone(), listener.name.clone()),
-            &format!("listener {}", listener.name),
-        );
+        let mut proxy =
+            pingora::proxy::http_proxy(&server.configuration, Portico::new(shared.clone(), listener.name.clone()));
         if listener.http2 && listener.tls.is_none() {
-            if let Some(app) = service.app_logic_mut() {
-                let mut options = HttpServerOptions::default();
-                options.h2c = true;
-                app.server_options = Some(options);
-            }
+            let mut options = HttpServerOptions::default();
+            options.h2c = true;
+            proxy.server_options = Some(options);
         }
+        // Pingora's proxy, with idle keep-alive connections that wait without a request's
+        // allocations (src/keepalive.rs).
+        let mut service = Service::new(format!("listener {}", listener.name), KeepaliveApp::new(proxy));
         let endpoint = ListenerConfig::tcp(listener.listen.clone());
         let endpoint = match &listener.tls {
             None => endpoint.l4_buffer(L4BufferSettings::default().read(listener.read_buffer_bytes.unwrap_or(4096))),

@@ -169,6 +169,40 @@ async fn h2c_clients_are_served_on_plain_listeners() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_serves_requests_after_idle_pauses_and_closes_at_shutdown() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Origin::start("a").await;
+    let p = Portico::start(&format!(
+        "listeners: [{{name: web, listen: \"127.0.0.1:{{{{web}}}}\"}}]\nupstreams: {{a: {{targets: [\"{}\"]}}}}\nroutes: [{{name: all, upstream: a}}]\n",
+        a.addr
+    ))
+    .await;
+    // One connection, requests with pauses between them, the last one sent a byte at a time:
+    // an idle connection waits for the next request without losing any of it.
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", p.port("web"))).await.expect("connect");
+    let request = b"GET /idle HTTP/1.1\r\nHost: portico.test\r\n\r\n";
+    let mut buf = vec![0u8; 16 * 1024];
+    for round in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if round == 3 {
+            for byte in request {
+                conn.write_all(&[*byte]).await.expect("write");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        } else {
+            conn.write_all(request).await.expect("write");
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await.expect("answer").expect("read");
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with("HTTP/1.1 200"), "round {round}: {head}");
+    }
+    // Shutdown closes the idle connection instead of waiting for the client.
+    p.signal("TERM");
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await.expect("closed at shutdown");
+    assert!(matches!(n, Ok(0) | Err(_)), "the idle connection got data instead of a close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binary_upgrade_hands_over_the_sockets_without_dropping_requests() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
