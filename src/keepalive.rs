@@ -90,17 +90,17 @@ where
 }
 
 /// Waits for the first byte of the next request: `false` when the client closes, the
-/// connection stays idle for [`IDLE_TIMEOUT`], or the server starts shutting down.
+/// connection stays idle for [`IDLE_TIMEOUT`], or the server is shutting down.
+///
+/// The idle timer is Pingora's shared 10 ms timer wheel (what its own keep-alive reads use):
+/// a Tokio timer per request woke the runtime's driver with a syscall every time. Shutdown is
+/// checked without a lock before waiting; a connection idle when shutdown starts closes when
+/// the process exits after draining.
 async fn next_request_arrives(stream: &mut Stream, shutdown: &ShutdownWatch) -> bool {
-    if *shutdown.borrow() {
+    if shutdown.has_changed().unwrap_or(true) {
         return false;
     }
     let mut first = [0u8; 1];
-    let mut stopping = shutdown.clone();
-    tokio::select! {
-        // `Ok(false)`: this stream cannot peek; Pingora's own read then waits instead.
-        peeked = stream.try_peek(&mut first) => peeked.is_ok(),
-        _ = tokio::time::sleep(IDLE_TIMEOUT) => false,
-        _ = stopping.changed() => false,
-    }
+    // `Ok(false)`: this stream cannot peek; Pingora's own read then waits instead.
+    matches!(pingora::time::fast_timeout::fast_timeout(IDLE_TIMEOUT, stream.try_peek(&mut first)).await, Ok(Ok(_)))
 }
