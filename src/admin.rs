@@ -6,18 +6,47 @@ use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use std::sync::atomic::Ordering;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The admin API.
 pub struct Admin {
     shared: Arc<Shared>,
+    /// Set once every listener has accepted a connection: Pingora starts each service on its
+    /// own thread, so the admin API can answer before a listener is bound.
+    listeners_up: AtomicBool,
 }
 
 impl Admin {
     /// The admin API over the shared state.
     pub fn new(shared: Arc<Shared>) -> Self {
-        Admin { shared }
+        Admin { shared, listeners_up: AtomicBool::new(false) }
+    }
+
+    /// Listeners not accepting connections yet (checked by connecting to each until all have
+    /// answered once).
+    async fn listeners_not_up(&self) -> Vec<String> {
+        if self.listeners_up.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let config = self.shared.runtime.load().config.clone();
+        let mut down = Vec::new();
+        for l in &config.listeners {
+            let Ok(mut addr) = l.listen.parse::<SocketAddr>() else { continue };
+            if addr.ip().is_unspecified() {
+                addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+            }
+            let connect = tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr));
+            if !matches!(connect.await, Ok(Ok(_))) {
+                down.push(format!("listener {}", l.name));
+            }
+        }
+        if down.is_empty() {
+            self.listeners_up.store(true, Ordering::Release);
+        }
+        down
     }
 }
 
@@ -49,13 +78,15 @@ impl ServeHttp for Admin {
             }
             ("GET", "/healthz") => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
             ("GET", "/ready") => {
+                let mut waiting = self.listeners_not_up().await;
                 let runtime = self.shared.runtime.load();
-                let waiting: Vec<&str> = runtime.pools.iter().filter(|p| !p.checked()).map(|p| &*p.spec.name).collect();
+                waiting.extend(runtime.pools.iter().filter(|p| !p.checked()).map(|p| p.spec.name.to_string()));
                 if !self.shared.ready.load(Ordering::Acquire) {
                     json(StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "draining"}))
                 } else if !waiting.is_empty() {
-                    // Not before every pool's first health check: until then a target that is
-                    // down would still get traffic.
+                    // Not before every listener accepts connections and every pool's first
+                    // health check is done: until then a target that is down would still get
+                    // traffic.
                     json(
                         StatusCode::SERVICE_UNAVAILABLE,
                         serde_json::json!({"status": "starting", "waiting_for": waiting}),
