@@ -8,8 +8,10 @@
 //! request's first byte before it hands the connection back to Pingora, so an idle connection
 //! costs about 2 KB (benches/RESULTS.md has the figures).
 //!
-//! Everything else is Pingora's: TLS and HTTP/2 connections (ALPN or h2c preface) go to its own
-//! loop untouched, and each request still runs through `HttpProxy::process_new_http`.
+//! It also applies the listener's `keepalive_timeout_s`. Everything else is Pingora's: HTTP/2
+//! connections (ALPN or h2c preface) go to its own loop untouched, and each request still runs
+//! through `HttpProxy::process_new_http`. TLS streams cannot be peeked, so on TLS listeners
+//! Pingora's own read does the waiting (and the memory stays as it was).
 
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, ServerApp};
@@ -23,19 +25,18 @@ use std::time::Duration;
 /// The HTTP/2 connection preface an h2c client opens with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// How long an idle keep-alive connection is kept (Pingora's own default).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// A Pingora HTTP proxy app whose idle keep-alive connections wait without a request's
 /// allocations.
 pub struct KeepaliveApp<SV: ProxyHttp> {
     inner: Arc<HttpProxy<SV>>,
+    /// How long a connection may wait for its next request; `None`: one request per connection.
+    idle_timeout: Option<Duration>,
 }
 
 impl<SV: ProxyHttp> KeepaliveApp<SV> {
     /// Wraps a configured proxy (its `server_options`, such as h2c, are honoured).
-    pub fn new(proxy: HttpProxy<SV>) -> Self {
-        KeepaliveApp { inner: Arc::new(proxy) }
+    pub fn new(proxy: HttpProxy<SV>, idle_timeout: Option<Duration>) -> Self {
+        KeepaliveApp { inner: Arc::new(proxy), idle_timeout }
     }
 
     fn h2c(&self) -> bool {
@@ -50,11 +51,11 @@ where
     SV::CTX: Send + Sync,
 {
     async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-        // TLS (whatever ALPN picked) and HTTP/2: Pingora's loop as it is.
-        if stream.get_ssl_digest().is_some() || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+        // HTTP/2 by ALPN: Pingora's loop as it is.
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return ServerApp::process_new(&self.inner, stream, shutdown).await;
         }
-        if self.h2c() {
+        if self.h2c() && stream.get_ssl_digest().is_none() {
             let mut preface = [0u8; H2_PREFACE.len()];
             match stream.try_peek(&mut preface).await {
                 Ok(true) if preface == H2_PREFACE => {
@@ -65,13 +66,18 @@ where
             }
         }
 
+        // Even the first request is waited for without a request's allocations.
+        if !self.next_request_arrives(&mut stream, shutdown).await {
+            return None;
+        }
         let mut session = ServerSession::new_http1(stream);
-        session.set_keepalive(if *shutdown.borrow() { None } else { Some(IDLE_TIMEOUT.as_secs()) });
+        let keepalive = self.idle_timeout.filter(|_| !*shutdown.borrow());
+        session.set_keepalive(keepalive.map(|t| t.as_secs().max(1)));
         let limit = self.inner.server_options.as_ref().and_then(|o| o.keepalive_request_limit);
         session.set_keepalive_reuses_remaining(limit);
         let mut result = self.inner.process_new_http(session, shutdown).await;
         while let Some((mut stream, settings)) = result.map(|r| r.consume()) {
-            if !next_request_arrives(&mut stream, shutdown).await {
+            if !self.next_request_arrives(&mut stream, shutdown).await {
                 return None;
             }
             let mut session = ServerSession::new_http1(stream);
@@ -89,18 +95,25 @@ where
     }
 }
 
-/// Waits for the first byte of the next request: `false` when the client closes, the
-/// connection stays idle for [`IDLE_TIMEOUT`], or the server is shutting down.
-///
-/// The idle timer is Pingora's shared 10 ms timer wheel (what its own keep-alive reads use):
-/// a Tokio timer per request woke the runtime's driver with a syscall every time. Shutdown is
-/// checked without a lock before waiting; a connection idle when shutdown starts closes when
-/// the process exits after draining.
-async fn next_request_arrives(stream: &mut Stream, shutdown: &ShutdownWatch) -> bool {
-    if shutdown.has_changed().unwrap_or(true) {
-        return false;
+impl<SV: ProxyHttp> KeepaliveApp<SV> {
+    /// Waits for the first byte of the next request: `false` when the client closes, the
+    /// connection stays idle for the listener's keep-alive timeout, or the server is shutting
+    /// down.
+    ///
+    /// The idle timer is Pingora's shared 10 ms timer wheel (what its own keep-alive reads use):
+    /// a Tokio timer per request woke the runtime's driver with a syscall every time. Shutdown
+    /// is checked without a lock before waiting; a connection idle when shutdown starts closes
+    /// when the process exits after draining.
+    async fn next_request_arrives(&self, stream: &mut Stream, shutdown: &ShutdownWatch) -> bool {
+        if shutdown.has_changed().unwrap_or(true) {
+            return false;
+        }
+        let mut first = [0u8; 1];
+        let idle = self.idle_timeout.unwrap_or(FIRST_REQUEST_TIMEOUT);
+        // `Ok(false)`: this stream (TLS) cannot peek; Pingora's own read then waits instead.
+        matches!(pingora::time::fast_timeout::fast_timeout(idle, stream.try_peek(&mut first)).await, Ok(Ok(_)))
     }
-    let mut first = [0u8; 1];
-    // `Ok(false)`: this stream cannot peek; Pingora's own read then waits instead.
-    matches!(pingora::time::fast_timeout::fast_timeout(IDLE_TIMEOUT, stream.try_peek(&mut first)).await, Ok(Ok(_)))
 }
+
+/// How long a new connection may take to start its request when keep-alive is off.
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);

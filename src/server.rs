@@ -56,7 +56,8 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
         }
         // Pingora's proxy, with idle keep-alive connections that wait without a request's
         // allocations (src/keepalive.rs).
-        let mut service = Service::new(format!("listener {}", listener.name), KeepaliveApp::new(proxy));
+        let mut service =
+            Service::new(format!("listener {}", listener.name), KeepaliveApp::new(proxy, listener.keepalive_timeout));
         let endpoint = ListenerConfig::tcp(listener.listen.clone());
         let endpoint = match &listener.tls {
             None => endpoint.l4_buffer(L4BufferSettings::default().read(listener.read_buffer_bytes.unwrap_or(4096))),

@@ -126,12 +126,20 @@ impl Shared {
 
 /// Settings a reload cannot apply, since they are bound when the process starts.
 fn restart_only_changes(old: &Config, new: &Config) -> Option<String> {
-    let shape = |c: &Config| -> Vec<(String, String, bool, Option<config::ListenerTls>)> {
-        c.listeners.iter().map(|l| (l.name.to_string(), l.listen.clone(), l.http2, l.tls.clone())).collect()
+    type Shape = (String, String, bool, Option<config::ListenerTls>, Option<usize>, Option<std::time::Duration>);
+    let shape = |c: &Config| -> Vec<Shape> {
+        c.listeners
+            .iter()
+            .map(|l| {
+                (l.name.to_string(), l.listen.clone(), l.http2, l.tls.clone(), l.read_buffer_bytes, l.keepalive_timeout)
+            })
+            .collect()
     };
     if shape(old) != shape(new) {
         return Some(
-            "listeners (names, addresses, TLS, http2) changed: that needs a restart or `portico --upgrade`".into(),
+            "listeners (names, addresses, TLS, http2, read_buffer_bytes, keepalive_timeout_s) changed: that needs a \
+             restart or `portico --upgrade`"
+                .into(),
         );
     }
     if old.admin != new.admin {

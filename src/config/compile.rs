@@ -75,6 +75,11 @@ pub(super) fn compile(
             redirect_https,
             forward_client_cert,
             read_buffer_bytes: l.read_buffer_bytes,
+            keepalive_timeout: match l.keepalive_timeout_s {
+                None => Some(Duration::from_secs(60)),
+                Some(0) => None,
+                Some(s) => Some(Duration::from_secs(s)),
+            },
         }));
     }
     if listeners.is_empty() && errors.list.is_empty() {

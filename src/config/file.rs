@@ -87,6 +87,8 @@ pub struct ListenerFile {
     #[serde(default)]
     pub read_buffer_bytes: Option<usize>,
     #[serde(default)]
+    pub keepalive_timeout_s: Option<u64>,
+    #[serde(default)]
     pub forward_client_cert: Option<String>,
 }
 

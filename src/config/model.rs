@@ -99,6 +99,10 @@ pub struct ListenerSpec {
     /// Per-connection read buffer: small keeps idle connections cheap (default 4 KiB on plain
     /// listeners; Pingora's 64 KiB on TLS ones, where 16 KiB records make it pay).
     pub read_buffer_bytes: Option<usize>,
+    /// How long an HTTP/1 connection may sit idle between requests (`keepalive_timeout_s`,
+    /// default 60 s, as Pingora's and close to nginx's 75 s); `None` (`0`) closes each
+    /// connection after its response.
+    pub keepalive_timeout: Option<std::time::Duration>,
 }
 
 /// TLS termination: certificate files, checked to exist at load.

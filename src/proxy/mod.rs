@@ -148,6 +148,15 @@ impl ProxyHttp for Portico {
         let runtime = self.shared.runtime.load_full();
         let listener = runtime.listeners.get(&self.listener).cloned();
         let trusted = listener.as_ref().is_some_and(|l| l.role == Role::Internal);
+        // The listener's `keepalive_timeout_s` (Pingora set the session from the request's own
+        // keep-alive wishes just before; those that ask to close still close).
+        if let Some(l) = &listener {
+            match l.keepalive_timeout {
+                None => session.set_keepalive(None),
+                Some(t) if session.get_keepalive().is_some() => session.set_keepalive(Some(t.as_secs().max(1))),
+                Some(_) => {}
+            }
+        }
         ctx.runtime = Some(runtime);
         ctx.listener = listener;
         self.shared.metrics.in_flight().inc();

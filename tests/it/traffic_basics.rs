@@ -203,6 +203,49 @@ async fn a_keep_alive_connection_serves_requests_after_idle_pauses_and_closes_at
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_timeout_closes_idle_connections_and_zero_turns_keep_alive_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Origin::start("a").await;
+    let p = Portico::start(&format!(
+        r#"
+listeners:
+  - {{name: short, listen: "127.0.0.1:{{{{short}}}}", keepalive_timeout_s: 1}}
+  - {{name: off, listen: "127.0.0.1:{{{{off}}}}", keepalive_timeout_s: 0}}
+upstreams: {{a: {{targets: ["{a}"]}}}}
+routes: [{{name: all, upstream: a}}]
+"#,
+        a = a.addr
+    ))
+    .await;
+    let request = b"GET /k HTTP/1.1\r\nHost: portico.test\r\n\r\n";
+    let mut buf = vec![0u8; 16 * 1024];
+
+    // keepalive_timeout_s: 1 -> a second request within the second is served on the same
+    // connection; then, idle, the connection is closed by the proxy.
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", p.port("short"))).await.expect("connect");
+    for _ in 0..2 {
+        conn.write_all(request).await.expect("write");
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await.expect("answer").expect("read");
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(4), conn.read(&mut buf)).await.expect("closed when idle");
+    assert!(matches!(closed, Ok(0) | Err(_)), "the idle connection got data instead of a close");
+
+    // keepalive_timeout_s: 0 -> one request per connection.
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", p.port("off"))).await.expect("connect");
+    conn.write_all(request).await.expect("write");
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut response))
+        .await
+        .expect("closed after the response")
+        .expect("read");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binary_upgrade_hands_over_the_sockets_without_dropping_requests() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
