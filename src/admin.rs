@@ -34,12 +34,26 @@ impl Admin {
         let config = self.shared.runtime.load().config.clone();
         let mut down = Vec::new();
         for l in &config.listeners {
-            let Ok(mut addr) = l.listen.parse::<SocketAddr>() else { continue };
-            if addr.ip().is_unspecified() {
-                addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
+            let Ok(addr) = l.listen.parse::<SocketAddr>() else { continue };
+            // A wildcard address is reached over loopback (IPv4 too for `[::]`, which is
+            // usually dual-stack, in case the machine has no IPv6 loopback).
+            let candidates: Vec<SocketAddr> = match addr.ip() {
+                ip if !ip.is_unspecified() => vec![addr],
+                std::net::IpAddr::V4(_) => vec![(Ipv4Addr::LOCALHOST, addr.port()).into()],
+                std::net::IpAddr::V6(_) => {
+                    vec![(Ipv6Addr::LOCALHOST, addr.port()).into(), (Ipv4Addr::LOCALHOST, addr.port()).into()]
+                }
+            };
+            let mut up = false;
+            for candidate in candidates {
+                let connect =
+                    tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(candidate));
+                if matches!(connect.await, Ok(Ok(_))) {
+                    up = true;
+                    break;
+                }
             }
-            let connect = tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr));
-            if !matches!(connect.await, Ok(Ok(_))) {
+            if !up {
                 down.push(format!("listener {}", l.name));
             }
         }
