@@ -6,7 +6,8 @@
 //! buffer, and both then sit there while the client thinks: about 31 KB per idle connection,
 //! where nginx holds under 1 KB. [`KeepaliveApp`] runs the same loop but waits for the next
 //! request's first byte before it hands the connection back to Pingora, so an idle connection
-//! costs about 2 KB (benches/RESULTS.md has the figures).
+//! costs about 11-12 KiB, mostly its 4 KiB read buffer, the connection task and Tokio's I/O
+//! registration (benches/RESULTS.md has the figures).
 //!
 //! It also applies the listener's `keepalive_timeout_s`. Everything else is Pingora's: HTTP/2
 //! connections (ALPN or h2c preface) go to its own loop untouched, and each request still runs

@@ -100,8 +100,8 @@ pub struct ListenerSpec {
     /// listeners; Pingora's 64 KiB on TLS ones, where 16 KiB records make it pay).
     pub read_buffer_bytes: Option<usize>,
     /// How long an HTTP/1 connection may sit idle between requests (`keepalive_timeout_s`,
-    /// default 60 s, as Pingora's and close to nginx's 75 s); `None` (`0`) closes each
-    /// connection after its response.
+    /// default 60 s, close to nginx's 75 s; Pingora alone lets HTTP/1.1 connections idle
+    /// forever); `None` (`0`) closes each connection after its response.
     pub keepalive_timeout: Option<std::time::Duration>,
 }
 
