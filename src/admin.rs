@@ -117,14 +117,7 @@ impl ServeHttp for Admin {
                 Ok(generation) => {
                     json(StatusCode::OK, serde_json::json!({"status": "reloaded", "generation": generation}))
                 }
-                Err(errors) => json(
-                    StatusCode::BAD_REQUEST,
-                    serde_json::json!({
-                        "error": "invalid_config",
-                        "message": "the new config was rejected; the running config is unchanged",
-                        "errors": errors.lines().collect::<Vec<_>>(),
-                    }),
-                ),
+                Err(e) => json(StatusCode::BAD_REQUEST, e.to_json()),
             },
             (_, "/metrics" | "/healthz" | "/ready" | "/config" | "/reload") => json(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod keepalive;
 pub mod mirror;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod state;

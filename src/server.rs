@@ -1,10 +1,11 @@
 //! From a loaded config to a running Pingora server: one proxy service per listener, the admin
-//! service, and the background services (health checks, SIGHUP reload).
+//! service, and the background services (health checks, SIGHUP reload, draining on shutdown).
 
 use crate::admin::Admin;
 use crate::config::Config;
 use crate::keepalive::KeepaliveApp;
 use crate::proxy::Portico;
+use crate::reload::SighupReload;
 use crate::state::{access_log_sink, Runtime, Shared};
 use crate::telemetry::{AccessLog, Metrics};
 use crate::upstream::HealthSupervisor;
@@ -88,18 +89,19 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
 
     // Health checks and discovery for every pool, across reloads; SIGHUP reloads.
     server.add_service(background_service("health checks", HealthSupervisor::new(shared.clone())));
-    server.add_service(background_service("sighup reload", SighupReload { shared: shared.clone() }));
+    server.add_service(background_service("sighup reload", SighupReload::new(shared.clone())));
+    server.add_service(background_service("drain on shutdown", DrainOnShutdown { shared: shared.clone() }));
 
     server.run_forever();
 }
 
-/// Reloads the config on SIGHUP; on shutdown, ends the process as soon as in-flight requests
-/// have drained instead of sleeping out the whole grace period.
-struct SighupReload {
+/// Ends the process as soon as in-flight requests have drained once shutdown starts, instead of
+/// sleeping out the whole grace period.
+struct DrainOnShutdown {
     shared: Arc<Shared>,
 }
 
-impl SighupReload {
+impl DrainOnShutdown {
     /// Pingora stops accepting and closes idle connections when shutdown starts, then sleeps
     /// `grace_period_s` before dropping whatever still runs. Requests finish during that window;
     /// once none is left there is nothing to wait for.
@@ -121,27 +123,10 @@ impl SighupReload {
 }
 
 #[async_trait]
-impl BackgroundService for SighupReload {
+impl BackgroundService for DrainOnShutdown {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                log::error!("cannot listen for SIGHUP: {e}");
-                return;
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = hup.recv() => {
-                    log::info!("SIGHUP received, reloading config");
-                    let _ = self.shared.reload().await;
-                }
-                _ = shutdown.changed() => {
-                    self.drain_then_exit().await;
-                    return;
-                }
-            }
-        }
+        // Wait for the shutdown signal; a closed watch means the server is going away too.
+        let _ = shutdown.changed().await;
+        self.drain_then_exit().await;
     }
 }

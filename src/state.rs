@@ -1,14 +1,14 @@
 //! What every request reads: the current runtime config (swapped atomically on reload), the
 //! metrics and the access log.
 
-use crate::config::{self, AccessLogTarget, Config, ListenerSpec};
+use crate::config::{AccessLogTarget, Config, ListenerSpec};
 use crate::routing::Router;
 use crate::telemetry::{AccessLog, Metrics, RouteMetrics};
 use crate::upstream::budget::RetryBudget;
 use crate::upstream::Pools;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
 /// Everything built from one config file. Requests hold an `Arc` to the one they started on, so
@@ -77,9 +77,10 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The access log.
     pub access_log: AccessLog,
-    /// Serializes reloads.
-    reload_lock: tokio::sync::Mutex<()>,
-    generation: AtomicU64,
+    /// Serializes reloads (src/reload.rs).
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
+    /// The last generation handed out.
+    pub(crate) generation: AtomicU64,
     /// False once shutdown starts, for `/ready`.
     pub ready: AtomicBool,
 }
@@ -96,62 +97,6 @@ impl Shared {
             ready: AtomicBool::new(true),
         })
     }
-
-    /// Re-reads the config file, validates it and swaps it in. On any error the running config
-    /// stays and the errors come back as text, one per line.
-    pub async fn reload(&self) -> Result<u64, String> {
-        let _guard = self.reload_lock.lock().await;
-        let current = self.runtime.load_full();
-        let path = current.config.source_path.clone();
-        let result = match config::load(&path) {
-            Err(errors) => Err(errors.to_string()),
-            Ok(new) => match restart_only_changes(&current.config, &new) {
-                Some(msg) => Err(format!("{}: {msg}", path.display())),
-                None => {
-                    let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-                    let runtime = Runtime::build(new, Some(&current), &self.metrics, generation).await;
-                    self.runtime.store(Arc::new(runtime));
-                    Ok(generation)
-                }
-            },
-        };
-        self.metrics.reload(result.is_ok());
-        match &result {
-            Ok(g) => log::info!("config reloaded from {} (generation {g})", path.display()),
-            Err(e) => log::error!("config reload rejected, keeping the running config:\n{e}"),
-        }
-        result
-    }
-}
-
-/// Settings a reload cannot apply, since they are bound when the process starts.
-fn restart_only_changes(old: &Config, new: &Config) -> Option<String> {
-    type Shape = (String, String, bool, Option<config::ListenerTls>, Option<usize>, Option<std::time::Duration>);
-    let shape = |c: &Config| -> Vec<Shape> {
-        c.listeners
-            .iter()
-            .map(|l| {
-                (l.name.to_string(), l.listen.clone(), l.http2, l.tls.clone(), l.read_buffer_bytes, l.keepalive_timeout)
-            })
-            .collect()
-    };
-    if shape(old) != shape(new) {
-        return Some(
-            "listeners (names, addresses, TLS, http2, read_buffer_bytes, keepalive_timeout_s) changed: that needs a \
-             restart or `portico --upgrade`"
-                .into(),
-        );
-    }
-    if old.admin != new.admin {
-        return Some("admin.listen changed: that needs a restart or `portico --upgrade`".into());
-    }
-    if old.access_log != new.access_log {
-        return Some("access_log changed: that needs a restart or `portico --upgrade`".into());
-    }
-    if old.server != new.server {
-        return Some("server settings changed: that needs a restart or `portico --upgrade`".into());
-    }
-    None
 }
 
 /// Opens the access-log sink a config asks for.
