@@ -20,36 +20,38 @@ async fn count(p: &Portico, n: usize, header: Option<(&str, String)>) -> HashMap
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_and_weights_share_traffic_as_configured() {
     let (a, b, c) = (Origin::start("a").await, Origin::start("b").await, Origin::start("c").await);
-    let p = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
-  even: {{targets: ["{a}", "{b}"], balance: round_robin}}
+  even: {targets: ["$a", "$b"], balance: round_robin}
 routes:
-  - {{name: all, upstream: even}}
+  - {name: all, upstream: even}
 "#,
-        a = a.addr,
-        b = b.addr
-    ))
+        )
+        .origin(&a)
+        .origin(&b),
+    )
     .await;
     let counts = count(&p, 200, None).await;
     assert_eq!(counts.get("a").copied().unwrap_or(0), 100, "{counts:?}");
     assert_eq!(counts.get("b").copied().unwrap_or(0), 100, "{counts:?}");
     drop(p);
 
-    let p = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
   weighted:
-    targets: ["{a}", {{address: "{c}", weight: 3}}]
+    targets: ["$a", {address: "$c", weight: 3}]
     balance: random
 routes:
-  - {{name: all, upstream: weighted}}
+  - {name: all, upstream: weighted}
 "#,
-        a = a.addr,
-        c = c.addr
-    ))
+        )
+        .origin(&a)
+        .origin(&c),
+    )
     .await;
     let counts = count(&p, 400, None).await;
     let heavy = counts.get("c").copied().unwrap_or(0) as f64 / 400.0;
@@ -60,19 +62,22 @@ routes:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consistent_hash_sticks_a_key_to_one_target() {
     let origins = [Origin::start("a").await, Origin::start("b").await, Origin::start("c").await];
-    let p = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
   sticky:
-    targets: ["{}", "{}", "{}"]
+    targets: ["$a", "$b", "$c"]
     balance: consistent_hash
     hash_key: "header:x-user"
 routes:
-  - {{name: all, upstream: sticky}}
+  - {name: all, upstream: sticky}
 "#,
-        origins[0].addr, origins[1].addr, origins[2].addr
-    ))
+        )
+        .origin(&origins[0])
+        .origin(&origins[1])
+        .origin(&origins[2]),
+    )
     .await;
     let mut seen = std::collections::HashSet::new();
     for user in 0..30 {

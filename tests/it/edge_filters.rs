@@ -6,24 +6,25 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_preflights_and_compression() {
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
-upstreams: {{a: {{targets: ["{a}"]}}}}
+    let p = Portico::start(
+        Yaml::web(
+            r#"
+upstreams: {a: {targets: ["$a"]}}
 routes:
   - name: api
-    match: {{path: /api}}
+    match: {path: /api}
     upstream: a
     filters:
-      - cors: {{allow_origins: ["https://app.example"], allow_methods: [GET, PUT], allow_headers: [authorization], expose_headers: [x-request-id], max_age_s: 600}}
+      - cors: {allow_origins: ["https://app.example"], allow_methods: [GET, PUT], allow_headers: [authorization], expose_headers: [x-request-id], max_age_s: 600}
   - name: big
-    match: {{path: /big}}
+    match: {path: /big}
     upstream: a
     filters:
-      - compression: {{level: 6}}
+      - compression: {level: 6}
 "#,
-        a = a.addr
-    ))
+        )
+        .origin(&a),
+    )
     .await;
     let c = client();
     let hits = a.hits.load(std::sync::atomic::Ordering::SeqCst);

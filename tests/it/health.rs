@@ -8,20 +8,21 @@ use std::time::Duration;
 async fn a_dead_target_is_ejected_and_readmitted() {
     let a = Origin::start("a").await;
     let mut b = Origin::start("b").await;
-    let p = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
   pool:
-    targets: ["{a}", "{b}"]
-    health_check: {{http: {{path: /healthz, expect_status: 200}}, interval_ms: 100, healthy_after: 2, unhealthy_after: 2}}
-    timeouts: {{connect_ms: 200, read_ms: 2000}}
+    targets: ["$a", "$b"]
+    health_check: {http: {path: /healthz, expect_status: 200}, interval_ms: 100, healthy_after: 2, unhealthy_after: 2}
+    timeouts: {connect_ms: 200, read_ms: 2000}
 routes:
-  - {{name: all, upstream: pool}}
+  - {name: all, upstream: pool}
 "#,
-        a = a.addr,
-        b = b.addr
-    ))
+        )
+        .origin(&a)
+        .origin(&b),
+    )
     .await;
     let b_label = format!("upstream=\"pool\",target=\"{}\"", b.addr);
     let healthy = |p: &Portico| {
@@ -72,17 +73,18 @@ routes:
 async fn ready_waits_for_every_pools_first_health_check() {
     let a = Origin::start("a").await;
     // The check itself takes 1.5 s, so there is a window where the pool knows nothing yet.
-    let p = Portico::spawn(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+    let p = Portico::spawn(
+        Yaml::web(
+            r#"
 upstreams:
-  checked: {{targets: ["{a}"], health_check: {{http: {{path: "/slow?ms=1500"}}, interval_ms: 60000, timeout_ms: 5000}}}}
-  unchecked: {{targets: ["{a}"]}}
+  checked: {targets: ["$a"], health_check: {http: {path: "/slow?ms=1500"}, interval_ms: 60000, timeout_ms: 5000}}
+  unchecked: {targets: ["$a"]}
 routes:
-  - {{name: all, upstream: checked}}
+  - {name: all, upstream: checked}
 "#,
-        a = a.addr
-    ));
+        )
+        .origin(&a),
+    );
     let c = client();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let mut starting_seen = false;

@@ -8,21 +8,22 @@ use std::time::{Duration, Instant};
 async fn a_local_limit_admits_the_burst_then_says_429_and_survives_a_reload() {
     let a = Origin::start("a").await;
     let config = |burst: u32, extra: &str| {
-        format!(
+        Yaml::web(
             r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
-upstreams: {{a: {{targets: ["{a}"]}}}}
+upstreams: {a: {targets: ["$a"]}}
 routes:
-{extra}
+$extra
   - name: limited
     upstream: a
     filters:
-      - rate_limit: {{key: client_ip, requests_per_minute: 60, burst: {burst}}}
+      - rate_limit: {key: client_ip, requests_per_minute: 60, burst: $burst}
 "#,
-            a = a.addr
         )
+        .origin(&a)
+        .set("extra", extra)
+        .set("burst", burst)
     };
-    let mut p = Portico::start(&config(10, "")).await;
+    let mut p = Portico::start(config(10, "")).await;
     let c = client();
     let mut admitted = 0;
     for i in 0..15 {
@@ -47,48 +48,47 @@ routes:
     assert!((10..=11).contains(&admitted), "admitted {admitted} of 15 with a burst of 10");
 
     // A reload that leaves the limit as it was keeps the counts: no fresh burst for anyone.
-    p.rewrite_config(&config(10, "  - {name: other, match: {path: /other}, respond: {status: 204}}"));
+    p.rewrite_config(config(10, "  - {name: other, match: {path: /other}, respond: {status: 204}}"));
     let r = c.post(p.admin_url("/reload")).send().await.expect("reload");
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     assert_eq!(c.get(p.url("web", "/other")).send().await.expect("req").status(), 204, "reloaded");
     assert_eq!(c.get(p.url("web", "/x")).send().await.expect("req").status(), 429, "counts carried over");
 
     // A changed limit is a new limiter, with a fresh burst.
-    p.rewrite_config(&config(20, ""));
+    p.rewrite_config(config(20, ""));
     let r = c.post(p.admin_url("/reload")).send().await.expect("reload");
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     assert_eq!(c.get(p.url("web", "/x")).send().await.expect("req").status(), 200, "a new limit starts afresh");
 }
 
-fn shared_config(origin: &Origin, redis: &Redis) -> String {
-    format!(
+fn shared_config(origin: &Origin, redis: &Redis) -> Yaml {
+    Yaml::web(
         r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
-upstreams: {{a: {{targets: ["{a}"]}}}}
-rate_limit_store: {{redis: "{redis}"}}
+upstreams: {a: {targets: ["$a"]}}
+rate_limit_store: {redis: "$redis"}
 routes:
   - name: shared
-    match: {{path: /shared}}
+    match: {path: /shared}
     upstream: a
     filters:
-      - rate_limit: {{key: route, requests_per_minute: 60, burst: 20, store: redis, failure_policy: open, redis_timeout_ms: 100}}
+      - rate_limit: {key: route, requests_per_minute: 60, burst: 20, store: redis, failure_policy: open, redis_timeout_ms: 100}
   - name: strict
-    match: {{path: /strict}}
+    match: {path: /strict}
     upstream: a
     filters:
-      - rate_limit: {{key: route, requests_per_minute: 6000, burst: 100, store: redis, failure_policy: closed, redis_timeout_ms: 100}}
+      - rate_limit: {key: route, requests_per_minute: 6000, burst: 100, store: redis, failure_policy: closed, redis_timeout_ms: 100}
 "#,
-        a = origin.addr,
-        redis = redis.url()
     )
+    .set("a", origin.addr)
+    .set("redis", redis.url())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_redis_enforce_one_limit_and_follow_the_failure_policy() {
     let mut redis = Redis::start().await;
     let a = Origin::start("a").await;
-    let p1 = Portico::start(&shared_config(&a, &redis)).await;
-    let p2 = Portico::start(&shared_config(&a, &redis)).await;
+    let p1 = Portico::start(shared_config(&a, &redis)).await;
+    let p2 = Portico::start(shared_config(&a, &redis)).await;
     let c = client();
 
     // 60 requests, alternating instances, within a couple of seconds: the shared burst of 20
@@ -130,24 +130,25 @@ async fn two_instances_sharing_redis_enforce_one_limit_and_follow_the_failure_po
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_are_injected_at_the_configured_rates() {
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
-upstreams: {{a: {{targets: ["{a}"]}}}}
+    let p = Portico::start(
+        Yaml::web(
+            r#"
+upstreams: {a: {targets: ["$a"]}}
 routes:
   - name: aborts
-    match: {{path: /aborts}}
+    match: {path: /aborts}
     upstream: a
     filters:
-      - fault: {{abort: {{percent: 25, status: 503}}, header: x-portico-fault}}
+      - fault: {abort: {percent: 25, status: 503}, header: x-portico-fault}
   - name: delays
-    match: {{path: /delays}}
+    match: {path: /delays}
     upstream: a
     filters:
-      - fault: {{delay: {{percent: 100, ms: 150}}}}
+      - fault: {delay: {percent: 100, ms: 150}}
 "#,
-        a = a.addr
-    ))
+        )
+        .origin(&a),
+    )
     .await;
     let c = client();
     let mut aborted = 0;

@@ -4,26 +4,26 @@
 use crate::support::*;
 use std::time::Duration;
 
-fn config(a: &Origin) -> String {
-    format!(
+fn config(a: &Origin) -> Yaml {
+    Yaml::new(
         r#"
 listeners:
-  - {{name: web, listen: "127.0.0.1:{{{{web}}}}", role: edge}}
-  - {{name: mesh, listen: "127.0.0.1:{{{{mesh}}}}", role: internal}}
+  - {name: web, listen: "127.0.0.1:$web", role: edge}
+  - {name: mesh, listen: "127.0.0.1:$mesh", role: internal}
 upstreams:
-  a: {{targets: ["{a}"]}}
+  a: {targets: ["$a"]}
 routes:
-  - {{name: echo, match: {{path: /echo}}, upstream: a}}
-  - {{name: ping, match: {{path_exact: /ping}}, respond: {{body: pong}}}}
+  - {name: echo, match: {path: /echo}, upstream: a}
+  - {name: ping, match: {path_exact: /ping}, respond: {body: pong}}
 "#,
-        a = a.addr
     )
+    .origin(a)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_was_sent() {
     let a = Origin::start("a").await;
-    let p = Portico::start(&config(&a)).await;
+    let p = Portico::start(config(&a)).await;
     let c = client();
     for _ in 0..7 {
         assert_eq!(c.get(p.url("web", "/echo/x")).send().await.expect("req").status(), 200);
@@ -59,7 +59,7 @@ async fn metrics_count_what_was_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_is_one_json_access_log_line() {
     let a = Origin::start("a").await;
-    let p = Portico::start(&config(&a)).await;
+    let p = Portico::start(config(&a)).await;
     let c = client();
     let r = c.get(p.url("web", "/echo/logged?q=1")).send().await.expect("req");
     let id = r.headers()["x-request-id"].to_str().expect("id").to_string();
@@ -91,7 +91,7 @@ async fn every_request_is_one_json_access_log_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_id_trace_context_and_forwarded_headers_reach_the_upstream() {
     let a = Origin::start("a").await;
-    let p = Portico::start(&config(&a)).await;
+    let p = Portico::start(config(&a)).await;
     let c = client();
     let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -142,8 +142,7 @@ async fn request_id_trace_context_and_forwarded_headers_reach_the_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_endpoints_answer() {
     let a = Origin::start("a").await;
-    let p =
-        Portico::start(&format!("consumers: [{{name: m, api_keys: [\"super-secret-key\"]}}]\n{}", config(&a))).await;
+    let p = Portico::start(config(&a).add("consumers: [{name: m, api_keys: [\"super-secret-key\"]}]\n")).await;
     let (status, body) = get_json(&p.admin_url("/healthz")).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     let (status, _) = get_json(&p.admin_url("/ready")).await;

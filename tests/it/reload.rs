@@ -6,26 +6,26 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn routes(a: &Origin, b: &Origin, extra: &str) -> String {
-    format!(
+fn routes(a: &Origin, b: &Origin, extra: &str) -> Yaml {
+    Yaml::web(
         r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
 upstreams:
-  a: {{targets: ["{a}"]}}
-  b: {{targets: ["{b}"]}}
+  a: {targets: ["$a"]}
+  b: {targets: ["$b"]}
 routes:
-  - {{name: main, match: {{path: /main}}, upstream: a}}
-{extra}
+  - {name: main, match: {path: /main}, upstream: a}
+$extra
 "#,
-        a = a.addr,
-        b = b.addr
     )
+    .origin(a)
+    .origin(b)
+    .set("extra", extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_swaps_routes_without_dropping_requests() {
     let (a, b) = (Origin::start("a").await, Origin::start("b").await);
-    let mut p = Portico::start(&routes(&a, &b, "")).await;
+    let mut p = Portico::start(routes(&a, &b, "")).await;
     assert_eq!(get_json(&p.url("web", "/new")).await.0, 404);
 
     // A client keeps sending requests the whole time.
@@ -46,14 +46,14 @@ async fn reload_swaps_routes_without_dropping_requests() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Reload through the admin API with a new route.
-    p.rewrite_config(&routes(&a, &b, "  - {name: new, match: {path: /new}, upstream: b}"));
+    p.rewrite_config(routes(&a, &b, "  - {name: new, match: {path: /new}, upstream: b}"));
     let r = client().post(p.admin_url("/reload")).send().await.expect("reload");
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     let (status, body) = get_json(&p.url("web", "/new/thing")).await;
     assert_eq!((status, body["instance"].as_str()), (200, Some("b")));
 
     // A broken file is refused with its errors; the running config keeps serving.
-    p.rewrite_config(&routes(&a, &b, "  - {name: broken, match: {path: /broken}, upstream: nowhere}"));
+    p.rewrite_config(routes(&a, &b, "  - {name: broken, match: {path: /broken}, upstream: nowhere}"));
     let r = client().post(p.admin_url("/reload")).send().await.expect("reload");
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.expect("json");
@@ -62,7 +62,7 @@ async fn reload_swaps_routes_without_dropping_requests() {
     assert_eq!(get_json(&p.url("web", "/broken")).await.0, 404);
 
     // SIGHUP reloads too.
-    p.rewrite_config(&routes(&a, &b, "  - {name: hup, match: {path: /hup}, upstream: b}"));
+    p.rewrite_config(routes(&a, &b, "  - {name: hup, match: {path: /hup}, upstream: b}"));
     p.signal("HUP");
     eventually(Duration::from_secs(5), "SIGHUP reload", || {
         let url = p.url("web", "/hup");

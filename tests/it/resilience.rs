@@ -5,30 +5,27 @@ use crate::support::*;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-fn listener() -> &'static str {
-    "listeners: [{name: web, listen: \"127.0.0.1:{{web}}\"}]\n"
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_target_costs_no_failed_requests_with_retries_and_ejection() {
     let a = Origin::start("a").await;
     let mut b = Origin::start("b").await;
-    let p = Portico::start(&format!(
-        r#"{listener}
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
   pool:
-    targets: ["{a}", "{b}"]
-    outlier: {{consecutive_failures: 3, eject_s: 30}}
-    timeouts: {{connect_ms: 300, read_ms: 2000}}
+    targets: ["$a", "$b"]
+    outlier: {consecutive_failures: 3, eject_s: 30}
+    timeouts: {connect_ms: 300, read_ms: 2000}
 routes:
   - name: all
     upstream: pool
-    retry: {{attempts: 2, on: [connect_error, timeout, 502, 503], budget_percent: 20}}
+    retry: {attempts: 2, on: [connect_error, timeout, 502, 503], budget_percent: 20}
 "#,
-        listener = listener(),
-        a = a.addr,
-        b = b.addr
-    ))
+        )
+        .origin(&a)
+        .origin(&b),
+    )
     .await;
     let c = client();
     let mut failed = Vec::new();
@@ -55,20 +52,21 @@ routes:
 async fn failing_statuses_are_retried_elsewhere_within_the_budget() {
     let (a, b) = (Origin::start("a").await, Origin::start("b").await);
     a.set_failing(true);
-    let p = Portico::start(&format!(
-        r#"{listener}
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
-  pool: {{targets: ["{a}", "{b}"]}}
-  both_bad: {{targets: ["{a}"]}}
+  pool: {targets: ["$a", "$b"]}
+  both_bad: {targets: ["$a"]}
 routes:
-  - {{name: retried, match: {{path: /ok}}, upstream: pool, retry: {{attempts: 1, on: [503], budget_percent: 100}}}}
-  - {{name: budgeted, match: {{path: /bad}}, upstream: both_bad, retry: {{attempts: 3, on: [503], budget_percent: 20}}}}
-  - {{name: post, match: {{path: /post}}, upstream: pool, retry: {{attempts: 1, on: [503]}}}}
+  - {name: retried, match: {path: /ok}, upstream: pool, retry: {attempts: 1, on: [503], budget_percent: 100}}
+  - {name: budgeted, match: {path: /bad}, upstream: both_bad, retry: {attempts: 3, on: [503], budget_percent: 20}}
+  - {name: post, match: {path: /post}, upstream: pool, retry: {attempts: 1, on: [503]}}
 "#,
-        listener = listener(),
-        a = a.addr,
-        b = b.addr
-    ))
+        )
+        .origin(&a)
+        .origin(&b),
+    )
     .await;
     // Every 503 from a is retried on b.
     for i in 0..20 {
@@ -99,18 +97,19 @@ routes:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_circuit_breaker_opens_fails_fast_half_opens_and_closes() {
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        r#"{listener}
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
   fragile:
-    targets: ["{a}"]
-    circuit_breaker: {{failure_ratio: 0.5, min_requests: 6, open_s: 1}}
+    targets: ["$a"]
+    circuit_breaker: {failure_ratio: 0.5, min_requests: 6, open_s: 1}
 routes:
-  - {{name: all, upstream: fragile}}
+  - {name: all, upstream: fragile}
 "#,
-        listener = listener(),
-        a = a.addr
-    ))
+        )
+        .origin(&a),
+    )
     .await;
     let state = |p: &Portico| {
         let url = p.admin_url("/metrics");
@@ -150,12 +149,16 @@ routes:
 async fn least_loaded_avoids_the_slow_target() {
     let (fast, slow) = (Origin::start("fast").await, Origin::start("slow").await);
     slow.set_delay_ms(200);
-    let p = Portico::start(&format!(
-        "{}upstreams: {{pool: {{targets: [\"{}\", \"{}\"], balance: least_loaded}}}}\nroutes: [{{name: all, upstream: pool}}]\n",
-        listener(),
-        fast.addr,
-        slow.addr
-    ))
+    let p = Portico::start(
+        Yaml::web(
+            r#"
+upstreams: {pool: {targets: ["$fast", "$slow"], balance: least_loaded}}
+routes: [{name: all, upstream: pool}]
+"#,
+        )
+        .origin(&fast)
+        .origin(&slow),
+    )
     .await;
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -179,11 +182,15 @@ async fn least_loaded_avoids_the_slow_target() {
 async fn concurrency_limits_shed_excess_requests_quickly() {
     let a = Origin::start("a").await;
     a.set_delay_ms(600);
-    let p = Portico::start(&format!(
-        "{}upstreams: {{a: {{targets: [\"{}\"]}}}}\nroutes: [{{name: all, upstream: a, max_in_flight: 2}}]\n",
-        listener(),
-        a.addr
-    ))
+    let p = Portico::start(
+        Yaml::web(
+            r#"
+upstreams: {a: {targets: ["$a"]}}
+routes: [{name: all, upstream: a, max_in_flight: 2}]
+"#,
+        )
+        .origin(&a),
+    )
     .await;
     let mut tasks = Vec::new();
     for _ in 0..6 {
@@ -218,21 +225,22 @@ async fn concurrency_limits_shed_excess_requests_quickly() {
 async fn a_90_10_split_and_a_mirror_that_never_delays_the_client() {
     let (v1, v2, shadow) = (Origin::start("v1").await, Origin::start("v2").await, Origin::start("shadow").await);
     shadow.set_delay_ms(1500);
-    let p = Portico::start(&format!(
-        r#"{listener}
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
-  v1: {{targets: ["{v1}"]}}
-  v2: {{targets: ["{v2}"]}}
-  shadow: {{targets: ["{shadow}"]}}
+  v1: {targets: ["$v1"]}
+  v2: {targets: ["$v2"]}
+  shadow: {targets: ["$shadow"]}
 routes:
-  - {{name: split, match: {{path: /split}}, split: [{{upstream: v1, weight: 90}}, {{upstream: v2, weight: 10}}]}}
-  - {{name: mirrored, match: {{path: /m}}, upstream: v1, mirror: {{upstream: shadow, percent: 100}}}}
+  - {name: split, match: {path: /split}, split: [{upstream: v1, weight: 90}, {upstream: v2, weight: 10}]}
+  - {name: mirrored, match: {path: /m}, upstream: v1, mirror: {upstream: shadow, percent: 100}}
 "#,
-        listener = listener(),
-        v1 = v1.addr,
-        v2 = v2.addr,
-        shadow = shadow.addr
-    ))
+        )
+        .origin(&v1)
+        .origin(&v2)
+        .origin(&shadow),
+    )
     .await;
     let c = client();
     for _ in 0..2000 {
@@ -267,25 +275,26 @@ routes:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_header_or_cookie_picks_the_canary() {
     let (stable, canary) = (Origin::start("stable").await, Origin::start("canary").await);
-    let p = Portico::start(&format!(
-        r#"{listener}
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
-  stable: {{targets: ["{stable}"]}}
-  canary: {{targets: ["{canary}"]}}
+  stable: {targets: ["$stable"]}
+  canary: {targets: ["$canary"]}
 routes:
   - name: by-header
-    match: {{path: /h}}
+    match: {path: /h}
     upstream: stable
-    canary: {{upstream: canary, header: x-canary, value: "1"}}
+    canary: {upstream: canary, header: x-canary, value: "1"}
   - name: by-cookie
-    match: {{path: /c}}
+    match: {path: /c}
     upstream: stable
-    canary: {{upstream: canary, cookie: track}}
+    canary: {upstream: canary, cookie: track}
 "#,
-        listener = listener(),
-        stable = stable.addr,
-        canary = canary.addr
-    ))
+        )
+        .origin(&stable)
+        .origin(&canary),
+    )
     .await;
     let c = client();
     let who = |r: reqwest::Response| async move {
@@ -331,15 +340,17 @@ async fn a_route_timeout_bounds_a_body_that_keeps_trickling() {
             });
         }
     });
-    let p = Portico::start(&format!(
-        r#"{listener}
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
-  trickle: {{targets: ["{addr}"], timeouts: {{read_ms: 2000}}}}
+  trickle: {targets: ["$trickle"], timeouts: {read_ms: 2000}}
 routes:
-  - {{name: bounded, upstream: trickle, timeout_ms: 1000}}
+  - {name: bounded, upstream: trickle, timeout_ms: 1000}
 "#,
-        listener = listener()
-    ))
+        )
+        .set("trickle", addr),
+    )
     .await;
     let started = Instant::now();
     let r = client().get(p.url("web", "/stream")).send().await.expect("headers arrive");

@@ -2,60 +2,58 @@
 
 use crate::support::*;
 
-fn table(a: &Origin, b: &Origin) -> String {
-    format!(
+fn table(a: &Origin, b: &Origin) -> Yaml {
+    Yaml::web(
         r#"
-listeners:
-  - {{name: web, listen: "127.0.0.1:{{{{web}}}}"}}
 upstreams:
-  a: {{targets: ["{a}"]}}
-  b: {{targets: ["{b}"]}}
+  a: {targets: ["$a"]}
+  b: {targets: ["$b"]}
 routes:
   - name: ping
-    match: {{path_exact: /ping}}
-    respond: {{status: 200, body: pong, headers: {{content-type: text/plain}}}}
+    match: {path_exact: /ping}
+    respond: {status: 200, body: pong, headers: {content-type: text/plain}}
   - name: api-host
-    match: {{host: api.example.com, path: /}}
+    match: {host: api.example.com, path: /}
     upstream: b
   - name: wildcard
-    match: {{host: "*.example.org"}}
+    match: {host: "*.example.org"}
     upstream: b
   - name: users
-    match: {{path: /users, methods: [GET, POST]}}
+    match: {path: /users, methods: [GET, POST]}
     upstream: a
   - name: users-me
-    match: {{path_exact: /users/me}}
+    match: {path_exact: /users/me}
     upstream: b
   - name: v2-header
-    match: {{path: /items, headers: {{x-version: "2"}}}}
+    match: {path: /items, headers: {x-version: "2"}}
     upstream: b
   - name: items
-    match: {{path: /items}}
+    match: {path: /items}
     upstream: a
   - name: beta-query
-    match: {{path: /search, query: {{beta: "1"}}}}
+    match: {path: /search, query: {beta: "1"}}
     upstream: b
   - name: search
-    match: {{path: /search}}
+    match: {path: /search}
     upstream: a
   - name: regex
-    match: {{path_regex: "^/files/[0-9]+$"}}
+    match: {path_regex: "^/files/[0-9]+$"}
     upstream: b
   - name: low
-    match: {{path: /prio}}
+    match: {path: /prio}
     upstream: a
   - name: high
     priority: 10
-    match: {{path: /prio}}
+    match: {path: /prio}
     upstream: b
   - name: rewritten
-    match: {{path: /old}}
+    match: {path: /old}
     upstream: a
-    rewrite: {{strip_prefix: /old, add_prefix: /new, host: backend.internal}}
+    rewrite: {strip_prefix: /old, add_prefix: /new, host: backend.internal}
 "#,
-        a = a.addr,
-        b = b.addr
     )
+    .origin(a)
+    .origin(b)
 }
 
 async fn instance(p: &Portico, path: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
@@ -71,7 +69,7 @@ async fn instance(p: &Portico, path: &str, headers: &[(&str, &str)]) -> (u16, se
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_follow_the_routing_table() {
     let (a, b) = (Origin::start("a").await, Origin::start("b").await);
-    let p = Portico::start(&table(&a, &b)).await;
+    let p = Portico::start(table(&a, &b)).await;
 
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
     let cases: &[Case] = &[
@@ -107,7 +105,7 @@ async fn requests_follow_the_routing_table() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmatched_requests_get_json_errors() {
     let (a, b) = (Origin::start("a").await, Origin::start("b").await);
-    let p = Portico::start(&table(&a, &b)).await;
+    let p = Portico::start(table(&a, &b)).await;
 
     // Nothing matches: 404 with a JSON body and the request id.
     let r = client().get(p.url("web", "/nowhere")).send().await.expect("request");

@@ -23,32 +23,33 @@ async fn jwt_tokens_are_checked_and_claims_forwarded() {
     let keys = Keys::new();
     keys.rsa("rs").rsa("other").ec("es");
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
-upstreams: {{a: {{targets: ["{a}"]}}}}
+    let p = Portico::start(
+        Yaml::web(
+            r#"
+upstreams: {a: {targets: ["$a"]}}
 routes:
   - name: hs
-    match: {{path: /hs}}
+    match: {path: /hs}
     upstream: a
     filters:
-      - jwt: {{secret: "${{PORTICO_TEST_JWT_SECRET:-s3cret-for-tests}}", algorithms: [HS256], issuer: "https://issuer.example", audience: api,
-              forward_claims: {{sub: x-user-id, role: x-user-role}}, from: {{header: authorization, cookie: token, query: access_token}}}}
+      - jwt: {secret: "${PORTICO_TEST_JWT_SECRET:-s3cret-for-tests}", algorithms: [HS256], issuer: "https://issuer.example", audience: api,
+              forward_claims: {sub: x-user-id, role: x-user-role}, from: {header: authorization, cookie: token, query: access_token}}
   - name: rs
-    match: {{path: /rs}}
+    match: {path: /rs}
     upstream: a
     filters:
-      - jwt: {{public_key_file: {rs}, algorithms: [RS256], leeway_s: 0}}
+      - jwt: {public_key_file: $rs, algorithms: [RS256], leeway_s: 0}
   - name: es
-    match: {{path: /es}}
+    match: {path: /es}
     upstream: a
     filters:
-      - jwt: {{public_key_file: {es}, algorithms: [ES256]}}
+      - jwt: {public_key_file: $es, algorithms: [ES256]}
 "#,
-        a = a.addr,
-        rs = keys.path("rs.pub").display(),
-        es = keys.path("es.pub").display()
-    ))
+        )
+        .origin(&a)
+        .set("rs", keys.path("rs.pub").display())
+        .set("es", keys.path("es.pub").display()),
+    )
     .await;
     let claims = json!({"sub": "alice", "role": "admin", "iss": "https://issuer.example", "aud": "api"});
     let good = sign_hs("HS256", "s3cret-for-tests", claims.clone(), Some(300));
@@ -133,19 +134,20 @@ async fn a_jwks_endpoint_rotating_its_key_is_followed() {
     let idp = Origin::start("idp").await;
     idp.set_fixed("/jwks.json", &keys.jwks(&[("k1", "k1")]));
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
-upstreams: {{a: {{targets: ["{a}"]}}}}
+    let p = Portico::start(
+        Yaml::web(
+            r#"
+upstreams: {a: {targets: ["$a"]}}
 routes:
   - name: api
     upstream: a
     filters:
-      - jwt: {{jwks_url: "http://{idp}/jwks.json", algorithms: [RS256], audience: api}}
+      - jwt: {jwks_url: "http://$idp/jwks.json", algorithms: [RS256], audience: api}
 "#,
-        a = a.addr,
-        idp = idp.addr
-    ))
+        )
+        .origin(&a)
+        .origin(&idp),
+    )
     .await;
     let url = p.url("web", "/x");
     let t1 = sign("RS256", &keys.path("k1.key"), json!({"sub": "u1", "aud": "api"}), Some(300), Some("k1"));
@@ -170,30 +172,33 @@ async fn api_keys_basic_auth_and_acls() {
     let a = Origin::start("a").await;
     let bcrypt = password_hash("bcrypt", "correct horse");
     let argon = password_hash("argon2", "battery staple");
-    let p = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
-upstreams: {{a: {{targets: ["{a}"]}}}}
+    let p = Portico::start(
+        Yaml::web(
+            r#"
+upstreams: {a: {targets: ["$a"]}}
 consumers:
-  - {{name: mobile, api_keys: ["${{PORTICO_TEST_MOBILE_KEY:-mobile-key-123}}"], groups: [partners]}}
-  - {{name: intern, api_keys: ["intern-key-456"]}}
-  - {{name: ops, basic: {{username: ops, password_hash: "{bcrypt}"}}, groups: [staff]}}
-  - {{name: dev, basic: {{username: dev, password_hash: "{argon}"}}}}
+  - {name: mobile, api_keys: ["${PORTICO_TEST_MOBILE_KEY:-mobile-key-123}"], groups: [partners]}
+  - {name: intern, api_keys: ["intern-key-456"]}
+  - {name: ops, basic: {username: ops, password_hash: "$bcrypt"}, groups: [staff]}
+  - {name: dev, basic: {username: dev, password_hash: "$argon"}}
 routes:
   - name: partners
-    match: {{path: /partners}}
+    match: {path: /partners}
     upstream: a
     filters:
-      - api_key: {{header: x-api-key, query: api_key, hide_credentials: true}}
-      - acl: {{allow_groups: [partners]}}
+      - api_key: {header: x-api-key, query: api_key, hide_credentials: true}
+      - acl: {allow_groups: [partners]}
   - name: ops
-    match: {{path: /ops}}
+    match: {path: /ops}
     upstream: a
     filters:
-      - basic_auth: {{realm: operations}}
+      - basic_auth: {realm: operations}
 "#,
-        a = a.addr
-    ))
+        )
+        .origin(&a)
+        .set("bcrypt", bcrypt)
+        .set("argon", argon),
+    )
     .await;
     let url = p.url("web", "/partners/x");
     // API key from a header; hidden from the upstream.
@@ -242,46 +247,49 @@ async fn jwt_claims_and_mtls_identities_drive_acls_through_an_mtls_chain() {
     pki.issue("ca", "frontend", "frontend", "URI:spiffe://example.org/ns/default/sa/frontend", true);
     let origin = Origin::start("origin").await;
     // The hop lets only edge identities in.
-    let hop = Portico::start(&format!(
-        r#"
+    let hop = Portico::start(
+        Yaml::new(
+            r#"
 listeners:
   - name: mesh
-    listen: "127.0.0.1:{{{{mesh}}}}"
+    listen: "127.0.0.1:$mesh"
     role: internal
-    tls: {{certs: [{{cert: {hop}, key: {hop_key}}}], client_ca: {ca}, require_client_cert: true}}
-upstreams: {{origin: {{targets: ["{origin}"]}}}}
+    tls: {certs: [{cert: $hop, key: $hop_key}], client_ca: $ca, require_client_cert: true}
+upstreams: {origin: {targets: ["$origin"]}}
 routes:
   - name: all
     upstream: origin
     filters:
-      - acl: {{allow_identities: ["spiffe://example.org/ns/edge/*"]}}
+      - acl: {allow_identities: ["spiffe://example.org/ns/edge/*"]}
 "#,
-        hop = pki.path("hop.crt").display(),
-        hop_key = pki.path("hop.key").display(),
-        ca = pki.path("ca.crt").display(),
-        origin = origin.addr
-    ))
+        )
+        .set("hop", pki.path("hop.crt").display())
+        .set("hop_key", pki.path("hop.key").display())
+        .set("ca", pki.path("ca.crt").display())
+        .origin(&origin),
+    )
     .await;
     // The edge checks a JWT claim, then calls the hop over mTLS as the gateway.
-    let edge = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+    let edge = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
   hop:
-    targets: ["127.0.0.1:{port}"]
-    tls: {{sni: hop.internal, ca: {ca}, cert: {gw}, key: {gw_key}}}
+    targets: ["127.0.0.1:$port"]
+    tls: {sni: hop.internal, ca: $ca, cert: $gw, key: $gw_key}
 routes:
   - name: admin
     upstream: hop
     filters:
-      - jwt: {{secret: chain-secret, algorithms: [HS256]}}
-      - acl: {{claim: {{name: role, allow: [admin]}}}}
+      - jwt: {secret: chain-secret, algorithms: [HS256]}
+      - acl: {claim: {name: role, allow: [admin]}}
 "#,
-        port = hop.port("mesh"),
-        ca = pki.path("ca.crt").display(),
-        gw = pki.path("gateway.crt").display(),
-        gw_key = pki.path("gateway.key").display()
-    ))
+        )
+        .set("port", hop.port("mesh"))
+        .set("ca", pki.path("ca.crt").display())
+        .set("gw", pki.path("gateway.crt").display())
+        .set("gw_key", pki.path("gateway.key").display()),
+    )
     .await;
     let admin = sign_hs("HS256", "chain-secret", json!({"sub": "root", "role": "admin"}), Some(300));
     let user = sign_hs("HS256", "chain-secret", json!({"sub": "joe", "role": "user"}), Some(300));

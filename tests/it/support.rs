@@ -11,13 +11,16 @@ use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+
+mod yaml;
+pub use yaml::Yaml;
 
 /// A port that is free now and that no other test in this process has been given.
 ///
@@ -235,6 +238,17 @@ async fn handle(
         .expect("response"))
 }
 
+/// The sections every test Portico gets unless its config has its own: files in its temp dir,
+/// the admin API on a free port.
+const HEAD: [(&str, &str); 3] = [
+    (
+        "server:",
+        "server: {threads: 2, grace_period_s: 5, graceful_shutdown_timeout_s: 2, pid_file: $dir/portico.pid, upgrade_sock: $dir/upgrade.sock}\n",
+    ),
+    ("admin:", "admin: {listen: \"127.0.0.1:$admin\"}\n"),
+    ("access_log:", "access_log: {path: \"$dir/access.log\"}\n"),
+];
+
 /// A running `portico` process with its own temp dir, config file and access log.
 pub struct Portico {
     child: Option<Child>,
@@ -244,54 +258,28 @@ pub struct Portico {
     pub ports: HashMap<String, u16>,
 }
 
-/// Fills `{{name}}` placeholders with fresh ports (and `{{dir}}` with the temp dir).
-fn fill(template: &str, ports: &mut HashMap<String, u16>, dir: &Path) -> String {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..].find("}}").expect("closing }}") + start;
-        let name = &rest[start + 2..end];
-        if name == "dir" {
-            out.push_str(&dir.display().to_string());
-        } else {
-            let port = *ports.entry(name.to_string()).or_insert_with(free_port);
-            out.push_str(&port.to_string());
-        }
-        rest = &rest[end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
 impl Portico {
-    /// Writes the config (placeholders `{{web}}`, `{{admin}}`, ... become free ports; the
-    /// `server`, `admin` and `access_log` sections are added unless present), starts the binary
-    /// and waits until `/ready` answers.
-    pub async fn start(body: &str) -> Portico {
-        let p = Self::spawn(body);
+    /// Writes the config (`$web`, `$admin`, ... become free ports, see [`Yaml`]; the `server`,
+    /// `admin` and `access_log` sections are added unless present), starts the binary and waits
+    /// until `/ready` answers.
+    pub async fn start(config: impl Into<Yaml>) -> Portico {
+        let p = Self::spawn(config);
         p.wait_ready().await;
         p
     }
 
-    pub fn spawn(body: &str) -> Portico {
+    pub fn spawn(config: impl Into<Yaml>) -> Portico {
+        let body = config.into();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut ports = HashMap::new();
-        let mut yaml = String::new();
-        if !body.contains("server:") {
-            yaml.push_str(&format!(
-                "server: {{threads: 2, grace_period_s: 5, graceful_shutdown_timeout_s: 2, pid_file: {d}/portico.pid, upgrade_sock: {d}/upgrade.sock}}\n",
-                d = dir.path().display()
-            ));
+        let mut head = String::new();
+        for (section, line) in HEAD {
+            if !body.text().contains(section) {
+                head.push_str(line);
+            }
         }
-        if !body.contains("admin:") {
-            yaml.push_str("admin: {listen: \"127.0.0.1:{{admin}}\"}\n");
-        }
-        if !body.contains("access_log:") {
-            yaml.push_str("access_log: {path: \"{{dir}}/access.log\"}\n");
-        }
-        yaml.push_str(body);
-        let yaml = fill(&yaml, &mut ports, dir.path());
+        let yaml =
+            format!("{}{}", Yaml::new(&head).render(&mut ports, dir.path()), body.render(&mut ports, dir.path()));
         let config = dir.path().join("portico.yaml");
         std::fs::write(&config, yaml).expect("write config");
         let admin = *ports.get("admin").expect("an admin port");
@@ -370,16 +358,16 @@ impl Portico {
     }
 
     /// Replaces the config file (same placeholders, same ports).
-    pub fn rewrite_config(&mut self, body: &str) {
+    pub fn rewrite_config(&mut self, config: impl Into<Yaml>) {
         let old = std::fs::read_to_string(&self.config).expect("config");
         // Keep the generated head (server/admin/access_log) and swap the rest.
         let head: String = old
             .lines()
-            .take_while(|l| l.starts_with("server:") || l.starts_with("admin:") || l.starts_with("access_log:"))
+            .take_while(|l| HEAD.iter().any(|(section, _)| l.starts_with(section)))
             .map(|l| format!("{l}\n"))
             .collect();
-        let yaml = fill(&format!("{head}{body}"), &mut self.ports, self.dir.path());
-        std::fs::write(&self.config, yaml).expect("write config");
+        let body = config.into().render(&mut self.ports, self.dir.path());
+        std::fs::write(&self.config, format!("{head}{body}")).expect("write config");
     }
 
     pub async fn metrics(&self) -> String {
@@ -464,7 +452,7 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server starts (apt-get install redis-server; see .ci/run)");
+            .expect("redis-server starts (bash .ci/install-test-deps installs it)");
         let redis = Redis { child: Some(child), port, _dir: dir };
         eventually(Duration::from_secs(10), "redis answers PING", || async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -21,30 +21,32 @@ fn pki() -> Pki {
 async fn tls_terminates_with_sni_http2_and_redirects_plain_http() {
     let pki = pki();
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        r#"
+    let p = Portico::start(
+        Yaml::new(
+            r#"
 listeners:
   - name: https
-    listen: "127.0.0.1:{{{{https}}}}"
+    listen: "127.0.0.1:$https"
     http2: true
     tls:
       certs:
-        - {{cert: {site}, key: {site_key}}}
-        - {{cert: {other}, key: {other_key}}}
+        - {cert: $site, key: $site_key}
+        - {cert: $other, key: $other_key}
   - name: plain
-    listen: "127.0.0.1:{{{{plain}}}}"
-    redirect_https: {{port: {{{{https}}}}}}
+    listen: "127.0.0.1:$plain"
+    redirect_https: {port: $https}
 upstreams:
-  a: {{targets: ["{a}"]}}
+  a: {targets: ["$a"]}
 routes:
-  - {{name: all, upstream: a}}
+  - {name: all, upstream: a}
 "#,
-        site = pki.path("site.crt").display(),
-        site_key = pki.path("site.key").display(),
-        other = pki.path("other.crt").display(),
-        other_key = pki.path("other.key").display(),
-        a = a.addr
-    ))
+        )
+        .set("site", pki.path("site.crt").display())
+        .set("site_key", pki.path("site.key").display())
+        .set("other", pki.path("other.crt").display())
+        .set("other_key", pki.path("other.key").display())
+        .origin(&a),
+    )
     .await;
     let port = p.port("https");
     let ca = pki.path("ca.crt");
@@ -84,27 +86,29 @@ routes:
 async fn client_certificates_are_required_verified_and_forwarded() {
     let pki = pki();
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        r#"
+    let p = Portico::start(
+        Yaml::new(
+            r#"
 listeners:
   - name: mtls
-    listen: "127.0.0.1:{{{{mtls}}}}"
+    listen: "127.0.0.1:$mtls"
     role: internal
     forward_client_cert: x-forwarded-client-cert
     tls:
-      certs: [{{cert: {site}, key: {site_key}}}]
-      client_ca: {ca}
+      certs: [{cert: $site, key: $site_key}]
+      client_ca: $ca
       require_client_cert: true
 upstreams:
-  a: {{targets: ["{a}"]}}
+  a: {targets: ["$a"]}
 routes:
-  - {{name: all, upstream: a}}
+  - {name: all, upstream: a}
 "#,
-        site = pki.path("site.crt").display(),
-        site_key = pki.path("site.key").display(),
-        ca = pki.path("ca.crt").display(),
-        a = a.addr
-    ))
+        )
+        .set("site", pki.path("site.crt").display())
+        .set("site_key", pki.path("site.key").display())
+        .set("ca", pki.path("ca.crt").display())
+        .origin(&a),
+    )
     .await;
     let url = format!("https://localhost:{}/x", p.port("mtls"));
     let ca = pki.path("ca.crt");
@@ -156,27 +160,29 @@ async fn an_edge_calls_an_internal_hop_over_mtls() {
     let pki = pki();
     let origin = Origin::start("origin").await;
     // The internal hop: TLS with required client certificates, forwarding the caller's identity.
-    let hop = Portico::start(&format!(
-        r#"
+    let hop = Portico::start(
+        Yaml::new(
+            r#"
 listeners:
   - name: mesh
-    listen: "127.0.0.1:{{{{mesh}}}}"
+    listen: "127.0.0.1:$mesh"
     role: internal
     forward_client_cert: x-forwarded-client-cert
     tls:
-      certs: [{{cert: {hop}, key: {hop_key}}}]
-      client_ca: {ca}
+      certs: [{cert: $hop, key: $hop_key}]
+      client_ca: $ca
       require_client_cert: true
 upstreams:
-  origin: {{targets: ["{origin}"]}}
+  origin: {targets: ["$origin"]}
 routes:
-  - {{name: all, upstream: origin}}
+  - {name: all, upstream: origin}
 "#,
-        hop = pki.path("hop.crt").display(),
-        hop_key = pki.path("hop.key").display(),
-        ca = pki.path("ca.crt").display(),
-        origin = origin.addr
-    ))
+        )
+        .set("hop", pki.path("hop.crt").display())
+        .set("hop_key", pki.path("hop.key").display())
+        .set("ca", pki.path("ca.crt").display())
+        .origin(&origin),
+    )
     .await;
     let edge_config = |with_client_cert: bool| {
         let client = if with_client_cert {
@@ -184,29 +190,29 @@ routes:
         } else {
             String::new()
         };
-        format!(
+        Yaml::web(
             r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
 upstreams:
   hop:
-    targets: ["127.0.0.1:{port}"]
-    tls: {{sni: hop.internal, ca: {ca}{client}}}
+    targets: ["127.0.0.1:$port"]
+    tls: {sni: hop.internal, ca: $ca$client}
 routes:
-  - {{name: all, upstream: hop}}
+  - {name: all, upstream: hop}
 "#,
-            port = hop.port("mesh"),
-            ca = pki.path("ca.crt").display(),
         )
+        .set("port", hop.port("mesh"))
+        .set("ca", pki.path("ca.crt").display())
+        .set("client", client)
     };
 
     // Without a client certificate the hop refuses the connection.
-    let edge = Portico::start(&edge_config(false)).await;
+    let edge = Portico::start(edge_config(false)).await;
     let (status, body) = get_json(&edge.url("web", "/x")).await;
     assert_eq!(status, 502, "{body}");
     drop(edge);
 
     // With one, the request goes through and the origin learns who called.
-    let edge = Portico::start(&edge_config(true)).await;
+    let edge = Portico::start(edge_config(true)).await;
     let (status, body) = get_json(&edge.url("web", "/x")).await;
     assert_eq!(status, 200, "{body}");
     let xfcc = body["headers"]["x-forwarded-client-cert"].as_str().expect("xfcc");
@@ -220,16 +226,18 @@ fn a_bad_certificate_file_is_a_config_error_naming_it() {
     std::fs::write(&bogus, "not a certificate").expect("write");
     let dir = tempfile::tempdir().expect("dir");
     let config = dir.path().join("p.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listeners:\n  - name: s\n    listen: \"127.0.0.1:0\"\n    tls: {{certs: [{{cert: {}, key: {}}}, {{cert: {}, key: /nonexistent/k.pem}}]}}\n",
-            bogus.display(),
-            pki.path("site.key").display(),
-            pki.path("site.crt").display()
-        ),
+    let yaml = Yaml::new(
+        r#"
+listeners:
+  - name: s
+    listen: "127.0.0.1:0"
+    tls: {certs: [{cert: $bogus, key: $site_key}, {cert: $site, key: /nonexistent/k.pem}]}
+"#,
     )
-    .expect("write");
+    .set("bogus", bogus.display())
+    .set("site_key", pki.path("site.key").display())
+    .set("site", pki.path("site.crt").display());
+    std::fs::write(&config, yaml.render(&mut Default::default(), dir.path())).expect("write");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
         .arg("-t")
         .arg("-c")
@@ -246,32 +254,35 @@ fn a_bad_certificate_file_is_a_config_error_naming_it() {
 async fn an_optional_client_certificate_leaves_the_decision_to_the_acl() {
     let pki = pki();
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        r#"
+    let p = Portico::start(
+        Yaml::new(
+            r#"
 listeners:
   - name: mtls
-    listen: "127.0.0.1:{{{{mtls}}}}"
+    listen: "127.0.0.1:$mtls"
     tls:
-      certs: [{{cert: {site}, key: {site_key}}}]
-      client_ca: {ca}
+      certs: [{cert: $site, key: $site_key}]
+      client_ca: $ca
       require_client_cert: false
 upstreams:
-  a: {{targets: ["{a}"]}}
+  a: {targets: ["$a"]}
 routes:
   - name: public
-    match: {{path: /public}}
+    match: {path: /public}
     upstream: a
   - name: private
-    match: {{path: /private}}
+    match: {path: /private}
     upstream: a
     filters:
-      - acl: {{allow_identities: ["{SPIFFE}"]}}
+      - acl: {allow_identities: ["$SPIFFE"]}
 "#,
-        site = pki.path("site.crt").display(),
-        site_key = pki.path("site.key").display(),
-        ca = pki.path("ca.crt").display(),
-        a = a.addr
-    ))
+        )
+        .set("site", pki.path("site.crt").display())
+        .set("site_key", pki.path("site.key").display())
+        .set("ca", pki.path("ca.crt").display())
+        .origin(&a)
+        .set("SPIFFE", SPIFFE),
+    )
     .await;
     let base = format!("https://localhost:{}", p.port("mtls"));
     let ca = pki.path("ca.crt");

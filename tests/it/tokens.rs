@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A Python with PyJWT and cryptography: Debian's (`python3-jwt`), which `.ci/run` installs.
+/// A Python with PyJWT and cryptography: Debian's (`python3-jwt`), which `.ci/install-test-deps` installs.
 fn python() -> &'static str {
     for candidate in ["/usr/bin/python3", "python3"] {
         let ok = Command::new(candidate)
@@ -18,7 +18,7 @@ fn python() -> &'static str {
             return candidate;
         }
     }
-    panic!("no python3 with PyJWT and cryptography: install python3-jwt python3-cryptography (see .ci/run)");
+    panic!("no python3 with PyJWT and cryptography: run `bash .ci/install-test-deps`");
 }
 
 fn run_python(script: &str, args: &[&str]) -> String {

@@ -4,23 +4,36 @@
 use crate::support::*;
 use std::time::Duration;
 
+/// The web listener with one route to `a`.
+fn one_route(a: &Origin) -> Yaml {
+    Yaml::web(
+        r#"
+upstreams: {a: {targets: ["$a"]}}
+routes: [{name: all, upstream: a}]
+"#,
+    )
+    .origin(a)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_dead_upstreams_get_504_and_502() {
     let a = Origin::start("a").await;
     let dead = free_port();
-    let p = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
-  slow: {{targets: ["{a}"], timeouts: {{connect_ms: 500, read_ms: 300}}}}
-  dead: {{targets: ["127.0.0.1:{dead}"], timeouts: {{connect_ms: 300}}}}
+  slow: {targets: ["$a"], timeouts: {connect_ms: 500, read_ms: 300}}
+  dead: {targets: ["127.0.0.1:$dead"], timeouts: {connect_ms: 300}}
 routes:
-  - {{name: slow, match: {{path: /slow}}, upstream: slow}}
-  - {{name: bounded, match: {{path: /bounded}}, upstream: slow, timeout_ms: 200, rewrite: {{strip_prefix: /bounded, add_prefix: /slow}}}}
-  - {{name: dead, match: {{path: /dead}}, upstream: dead}}
+  - {name: slow, match: {path: /slow}, upstream: slow}
+  - {name: bounded, match: {path: /bounded}, upstream: slow, timeout_ms: 200, rewrite: {strip_prefix: /bounded, add_prefix: /slow}}
+  - {name: dead, match: {path: /dead}, upstream: dead}
 "#,
-        a = a.addr
-    ))
+        )
+        .origin(&a)
+        .set("dead", dead),
+    )
     .await;
     let started = std::time::Instant::now();
     let (status, body) = get_json(&p.url("web", "/slow?ms=3000")).await;
@@ -41,30 +54,32 @@ routes:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn built_in_filters_run_listener_first_then_route() {
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        r#"
+    let p = Portico::start(
+        Yaml::new(
+            r#"
 listeners:
   - name: web
-    listen: "127.0.0.1:{{{{web}}}}"
+    listen: "127.0.0.1:$web"
     filters:
-      - headers: {{request: {{set: {{x-from-listener: "1"}}}}, response: {{remove: [x-origin], set: {{x-listener: yes}}}}}}
+      - headers: {request: {set: {x-from-listener: "1"}}, response: {remove: [x-origin], set: {x-listener: yes}}}
 upstreams:
-  a: {{targets: ["{a}"]}}
+  a: {targets: ["$a"]}
 routes:
   - name: open
-    match: {{path: /open}}
+    match: {path: /open}
     upstream: a
     filters:
-      - headers: {{request: {{add: {{x-route: r}}, remove: [x-drop]}}}}
-      - request_size_limit: {{max_bytes: 16}}
+      - headers: {request: {add: {x-route: r}, remove: [x-drop]}}
+      - request_size_limit: {max_bytes: 16}
   - name: closed
-    match: {{path: /closed}}
+    match: {path: /closed}
     upstream: a
     filters:
-      - ip_restrict: {{deny: ["127.0.0.0/8"]}}
+      - ip_restrict: {deny: ["127.0.0.0/8"]}
 "#,
-        a = a.addr
-    ))
+        )
+        .origin(&a),
+    )
     .await;
     let c = client();
     let r = c.get(p.url("web", "/open")).header("x-drop", "1").send().await.expect("req");
@@ -106,20 +121,22 @@ async fn connect_errors_are_retried_on_another_target_and_splits_follow_weights(
     let a = Origin::start("a").await;
     let b = Origin::start("b").await;
     let dead = free_port();
-    let p = Portico::start(&format!(
-        r#"
-listeners: [{{name: web, listen: "127.0.0.1:{{{{web}}}}"}}]
+    let p = Portico::start(
+        Yaml::web(
+            r#"
 upstreams:
-  flaky: {{targets: ["127.0.0.1:{dead}", "{a}"], timeouts: {{connect_ms: 300}}}}
-  a: {{targets: ["{a}"]}}
-  b: {{targets: ["{b}"]}}
+  flaky: {targets: ["127.0.0.1:$dead", "$a"], timeouts: {connect_ms: 300}}
+  a: {targets: ["$a"]}
+  b: {targets: ["$b"]}
 routes:
-  - {{name: retried, match: {{path: /retried}}, upstream: flaky, retry: {{attempts: 2, on: [connect_error], budget_percent: 100}}}}
-  - {{name: split, match: {{path: /split}}, split: [{{upstream: a, weight: 90}}, {{upstream: b, weight: 10}}]}}
+  - {name: retried, match: {path: /retried}, upstream: flaky, retry: {attempts: 2, on: [connect_error], budget_percent: 100}}
+  - {name: split, match: {path: /split}, split: [{upstream: a, weight: 90}, {upstream: b, weight: 10}]}
 "#,
-        a = a.addr,
-        b = b.addr
-    ))
+        )
+        .set("dead", dead)
+        .origin(&a)
+        .origin(&b),
+    )
     .await;
     for i in 0..20 {
         let (status, body) = get_json(&p.url("web", "/retried")).await;
@@ -139,11 +156,7 @@ routes:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish() {
     let a = Origin::start("a").await;
-    let mut p = Portico::start(&format!(
-        "listeners: [{{name: web, listen: \"127.0.0.1:{{{{web}}}}\"}}]\nupstreams: {{a: {{targets: [\"{}\"]}}}}\nroutes: [{{name: all, upstream: a}}]\n",
-        a.addr
-    ))
-    .await;
+    let mut p = Portico::start(one_route(&a)).await;
     let url = p.url("web", "/slow?ms=800");
     let in_flight = tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -156,10 +169,16 @@ async fn sigterm_lets_in_flight_requests_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_clients_are_served_on_plain_listeners() {
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        "listeners: [{{name: web, listen: \"127.0.0.1:{{{{web}}}}\", http2: true}}]\nupstreams: {{a: {{targets: [\"{}\"]}}}}\nroutes: [{{name: all, upstream: a}}]\n",
-        a.addr
-    ))
+    let p = Portico::start(
+        Yaml::new(
+            r#"
+listeners: [{name: web, listen: "127.0.0.1:$web", http2: true}]
+upstreams: {a: {targets: ["$a"]}}
+routes: [{name: all, upstream: a}]
+"#,
+        )
+        .origin(&a),
+    )
     .await;
     let r = crate::pki::curl(&["--http2-prior-knowledge"], &p.url("web", "/x"));
     assert!(r.ok && r.status == 200, "{}", r.body);
@@ -172,11 +191,7 @@ async fn h2c_clients_are_served_on_plain_listeners() {
 async fn a_keep_alive_connection_serves_requests_after_idle_pauses_and_closes_at_shutdown() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        "listeners: [{{name: web, listen: \"127.0.0.1:{{{{web}}}}\"}}]\nupstreams: {{a: {{targets: [\"{}\"]}}}}\nroutes: [{{name: all, upstream: a}}]\n",
-        a.addr
-    ))
-    .await;
+    let p = Portico::start(one_route(&a)).await;
     // One connection, requests with pauses between them, the last one sent a byte at a time:
     // an idle connection waits for the next request without losing any of it.
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", p.port("web"))).await.expect("connect");
@@ -206,16 +221,18 @@ async fn a_keep_alive_connection_serves_requests_after_idle_pauses_and_closes_at
 async fn keepalive_timeout_closes_idle_connections_and_zero_turns_keep_alive_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let a = Origin::start("a").await;
-    let p = Portico::start(&format!(
-        r#"
+    let p = Portico::start(
+        Yaml::new(
+            r#"
 listeners:
-  - {{name: short, listen: "127.0.0.1:{{{{short}}}}", keepalive_timeout_s: 1}}
-  - {{name: off, listen: "127.0.0.1:{{{{off}}}}", keepalive_timeout_s: 0}}
-upstreams: {{a: {{targets: ["{a}"]}}}}
-routes: [{{name: all, upstream: a}}]
+  - {name: short, listen: "127.0.0.1:$short", keepalive_timeout_s: 1}
+  - {name: off, listen: "127.0.0.1:$off", keepalive_timeout_s: 0}
+upstreams: {a: {targets: ["$a"]}}
+routes: [{name: all, upstream: a}]
 "#,
-        a = a.addr
-    ))
+        )
+        .origin(&a),
+    )
     .await;
     let request = b"GET /k HTTP/1.1\r\nHost: portico.test\r\n\r\n";
     let mut buf = vec![0u8; 16 * 1024];
@@ -250,11 +267,7 @@ async fn a_binary_upgrade_hands_over_the_sockets_without_dropping_requests() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
     let a = Origin::start("a").await;
-    let body = format!(
-        "listeners: [{{name: web, listen: \"127.0.0.1:{{{{web}}}}\"}}]\nupstreams: {{a: {{targets: [\"{}\"]}}}}\nroutes: [{{name: all, upstream: a}}]\n",
-        a.addr
-    );
-    let mut old = Portico::start(&body).await;
+    let mut old = Portico::start(one_route(&a)).await;
     let url = old.url("web", "/x");
 
     let stop = Arc::new(AtomicBool::new(false));
