@@ -3,11 +3,13 @@
 //! 1. the text is indexed for line numbers ([`locate`]) and parsed to a YAML value;
 //! 2. `${VAR}` (or `${VAR:-default}`) in string values is substituted from the environment;
 //! 3. the value is deserialized into the file structs ([`file`]), unknown keys refused;
-//! 4. [`compile`] validates and builds the runtime types ([`model`]), collecting every error.
+//! 4. [`compile`] validates and builds the runtime types ([`model`]), collecting every error;
+//!    what the file leaves out is taken from [`defaults`].
 //!
 //! Every error names file, line, column and YAML path.
 
 mod compile;
+pub mod defaults;
 mod env;
 mod file;
 mod locate;
