@@ -127,7 +127,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     if value.is_null() {
         value = serde_yaml::Value::Mapping(Default::default());
     }
-    env::substitute(&mut value, "", &mut errors);
+    let substituted = env::substitute(&mut value, &mut errors);
     if !errors.list.is_empty() {
         return Err(ConfigErrors(errors.list));
     }
@@ -141,6 +141,6 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         }
     };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let config = compile::compile(file, path, &base_dir, env::masked_json(&value), &mut errors);
+    let config = compile::compile(file, path, &base_dir, env::masked_json(&value, &substituted), &mut errors);
     errors.into_result(config)
 }
