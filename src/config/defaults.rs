@@ -1,7 +1,7 @@
 //! Every default of the config file, in one place.
 //!
-//! The file structs ([`super::file`]) hold only what the user wrote (`Option` for anything with a
-//! default); [`super::compile`] fills the gaps from here, so `portico -t`, the running proxy and
+//! The file structs (`config/file.rs`) hold only what the user wrote (`Option` for anything with a
+//! default); `config/compile/` fills the gaps from here, so `portico -t`, the running proxy and
 //! the README read the same values. A key that is absent and has no constant here means "none"
 //! (no admin listener, no TLS, no retries, Pingora's own timeouts) or an empty list.
 

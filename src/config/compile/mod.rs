@@ -137,3 +137,6 @@ fn header_name(name: &str, at: impl Into<String>, errors: &mut Errors<'_>) -> Op
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
