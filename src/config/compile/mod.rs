@@ -32,6 +32,8 @@ use portico_filters::{registry, BuildContext};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
+/// The runtime config for a parsed file; `effective` is the masked JSON that `/config` shows.
+/// Errors go to `errors` and compiling goes on, so one run reports them all.
 pub(super) fn compile(
     file: FileConfig,
     path: &Path,
