@@ -61,7 +61,10 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
             Service::new(format!("listener {}", listener.name), KeepaliveApp::new(proxy, listener.keepalive_timeout));
         let endpoint = ListenerConfig::tcp(listener.listen.clone());
         let endpoint = match &listener.tls {
-            None => endpoint.l4_buffer(L4BufferSettings::default().read(listener.read_buffer_bytes.unwrap_or(4096))),
+            None => endpoint.l4_buffer(
+                L4BufferSettings::default()
+                    .read(listener.read_buffer_bytes.unwrap_or(crate::config::defaults::PLAIN_READ_BUFFER_BYTES)),
+            ),
             Some(tls) => match crate::tls::listener_settings(tls, listener.http2) {
                 Ok(settings) => {
                     let endpoint = endpoint.tls(settings);

@@ -2,30 +2,61 @@
 
 use super::Errors;
 use serde_yaml::Value;
+use std::collections::HashSet;
+
+/// The YAML paths (`routes[0].filters[1].headers.request.set.authorization`) of the string
+/// values that `${VAR}` substitution changed: what the environment supplied is treated as a
+/// secret, whatever its key.
+#[derive(Debug, Default)]
+pub(super) struct Substituted(HashSet<String>);
 
 /// Replaces `${VAR}` and `${VAR:-default}` in every string of `value`; a variable that is not
-/// set (and has no default) is an error at its YAML path.
-pub(super) fn substitute(value: &mut Value, path: &str, errors: &mut Errors<'_>) {
+/// set (and has no default) is an error at its YAML path. Returns where values changed.
+pub(super) fn substitute(value: &mut Value, errors: &mut Errors<'_>) -> Substituted {
+    let mut changed = Substituted::default();
+    substitute_at(value, "", &mut changed, errors);
+    changed
+}
+
+fn substitute_at(value: &mut Value, path: &str, changed: &mut Substituted, errors: &mut Errors<'_>) {
     match value {
         Value::String(s) if s.contains("${") => match expand(s) {
-            Ok(expanded) => *s = expanded,
+            Ok(expanded) => {
+                if expanded != *s {
+                    changed.0.insert(path.to_string());
+                }
+                *s = expanded;
+            }
             Err(var) => errors.at(path, format!("environment variable {var} is not set")),
         },
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                substitute(item, &format!("{path}[{i}]"), errors);
+                substitute_at(item, &item_path(path, i), changed, errors);
             }
         }
         Value::Mapping(map) => {
             for (k, v) in map.iter_mut() {
-                let key = k.as_str().unwrap_or("?");
-                let child = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
-                substitute(v, &child, errors);
+                substitute_at(v, &key_path(path, k), changed, errors);
             }
         }
-        Value::Tagged(t) => substitute(&mut t.value, path, errors),
+        Value::Tagged(t) => substitute_at(&mut t.value, path, changed, errors),
         _ => {}
     }
+}
+
+/// `path.key` (or `key` at the top), the spelling errors use.
+fn key_path(path: &str, key: &Value) -> String {
+    let key = key.as_str().unwrap_or("?");
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// `path[i]`.
+fn item_path(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
 }
 
 /// Expands one string; `Err(name)` for the first missing variable.
@@ -55,37 +86,57 @@ fn expand(s: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Keys whose values are secrets: masked in `GET /config`.
+/// Keys whose values are secrets wherever they appear: masked in `GET /config`.
 const SECRET_KEYS: &[&str] = &["api_keys", "secret", "password", "password_hash", "token", "redis", "key"];
 
-/// The config as JSON with every secret value replaced by `"***"`.
-pub(super) fn masked_json(value: &Value) -> serde_json::Value {
-    fn mask(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                for (k, v) in map.iter_mut() {
-                    if SECRET_KEYS.contains(&k.as_str()) {
-                        hide(v);
-                    } else {
-                        mask(v);
-                    }
+/// Whether the value under `key` (at YAML path `path`) is a secret by its name.
+///
+/// The one place that decides by name: fields that a filter declares secret would be checked
+/// here too, by `path`.
+fn is_secret_key(key: &str, _path: &str) -> bool {
+    SECRET_KEYS.contains(&key)
+}
+
+/// The config as JSON for `GET /config`, every secret value replaced by `"***"`: values under a
+/// secret key ([`is_secret_key`]) and every value that `${VAR}` substitution changed.
+pub(super) fn masked_json(value: &Value, substituted: &Substituted) -> serde_json::Value {
+    let mut masked = value.clone();
+    mask(&mut masked, "", substituted);
+    serde_json::to_value(&masked).unwrap_or(serde_json::Value::Null)
+}
+
+fn mask(v: &mut Value, path: &str, substituted: &Substituted) {
+    match v {
+        Value::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                let child = key_path(path, k);
+                if is_secret_key(k.as_str().unwrap_or("?"), &child) {
+                    hide(v);
+                } else {
+                    mask(v, &child, substituted);
                 }
             }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(mask),
-            _ => {}
         }
-    }
-    fn hide(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Array(items) => items.iter_mut().for_each(hide),
-            serde_json::Value::Object(map) => map.values_mut().for_each(hide),
-            serde_json::Value::Null => {}
-            other => *other = serde_json::Value::String("***".into()),
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                mask(item, &item_path(path, i), substituted);
+            }
         }
+        Value::Tagged(t) => mask(&mut t.value, path, substituted),
+        Value::String(_) if substituted.0.contains(path) => hide(v),
+        _ => {}
     }
-    let mut json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-    mask(&mut json);
-    json
+}
+
+/// Replaces every scalar in `v` by `"***"` (a null stays null: nothing to hide).
+fn hide(v: &mut Value) {
+    match v {
+        Value::Sequence(items) => items.iter_mut().for_each(hide),
+        Value::Mapping(map) => map.iter_mut().for_each(|(_, v)| hide(v)),
+        Value::Tagged(t) => hide(&mut t.value),
+        Value::Null => {}
+        other => *other = Value::String("***".into()),
+    }
 }
 
 #[cfg(test)]
@@ -104,10 +155,33 @@ mod tests {
         let v: Value =
             serde_yaml::from_str("consumers: [{name: a, api_keys: [k1]}]\nfilters: [{jwt: {secret: s, issuer: i}}]")
                 .expect("yaml");
-        let json = masked_json(&v);
+        let json = masked_json(&v, &Substituted::default());
         assert_eq!(json["consumers"][0]["api_keys"][0], "***");
         assert_eq!(json["consumers"][0]["name"], "a");
         assert_eq!(json["filters"][0]["jwt"]["secret"], "***");
         assert_eq!(json["filters"][0]["jwt"]["issuer"], "i");
+    }
+
+    #[test]
+    fn masks_every_substituted_value_whatever_its_key() {
+        let yaml = "listen: \"127.0.0.1:8080\"\n\
+            routes: [{name: r, filters: [{headers: {request: {set: {\n\
+              authorization: \"Bearer ${PORTICO_SURELY_UNSET:-t0ken}\", x-plain: \"${no closing brace\"}}}}]}]\n\
+            consumers: [{name: a, api_keys: [k1]}]";
+        let locations = crate::config::locate::Locations::index(yaml);
+        let mut errors = Errors::new(std::path::Path::new("t.yaml"), &locations);
+        let mut v: Value = serde_yaml::from_str(yaml).expect("yaml");
+        let substituted = substitute(&mut v, &mut errors);
+        assert!(errors.list.is_empty());
+        let set = &v["routes"][0]["filters"][0]["headers"]["request"]["set"];
+        assert_eq!(set["authorization"].as_str(), Some("Bearer t0ken"), "the proxy sees the real value");
+
+        let json = masked_json(&v, &substituted);
+        let set = &json["routes"][0]["filters"][0]["headers"]["request"]["set"];
+        assert_eq!(set["authorization"], "***", "a value from the environment is masked as a whole");
+        assert_eq!(set["x-plain"], "${no closing brace", "a value substitution left alone is shown");
+        assert_eq!(json["listen"], "127.0.0.1:8080");
+        assert_eq!(json["routes"][0]["name"], "r");
+        assert_eq!(json["consumers"][0]["api_keys"][0], "***", "secret key names are still masked");
     }
 }

@@ -3,11 +3,13 @@
 //! 1. the text is indexed for line numbers ([`locate`]) and parsed to a YAML value;
 //! 2. `${VAR}` (or `${VAR:-default}`) in string values is substituted from the environment;
 //! 3. the value is deserialized into the file structs ([`file`]), unknown keys refused;
-//! 4. [`compile`] validates and builds the runtime types ([`model`]), collecting every error.
+//! 4. [`compile`] validates and builds the runtime types ([`model`]), collecting every error;
+//!    what the file leaves out is taken from [`defaults`].
 //!
 //! Every error names file, line, column and YAML path.
 
 mod compile;
+pub mod defaults;
 mod env;
 mod file;
 mod locate;
@@ -125,7 +127,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     if value.is_null() {
         value = serde_yaml::Value::Mapping(Default::default());
     }
-    env::substitute(&mut value, "", &mut errors);
+    let substituted = env::substitute(&mut value, &mut errors);
     if !errors.list.is_empty() {
         return Err(ConfigErrors(errors.list));
     }
@@ -139,6 +141,6 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
         }
     };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let config = compile::compile(file, path, &base_dir, env::masked_json(&value), &mut errors);
+    let config = compile::compile(file, path, &base_dir, env::masked_json(&value, &substituted), &mut errors);
     errors.into_result(config)
 }

@@ -1,5 +1,6 @@
 //! The validated runtime config: what the proxy runs on. Built only by [`super::load`], so every
-//! value here has been checked (addresses parse, upstreams named by routes exist, filters built).
+//! value here has been checked (addresses parse, upstreams named by routes exist, filters built)
+//! and every default applied (the values are in [`super::defaults`]).
 
 use crate::chain::FilterChain;
 use bytes::Bytes;
@@ -96,12 +97,14 @@ pub struct ListenerSpec {
     pub redirect_https: Option<u16>,
     /// Send the verified client certificate's identity upstream in this header.
     pub forward_client_cert: Option<HeaderName>,
-    /// Per-connection read buffer: small keeps idle connections cheap (default 4 KiB on plain
-    /// listeners; Pingora's 64 KiB on TLS ones, where 16 KiB records make it pay).
+    /// Per-connection read buffer as set in the file: `None` is
+    /// [`PLAIN_READ_BUFFER_BYTES`](super::defaults::PLAIN_READ_BUFFER_BYTES) on plain listeners
+    /// and Pingora's 64 KiB on TLS ones, where 16 KiB records make it pay.
     pub read_buffer_bytes: Option<usize>,
     /// How long an HTTP/1 connection may sit idle between requests (`keepalive_timeout_s`,
-    /// default 60 s, close to nginx's 75 s; Pingora alone lets HTTP/1.1 connections idle
-    /// forever); `None` (`0`) closes each connection after its response.
+    /// default [`KEEPALIVE_TIMEOUT_S`](super::defaults::KEEPALIVE_TIMEOUT_S); Pingora alone lets
+    /// HTTP/1.1 connections idle forever); `None` (`0`) closes each connection after its
+    /// response.
     pub keepalive_timeout: Option<std::time::Duration>,
 }
 

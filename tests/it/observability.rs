@@ -152,3 +152,31 @@ async fn admin_endpoints_answer() {
     assert!(!text.contains("super-secret-key"), "secrets must be masked: {text}");
     assert!(text.contains("***"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_shows_values_from_the_environment_masked() {
+    // A token set from the environment under a key that is no secret by its name: the
+    // upstream gets it, `GET /config` does not show it.
+    let a = Origin::start("a").await;
+    let p = Portico::start(&format!(
+        r#"{}
+  - name: api
+    match: {{path: /api}}
+    upstream: a
+    filters:
+      - headers: {{request: {{set: {{authorization: "${{PORTICO_TEST_UNSET_TOKEN:-Bearer token-from-env}}"}}}}}}
+"#,
+        config(&a).trim_end()
+    ))
+    .await;
+    let body: serde_json::Value =
+        client().get(p.url("web", "/api")).send().await.expect("req").json().await.expect("json");
+    assert_eq!(body["headers"]["authorization"], "Bearer token-from-env");
+
+    let (status, config) = get_json(&p.admin_url("/config")).await;
+    assert_eq!(status, 200);
+    let route = config["routes"].as_array().and_then(|r| r.iter().find(|r| r["name"] == "api")).expect("route api");
+    assert_eq!(route["filters"][0]["headers"]["request"]["set"]["authorization"], "***", "{config}");
+    assert!(!config.to_string().contains("token-from-env"), "{config}");
+    assert_eq!(route["match"]["path"], "/api", "values not from the environment are shown");
+}

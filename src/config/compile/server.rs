@@ -1,0 +1,47 @@
+//! The process-wide sections: `server`, `admin`, `access_log`, and the `rate_limit_store` check.
+
+use super::{resolve, socket_addr};
+use crate::config::defaults;
+use crate::config::file::{AccessLogFile, AdminFile, RateLimitStoreFile, ServerFile};
+use crate::config::model::{AccessLogTarget, ServerSettings};
+use crate::config::Errors;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Pingora's process settings, each key defaulted.
+pub(super) fn settings(s: ServerFile) -> ServerSettings {
+    ServerSettings {
+        threads: s.threads.unwrap_or(defaults::THREADS).max(1),
+        grace_period_s: s.grace_period_s.unwrap_or(defaults::GRACE_PERIOD_S),
+        graceful_shutdown_timeout_s: s.graceful_shutdown_timeout_s.unwrap_or(defaults::GRACEFUL_SHUTDOWN_TIMEOUT_S),
+        pid_file: s.pid_file.unwrap_or_else(|| defaults::PID_FILE.into()),
+        upgrade_sock: s.upgrade_sock.unwrap_or_else(|| defaults::UPGRADE_SOCK.into()),
+        work_stealing: s.work_stealing.unwrap_or(defaults::WORK_STEALING),
+        upstream_keepalive_pool_size: s.upstream_keepalive_pool_size.unwrap_or(defaults::UPSTREAM_KEEPALIVE_POOL_SIZE),
+    }
+}
+
+/// The admin listener's address; no `admin` section, no admin API.
+pub(super) fn admin(admin: Option<AdminFile>, errors: &mut Errors<'_>) -> Option<SocketAddr> {
+    admin.and_then(|a| socket_addr(&a.listen, "admin.listen", errors))
+}
+
+/// Where access-log lines go: `stdout` (or `-`), `stderr`, `off` (or empty), or a file path.
+pub(super) fn access_log(a: Option<AccessLogFile>, base_dir: &Path) -> AccessLogTarget {
+    let path = a.and_then(|a| a.path);
+    match path.as_deref().unwrap_or(defaults::ACCESS_LOG_PATH) {
+        "stdout" | "-" => AccessLogTarget::Stdout,
+        "stderr" => AccessLogTarget::Stderr,
+        "off" | "" => AccessLogTarget::Off,
+        p => AccessLogTarget::File(resolve(base_dir, p)),
+    }
+}
+
+/// The shared limiter store must be a Redis URL (filters connect to it when they are built).
+pub(super) fn check_rate_limit_store(store: Option<&RateLimitStoreFile>, errors: &mut Errors<'_>) {
+    if let Some(store) = store {
+        if !store.redis.starts_with("redis://") {
+            errors.at("rate_limit_store.redis", "expected a redis://host:port URL");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! A file that leaves everything out compiles to the values in `config/defaults.rs`.
+
+use crate::config::defaults as d;
+use crate::config::{load_str, AccessLogTarget, Action, HealthKind, Role, ServerSettings};
+use std::path::Path;
+use std::time::Duration;
+
+#[test]
+fn what_the_file_leaves_out_is_the_documented_default() {
+    let yaml = r#"
+listeners: [{name: web, listen: "127.0.0.1:0"}]
+upstreams: {u: {targets: ["127.0.0.1:9", {address: "127.0.0.1:10"}], health_check: {http: {}}, tls: {}}}
+routes:
+  - {name: r, upstream: u, retry: {}, mirror: {upstream: u}}
+  - {name: s, respond: {}}
+"#;
+    let c = load_str(yaml, Path::new("t.yaml")).expect("valid");
+    assert_eq!(
+        c.server,
+        ServerSettings {
+            threads: d::THREADS,
+            grace_period_s: d::GRACE_PERIOD_S,
+            graceful_shutdown_timeout_s: d::GRACEFUL_SHUTDOWN_TIMEOUT_S,
+            pid_file: d::PID_FILE.into(),
+            upgrade_sock: d::UPGRADE_SOCK.into(),
+            work_stealing: d::WORK_STEALING,
+            upstream_keepalive_pool_size: d::UPSTREAM_KEEPALIVE_POOL_SIZE,
+        }
+    );
+    assert_eq!(c.access_log, AccessLogTarget::Stdout);
+    assert_eq!(c.admin, None);
+
+    let l = &c.listeners[0];
+    assert_eq!((l.role, l.http2, l.read_buffer_bytes), (Role::Edge, d::LISTENER_HTTP2, None));
+    assert_eq!(l.keepalive_timeout, Some(Duration::from_secs(d::KEEPALIVE_TIMEOUT_S)));
+
+    let u = &c.upstreams[0];
+    assert!(u.targets.iter().all(|t| t.weight == d::TARGET_WEIGHT));
+    assert_eq!((u.balance, &u.hash_key, u.http2), (d::BALANCE, &d::HASH_KEY, d::UPSTREAM_HTTP2));
+    let h = u.health.as_ref().expect("health check");
+    let expected =
+        HealthKind::Http { path: d::HEALTH_HTTP_PATH.into(), expect_status: d::HEALTH_EXPECT_STATUS, host: "u".into() };
+    assert_eq!(h.kind, expected);
+    assert_eq!(h.interval, Duration::from_millis(d::HEALTH_INTERVAL_MS));
+    assert_eq!(h.timeout, Duration::from_millis(d::HEALTH_TIMEOUT_MS));
+    assert_eq!((h.healthy_after, h.unhealthy_after), (d::HEALTHY_AFTER, d::UNHEALTHY_AFTER));
+    assert_eq!(u.tls.as_ref().map(|t| t.verify), Some(d::UPSTREAM_TLS_VERIFY));
+
+    let r = &c.routes[0];
+    assert_eq!(r.priority, d::PRIORITY);
+    let retry = r.retry.as_ref().expect("retry");
+    assert_eq!(retry.attempts, d::RETRY_ATTEMPTS);
+    assert_eq!(retry.budget_percent, d::RETRY_BUDGET_PERCENT);
+    assert_eq!(retry.non_idempotent, d::RETRY_NON_IDEMPOTENT);
+    assert!(retry.on_connect_error && !retry.on_timeout && retry.on_status.is_empty());
+    let mirror = r.mirror.as_ref().expect("mirror");
+    assert_eq!((mirror.percent, mirror.max_body_bytes), (d::MIRROR_PERCENT, d::MIRROR_MAX_BODY_BYTES));
+    let Action::Respond(respond) = &c.routes[1].action else { panic!("a static response") };
+    assert_eq!(respond.status, d::RESPOND_STATUS);
+}
+
+#[test]
+fn a_bad_header_name_is_named_wherever_it_appears() {
+    let yaml = r#"
+listeners: [{name: web, listen: "127.0.0.1:0", forward_client_cert: "bad name"}]
+upstreams: {u: {targets: ["127.0.0.1:9"], balance: consistent_hash, hash_key: "header:bad name"}}
+routes:
+  - {name: r, upstream: u, match: {headers: {"bad name": "1"}}, canary: {upstream: u, header: "bad name"}}
+"#;
+    let errors = load_str(yaml, Path::new("t.yaml")).expect_err("invalid").to_string();
+    for at in [
+        "listeners[0].forward_client_cert",
+        "upstreams.u.hash_key",
+        "routes[0].match.headers.bad name",
+        "routes[0].canary.header",
+    ] {
+        assert!(errors.contains(&format!("{at}: \"bad name\" is not a header name")), "{at}: {errors}");
+    }
+}

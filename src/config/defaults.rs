@@ -1,0 +1,104 @@
+//! Every default of the config file, in one place.
+//!
+//! The file structs (`config/file.rs`) hold only what the user wrote (`Option` for anything with a
+//! default); `config/compile/` fills the gaps from here, so `portico -t`, the running proxy and
+//! the README read the same values. A key that is absent and has no constant here means "none"
+//! (no admin listener, no TLS, no retries, Pingora's own timeouts) or an empty list.
+
+use super::model::{Balance, HashKey, Role};
+
+// === server ===
+
+/// `server.threads`: worker threads per listener service (at least 1). Two keeps a small
+/// machine responsive; raise it to the core count on a dedicated host.
+pub const THREADS: usize = 2;
+/// `server.grace_period_s`: seconds between SIGTERM and the start of draining. Pingora's own
+/// default is 300 s; Portico drains as soon as in-flight requests are done anyway.
+pub const GRACE_PERIOD_S: u64 = 5;
+/// `server.graceful_shutdown_timeout_s`: seconds draining may take before the process exits.
+pub const GRACEFUL_SHUTDOWN_TIMEOUT_S: u64 = 5;
+/// `server.pid_file`.
+pub const PID_FILE: &str = "/tmp/portico.pid";
+/// `server.upgrade_sock`: where `portico -u` takes the listening sockets over.
+pub const UPGRADE_SOCK: &str = "/tmp/portico_upgrade.sock";
+/// `server.work_stealing`: off, so each thread keeps the connections it accepted (about 12 %
+/// less CPU per request, benches/RESULTS.md).
+pub const WORK_STEALING: bool = false;
+/// `server.upstream_keepalive_pool_size`: idle upstream connections kept for reuse.
+pub const UPSTREAM_KEEPALIVE_POOL_SIZE: usize = 128;
+
+// === access_log ===
+
+/// `access_log.path` (also when `access_log` is absent): `stdout`; `stderr`, `off` or a file
+/// path are the alternatives. `format` has one value, `json`.
+pub const ACCESS_LOG_PATH: &str = "stdout";
+
+// === listeners ===
+
+/// `listeners[].role`: outside clients, whose forwarded headers and request ids are replaced.
+pub const ROLE: Role = Role::Edge;
+/// `listeners[].http2`: HTTP/1.1 only unless asked (h2c on plain listeners, ALPN on TLS).
+pub const LISTENER_HTTP2: bool = false;
+/// `listeners[].keepalive_timeout_s`: idle time allowed between requests on an HTTP/1
+/// connection, close to nginx's 75 s (Pingora alone would keep it forever); `0` means one
+/// request per connection.
+pub const KEEPALIVE_TIMEOUT_S: u64 = 60;
+/// `listeners[].read_buffer_bytes` on a plain listener: small keeps an idle connection at about
+/// 11-12 KiB. TLS listeners keep Pingora's 64 KiB unless the key is set, since 16 KiB TLS
+/// records make the larger buffer pay.
+pub const PLAIN_READ_BUFFER_BYTES: usize = 4096;
+/// `listeners[].redirect_https: true`: the port redirected to.
+pub const REDIRECT_HTTPS_PORT: u16 = 443;
+// `listeners[].tls.require_client_cert`: true exactly when `client_ca` is set (see compile).
+
+// === upstreams ===
+
+/// `upstreams.*.targets[].weight`.
+pub const TARGET_WEIGHT: usize = 1;
+/// `upstreams.*.discovery.dns.refresh_s` (at least 1).
+pub const DNS_REFRESH_S: u64 = 5;
+/// `upstreams.*.balance`.
+pub const BALANCE: Balance = Balance::RoundRobin;
+/// `upstreams.*.hash_key`, what `consistent_hash` keys on.
+pub const HASH_KEY: HashKey = HashKey::ClientIp;
+/// `upstreams.*.health_check.interval_ms` (at least 10).
+pub const HEALTH_INTERVAL_MS: u64 = 1000;
+/// `upstreams.*.health_check.timeout_ms` (at least 1).
+pub const HEALTH_TIMEOUT_MS: u64 = 1000;
+/// `upstreams.*.health_check.healthy_after`: one good check brings a target back.
+pub const HEALTHY_AFTER: usize = 1;
+/// `upstreams.*.health_check.unhealthy_after`: one failed check takes a target out.
+pub const UNHEALTHY_AFTER: usize = 1;
+/// `upstreams.*.health_check.http.path`. (`http.host` defaults to the upstream's name.)
+pub const HEALTH_HTTP_PATH: &str = "/";
+/// `upstreams.*.health_check.http.expect_status`.
+pub const HEALTH_EXPECT_STATUS: u16 = 200;
+/// `upstreams.*.tls.verify`: the chain and hostname are checked unless turned off.
+pub const UPSTREAM_TLS_VERIFY: bool = true;
+/// `upstreams.*.http2`: HTTP/1.1 to the targets unless asked.
+pub const UPSTREAM_HTTP2: bool = false;
+// `upstreams.*.timeouts.*`: unset keys leave Pingora's defaults.
+// `upstreams.*.tls.sni`: empty (no SNI sent, no name checked beyond the chain).
+
+// === routes ===
+
+/// `routes[].priority`: higher first; ties go to the longer path, exact before prefix, then
+/// file order.
+pub const PRIORITY: i32 = 0;
+/// `routes[].mirror.percent`: every request is copied.
+pub const MIRROR_PERCENT: f64 = 100.0;
+/// `routes[].mirror.max_body_bytes`: bodies above this are not mirrored.
+pub const MIRROR_MAX_BODY_BYTES: usize = 64 * 1024;
+/// `routes[].retry.attempts`: extra attempts after the first.
+pub const RETRY_ATTEMPTS: u32 = 1;
+/// `routes[].retry.on` when empty or absent: only connections that could not be made, which
+/// are safe to retry for any method.
+pub const RETRY_ON: &[&str] = &["connect_error"];
+/// `routes[].retry.budget_percent`: over the last 10 s, retries may be at most this share of
+/// requests, as in Envoy and Linkerd.
+pub const RETRY_BUDGET_PERCENT: f64 = 20.0;
+/// `routes[].retry.non_idempotent`: methods that are not idempotent are not retried.
+pub const RETRY_NON_IDEMPOTENT: bool = false;
+/// `routes[].respond.status`.
+pub const RESPOND_STATUS: u16 = 200;
+// `routes[].listeners`: every listener. `routes[].respond.body`: empty.

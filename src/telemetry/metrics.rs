@@ -1,0 +1,180 @@
+//! Prometheus metrics: one registry per process, rendered by the admin API's `/metrics`.
+//!
+//! The request counters are resolved per route and per (method, status class) once, so the
+//! request path increments a counter without a label lookup.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+/// Every metric Portico exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    target_health: IntGaugeVec,
+    upstream_errors: IntCounterVec,
+    in_flight: IntGauge,
+    reloads: IntCounterVec,
+    retries: IntCounterVec,
+    ejections: IntCounterVec,
+    ejected: IntGaugeVec,
+    breaker_state: IntGaugeVec,
+}
+
+const METHODS: [&str; 10] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn method_index(m: &http::Method) -> usize {
+    METHODS[..9].iter().position(|x| *x == m.as_str()).unwrap_or(9)
+}
+
+/// A route's metric handles, resolved once per config so the hot path does no label lookups.
+pub struct RouteMetrics {
+    duration: Histogram,
+    counters: [[OnceLock<IntCounter>; 5]; 10],
+    requests: IntCounterVec,
+    route: String,
+}
+
+impl RouteMetrics {
+    /// Counts one finished request and its duration.
+    pub fn observe(&self, method: &http::Method, status: u16, seconds: f64) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        let mi = method_index(method);
+        self.counters[mi][class]
+            .get_or_init(|| self.requests.with_label_values(&[self.route.as_str(), METHODS[mi], CLASSES[class]]))
+            .inc();
+        self.duration.observe(seconds);
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("portico_requests_total", "Requests served, by route, method and status class"),
+            &["route", "method", "status_class"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new("portico_request_duration_seconds", "Time from request to last response byte")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["route"],
+        )?;
+        let target_health = IntGaugeVec::new(
+            Opts::new("portico_upstream_target_healthy", "1 when the target passes its health checks"),
+            &["upstream", "target"],
+        )?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new("portico_upstream_errors_total", "Failed upstream exchanges, by kind"),
+            &["upstream", "kind"],
+        )?;
+        let in_flight = IntGauge::new("portico_requests_in_flight", "Requests being served now")?;
+        let reloads =
+            IntCounterVec::new(Opts::new("portico_config_reloads_total", "Config reloads, by result"), &["result"])?;
+        let retries = IntCounterVec::new(
+            Opts::new("portico_retries_total", "Retries, by route and whether the retry budget allowed them"),
+            &["route", "outcome"],
+        )?;
+        let ejections = IntCounterVec::new(
+            Opts::new("portico_outlier_ejections_total", "Targets ejected by outlier detection"),
+            &["upstream", "target"],
+        )?;
+        let ejected = IntGaugeVec::new(
+            Opts::new("portico_upstream_target_ejected", "1 while outlier detection keeps the target out"),
+            &["upstream", "target"],
+        )?;
+        let breaker_state = IntGaugeVec::new(
+            Opts::new("portico_circuit_breaker_state", "0 closed, 1 open, 2 half-open"),
+            &["upstream"],
+        )?;
+        registry.register(Box::new(retries.clone()))?;
+        registry.register(Box::new(ejections.clone()))?;
+        registry.register(Box::new(ejected.clone()))?;
+        registry.register(Box::new(breaker_state.clone()))?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(target_health.clone()))?;
+        registry.register(Box::new(upstream_errors.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            duration,
+            target_health,
+            upstream_errors,
+            in_flight,
+            reloads,
+            retries,
+            ejections,
+            ejected,
+            breaker_state,
+        })
+    }
+
+    /// Handles for one route.
+    pub fn route(&self, route: &str) -> RouteMetrics {
+        RouteMetrics {
+            duration: self.duration.with_label_values(&[route]),
+            counters: Default::default(),
+            requests: self.requests.clone(),
+            route: route.to_string(),
+        }
+    }
+
+    /// The in-flight gauge.
+    pub fn in_flight(&self) -> &IntGauge {
+        &self.in_flight
+    }
+
+    /// Records a target's health after a check pass.
+    pub fn set_target_health(&self, upstream: &str, target: SocketAddr, healthy: bool) {
+        self.target_health.with_label_values(&[upstream, &target.to_string()]).set(i64::from(healthy));
+    }
+
+    /// Counts a failed upstream exchange (`connect`, `timeout`, `other`).
+    pub fn upstream_error(&self, upstream: &str, kind: &str) {
+        self.upstream_errors.with_label_values(&[upstream, kind]).inc();
+    }
+
+    /// Counts a retry (`allowed`) or one the budget refused.
+    pub fn retry(&self, route: &str, allowed: bool) {
+        self.retries.with_label_values(&[route, if allowed { "retried" } else { "budget_exhausted" }]).inc();
+    }
+
+    /// Counts an outlier ejection and marks the target out.
+    pub fn outlier_ejection(&self, upstream: &str, target: SocketAddr) {
+        let target = target.to_string();
+        self.ejections.with_label_values(&[upstream, &target]).inc();
+        self.ejected.with_label_values(&[upstream, &target]).set(1);
+    }
+
+    /// Records whether a target is ejected now.
+    pub fn set_target_ejected(&self, upstream: &str, target: SocketAddr, ejected: bool) {
+        self.ejected.with_label_values(&[upstream, &target.to_string()]).set(i64::from(ejected));
+    }
+
+    /// Records a breaker's state (0 closed, 1 open, 2 half-open).
+    pub fn set_breaker_state(&self, upstream: &str, state: u8) {
+        self.breaker_state.with_label_values(&[upstream]).set(i64::from(state));
+    }
+
+    /// Counts a reload attempt.
+    pub fn reload(&self, ok: bool) {
+        self.reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            log::error!("encoding metrics: {e}");
+        }
+        out
+    }
+}

@@ -1,0 +1,20 @@
+//! What Portico tells operators about the requests it serves.
+//!
+//! | file            | job                                                              |
+//! |-----------------|------------------------------------------------------------------|
+//! | [`metrics`]     | Prometheus metrics, with per-route handles resolved once         |
+//! | [`access_log`]  | the JSON access-log line, its writer thread and batching         |
+//! | [`trace`]       | request ids and W3C trace context (`traceparent`)                |
+//! | [`text`]        | RFC 3339 time and socket-address text for log fields             |
+//!
+//! Everything is re-exported here: code outside names `crate::telemetry::Metrics`, not the file.
+
+pub mod access_log;
+pub mod metrics;
+pub mod text;
+pub mod trace;
+
+pub use access_log::{AccessLine, AccessLog};
+pub use metrics::{Metrics, RouteMetrics};
+pub use text::{now_rfc3339, socket_addr_text};
+pub use trace::{new_request_id, valid_request_id, TraceContext};
