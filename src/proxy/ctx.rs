@@ -6,9 +6,11 @@ use super::guards::{Attempt, InFlight};
 use crate::chain::FilterChain;
 use crate::config::{ListenerSpec, RouteSpec};
 use crate::state::{RouteRuntime, Runtime};
-use crate::telemetry::{Metrics, TraceContext};
+use crate::telemetry::{self, Metrics, TraceContext};
 use crate::upstream::limit::Slot;
 use crate::upstream::Pool;
+use http::HeaderValue;
+use pingora::proxy::Session;
 use portico_filters::{Reject, RequestCtx};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -126,6 +128,33 @@ impl Ctx {
             routing: Routing::default(),
             upstream: Upstream::default(),
             outcome: Outcome::default(),
+        }
+    }
+
+    /// Who is asking: the request id (kept from a `trusted` peer, made here otherwise), the
+    /// trace context (continued with a new span id, or started), the client's address, and the
+    /// identity of a verified client certificate.
+    pub fn identify(&mut self, session: &Session, trusted: bool) {
+        // Request id: kept from a trusted peer, made here otherwise.
+        let req = session.req_header();
+        self.filter.request_id = match req.headers.get("x-request-id") {
+            Some(v) if trusted && telemetry::valid_request_id(v.as_bytes()) => {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            }
+            _ => telemetry::new_request_id(),
+        };
+        self.request.id_header = HeaderValue::from_str(&self.filter.request_id).ok();
+        // Trace context: continued with a new span id, or started.
+        self.request.trace = TraceContext::continue_or_start(req.headers.get("traceparent").map(|v| v.as_bytes()));
+        self.filter.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        // Identity from a verified client certificate (recorded at the end of the handshake).
+        let identity = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|s| s.extension.get::<crate::tls::ClientIdentity>());
+        if let Some(id) = identity {
+            self.filter.identity = id.primary().map(str::to_string);
+            self.request.client_cert = Some(id.clone());
         }
     }
 

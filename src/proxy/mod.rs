@@ -3,20 +3,32 @@
 //!
 //! # The request path
 //!
-//! | phase | what it may do | beside it |
-//! |---|---|---|
-//! | 1. `early_request_filter` | pin the config; count the request in flight; request id, trace context, client certificate | `guards.rs` |
-//! | 2. `request_filter` | redirect to HTTPS; find the route (404, 405); run the chains (refuse, answer, annotate); answer a static route; take the route's `max_in_flight` slot | `select.rs`, `respond.rs` |
-//! | 3. `request_body_filter` | keep the mirror's copy; body filters may refuse | `mirror.rs` |
-//! | 4. `upstream_peer` (again on every retry) | pick the pool (filter, canary, split); take its `max_in_flight` slot; ask its breaker; pick a healthy target; bound the peer by the route's timeout | `select.rs`, `retry.rs`, `guards.rs` |
-//! | 5. `fail_to_connect` | record the attempt; retry or not | `retry.rs` |
-//! | 6. `upstream_request_filter` | rewrite, hop-by-hop, `X-Forwarded-*`, ids; then the chains' edits | `forward.rs` |
-//! | 7. `upstream_response_filter` | drop a response whose status the route retries on | `retry.rs` |
-//! | 8. `upstream_response_body_filter` | cut a body off once the route's timeout is spent | |
-//! | 9. `response_filter` | hop-by-hop; request id; the chains in reverse | `respond.rs` |
-//! | 10. `error_while_proxy` | record the attempt; retry or not | `retry.rs` |
-//! | 11. `fail_to_proxy` | answer the error that ended the request | `errors.rs`, `respond.rs` |
-//! | 12. `logging` | record the last attempt; give back what the request holds; metrics; mirror; access log | `access.rs` |
+//! ```text
+//!  phase                           what it may do                                 beside it
+//!  1  early_request_filter         pin the config; count the request in flight;   ctx.rs, guards.rs
+//!                                  request id, trace context, client certificate
+//!  2  request_filter               redirect to HTTPS; find the route (404, 405);  select.rs, respond.rs
+//!                                  run the chains (refuse, answer, annotate);
+//!                                  answer a static route; take the route's slot
+//!  3  request_body_filter          keep the mirror's copy; body filters refuse    mirror.rs
+//!  4  upstream_peer                pick the pool (filter, canary, split); take    select.rs, retry.rs,
+//!                                  its slot; ask its breaker; pick a healthy      guards.rs
+//!                                  target; bound the peer by the route's timeout
+//!  5  fail_to_connect              record the attempt; retry or not               retry.rs
+//!  6  upstream_request_filter      rewrite, hop-by-hop, X-Forwarded-*, ids; then  forward.rs
+//!                                  the chains' edits
+//!  7  upstream_response_filter     drop a response whose status the route         retry.rs
+//!                                  retries on
+//!  8  response_filter              hop-by-hop; request id; chains in reverse      respond.rs
+//!  9  upstream_response_body_filter  cut the body off once the route's timeout
+//!                                  is spent
+//! 10  error_while_proxy            record the attempt; retry or not               retry.rs
+//! 11  fail_to_proxy                answer the error that ended the request        errors.rs, respond.rs
+//! 12  logging                      record the last attempt; give back what the    access.rs
+//!                                  request holds; metrics; mirror; access log
+//! ```
+//!
+//! 5, 10 and 11 run only when something fails; 4 to 10 run again for every retry; 12 always runs.
 //!
 //! Invariants:
 //! - A request runs on the config it arrived on (`ctx.request.runtime`), whatever reloads come.
@@ -41,7 +53,6 @@ pub use ctx::Ctx;
 
 use crate::config::{Action, Role};
 use crate::state::Shared;
-use crate::telemetry::{self, TraceContext};
 use crate::upstream::breaker::Admission;
 use crate::upstream::build_peer;
 use crate::upstream::window::now_ms;
@@ -49,7 +60,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use errors::{Answer, ErrorKind, UpstreamErrorKind};
 use guards::{Attempt, InFlight};
-use http::HeaderValue;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
@@ -82,42 +92,22 @@ impl ProxyHttp for Portico {
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         // 1. Pin the config this request runs on, and count it in flight.
         let runtime = self.shared.runtime.load_full();
-        let listener = runtime.listeners.get(&self.listener).cloned();
-        let trusted = listener.as_ref().is_some_and(|l| l.role == Role::Internal);
+        ctx.request.listener = runtime.listeners.get(&self.listener).cloned();
+        ctx.request.runtime = Some(runtime);
+        ctx.request.in_flight = Some(InFlight::enter(self.shared.metrics.in_flight()));
         // 2. The listener's `keepalive_timeout_s` (Pingora set the session from the request's own
         //    keep-alive wishes just before; those that ask to close still close).
-        if let Some(l) = &listener {
+        if let Some(l) = &ctx.request.listener {
             match l.keepalive_timeout {
                 None => session.set_keepalive(None),
                 Some(t) if session.get_keepalive().is_some() => session.set_keepalive(Some(t.as_secs().max(1))),
                 Some(_) => {}
             }
         }
-        ctx.request.runtime = Some(runtime);
-        ctx.request.listener = listener;
-        ctx.request.in_flight = Some(InFlight::enter(self.shared.metrics.in_flight()));
-
-        // 3. Request id: kept from a trusted peer, made here otherwise.
-        let req = session.req_header();
-        ctx.filter.request_id = match req.headers.get("x-request-id") {
-            Some(v) if trusted && telemetry::valid_request_id(v.as_bytes()) => {
-                String::from_utf8_lossy(v.as_bytes()).into_owned()
-            }
-            _ => telemetry::new_request_id(),
-        };
-        ctx.request.id_header = HeaderValue::from_str(&ctx.filter.request_id).ok();
-        // 4. Trace context: continued with a new span id, or started.
-        ctx.request.trace = TraceContext::continue_or_start(req.headers.get("traceparent").map(|v| v.as_bytes()));
-        ctx.filter.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-        // 5. Identity from a verified client certificate (recorded at the end of the handshake).
-        let identity = session
-            .digest()
-            .and_then(|d| d.ssl_digest.as_ref())
-            .and_then(|s| s.extension.get::<crate::tls::ClientIdentity>());
-        if let Some(id) = identity {
-            ctx.filter.identity = id.primary().map(str::to_string);
-            ctx.request.client_cert = Some(id.clone());
-        }
+        // 3. Request id (kept only from a trusted peer), trace context, client address and
+        //    certificate.
+        let trusted = ctx.request.listener.as_ref().is_some_and(|l| l.role == Role::Internal);
+        ctx.identify(session, trusted);
         Ok(())
     }
 
@@ -295,7 +285,18 @@ impl ProxyHttp for Portico {
         }
     }
 
-    /// 8. Each chunk of the upstream's response body.
+    /// 8. The response header as it goes to the client.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        forward::strip_hop_by_hop_response(upstream_response);
+        respond::decorate(upstream_response, ctx)
+    }
+
+    /// 9. Each chunk of the upstream's response body.
     fn upstream_response_body_filter(
         &self,
         _session: &mut Session,
@@ -313,17 +314,6 @@ impl ProxyHttp for Portico {
             );
         }
         Ok(None)
-    }
-
-    /// 9. The response header as it goes to the client.
-    async fn response_filter(
-        &self,
-        _session: &mut Session,
-        upstream_response: &mut ResponseHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        forward::strip_hop_by_hop_response(upstream_response);
-        respond::decorate(upstream_response, ctx)
     }
 
     /// 10. The exchange with the upstream failed midway: whether to try again.
