@@ -19,6 +19,18 @@ fn connector() -> &'static Connector {
     CONNECTOR.get_or_init(|| Connector::new(None))
 }
 
+/// Adds a request body chunk to the copy kept for the mirror (`buf`, when the route mirrors),
+/// or gives the copy up once the body outgrows `max_body_bytes`.
+pub fn keep_body(buf: &mut Option<Vec<u8>>, chunk: Option<&Bytes>, spec: Option<&MirrorSpec>) {
+    if let (Some(kept), Some(chunk), Some(spec)) = (buf.as_mut(), chunk, spec) {
+        if kept.len() + chunk.len() <= spec.max_body_bytes {
+            kept.extend_from_slice(chunk);
+        } else {
+            *buf = None;
+        }
+    }
+}
+
 /// Sends a copy of `req` with `body` to the mirror's upstream, for `percent` of requests.
 pub fn send(runtime: &Arc<Runtime>, spec: &MirrorSpec, req: &RequestHeader, body: Vec<u8>) {
     if spec.percent < 100.0 && fastrand::f64() * 100.0 >= spec.percent {

@@ -5,10 +5,11 @@ use crate::config::{AccessLogTarget, Config, ListenerSpec};
 use crate::routing::Router;
 use crate::telemetry::{AccessLog, Metrics, RouteMetrics};
 use crate::upstream::budget::RetryBudget;
+use crate::upstream::limit::Limit;
 use crate::upstream::Pools;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 /// Everything built from one config file. Requests hold an `Arc` to the one they started on, so
@@ -22,7 +23,7 @@ pub struct Runtime {
     pub pools: Pools,
     /// Listeners by name.
     pub listeners: HashMap<Arc<str>, Arc<ListenerSpec>>,
-    /// Per-route state (metrics, retry budget, in-flight count), indexed by the route's position
+    /// Per-route state (metrics, retry budget, in-flight limit), indexed by the route's position
     /// in the file.
     pub routes: Vec<RouteRuntime>,
     /// Metric handles for requests no route took.
@@ -44,7 +45,7 @@ impl Runtime {
             .map(|r| RouteRuntime {
                 metrics: metrics.route(&r.name),
                 budget: r.retry.as_ref().map(|rt| RetryBudget::new(rt.budget_percent)),
-                in_flight: AtomicUsize::new(0),
+                limit: r.max_in_flight.map(Limit::new),
             })
             .collect();
         Runtime {
@@ -65,8 +66,8 @@ pub struct RouteRuntime {
     pub metrics: RouteMetrics,
     /// Retry budget, when the route retries.
     pub budget: Option<RetryBudget>,
-    /// Requests on this route headed upstream now (for `max_in_flight`).
-    pub in_flight: AtomicUsize,
+    /// The route's `max_in_flight`, when set.
+    pub limit: Option<Limit>,
 }
 
 /// State shared by every service of the process.

@@ -51,7 +51,7 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
     }
 
     // Rewrite path and host.
-    if let Some(rw) = ctx.route.as_ref().and_then(|r| r.rewrite.as_ref()) {
+    if let Some(rw) = ctx.routing.route.as_ref().and_then(|r| r.rewrite.as_ref()) {
         let path = req.uri.path();
         let stripped = match &rw.strip_prefix {
             Some(p) if path.starts_with(p.as_str()) && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/') => {
@@ -80,7 +80,7 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
     }
 
     // X-Forwarded-*: replaced at the edge, appended to on internal hops.
-    let internal = ctx.listener.as_ref().is_some_and(|l| l.role == Role::Internal);
+    let internal = ctx.request.listener.as_ref().is_some_and(|l| l.role == Role::Internal);
     if let Some(ip) = ctx.filter.client_ip {
         // Formatted on the stack: one allocation, for the header value itself.
         let mut buf = [0u8; 512];
@@ -100,7 +100,7 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
             req.insert_header("x-forwarded-for", v)?;
         }
     }
-    let tls = ctx.listener.as_ref().is_some_and(|l| l.tls.is_some());
+    let tls = ctx.request.listener.as_ref().is_some_and(|l| l.tls.is_some());
     if !(internal && req.headers.contains_key("x-forwarded-proto")) {
         let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
         req.insert_header("x-forwarded-proto", proto)?;
@@ -121,18 +121,18 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
     }
 
     // The client certificate's identity, on listeners that forward it; never a client's own value.
-    if let Some(name) = ctx.listener.as_ref().and_then(|l| l.forward_client_cert.as_ref()) {
+    if let Some(name) = ctx.request.listener.as_ref().and_then(|l| l.forward_client_cert.as_ref()) {
         req.remove_header(name);
-        if let Some(id) = &ctx.client_cert {
+        if let Some(id) = &ctx.request.client_cert {
             req.insert_header(name.clone(), id.header_value())?;
         }
     }
 
     // Request id and trace context.
-    if let Some(id) = &ctx.request_id_header {
+    if let Some(id) = &ctx.request.id_header {
         req.insert_header("x-request-id", id.clone())?;
     }
-    if let Some(tp) = ctx.trace.traceparent() {
+    if let Some(tp) = ctx.request.trace.traceparent() {
         req.insert_header("traceparent", tp.clone())?;
     }
     Ok(())

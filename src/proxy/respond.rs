@@ -1,6 +1,7 @@
 //! Responses Portico makes itself: JSON errors and static `respond` routes. Both run the
 //! response filters, so CORS and header edits apply to them too.
 
+use super::errors::ErrorKind;
 use super::Ctx;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -21,7 +22,7 @@ pub async fn reject(session: &mut Session, ctx: &mut Ctx, r: &Reject) -> pingora
     let body =
         serde_json::to_vec(&ErrorBody { error: r.error, message: &r.message, request_id: &ctx.filter.request_id })
             .unwrap_or_default();
-    ctx.error = Some(r.error);
+    ctx.outcome.error = Some(ErrorKind::Answered(r.error));
     let mut headers = Vec::with_capacity(r.headers.len() + 1);
     headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
     headers.extend(r.headers.iter().cloned());
@@ -41,11 +42,23 @@ pub async fn write(
         resp.append_header(k.clone(), v.clone())?;
     }
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    super::decorate_response(&mut resp, ctx)?;
+    decorate(&mut resp, ctx)?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(resp), head_only || body.is_empty()).await?;
     if !head_only && !body.is_empty() {
         session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// Adds what every response carries (the request id), then runs the response filters: the
+/// route's chain, then the listener's, each in reverse order.
+pub fn decorate(resp: &mut ResponseHeader, ctx: &mut Ctx) -> pingora::Result<()> {
+    if let Some(v) = &ctx.request.id_header {
+        resp.insert_header("x-request-id", v.clone())?;
+    }
+    for chain in ctx.chains().rev() {
+        chain.response(resp, &mut ctx.filter)?;
     }
     Ok(())
 }

@@ -122,6 +122,14 @@ impl Breaker {
         }
     }
 
+    /// Gives back what an admission holds (a half-open breaker's probe place) when the request
+    /// ended before its outcome could be recorded; records nothing.
+    pub fn release(&self, admission: Admission) {
+        if admission == Admission::Probe {
+            self.probes.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
     fn trip(&self, now_ms: u64) {
         self.opened_at_ms.store(now_ms, Ordering::Release);
         self.state.store(State::Open as u8, Ordering::Release);

@@ -5,6 +5,7 @@ pub mod breaker;
 pub mod budget;
 mod dns;
 mod health;
+pub mod limit;
 mod peer;
 pub mod targets;
 pub mod window;
@@ -56,8 +57,8 @@ pub struct Pool {
     pub targets: targets::Targets,
     /// The circuit breaker, when configured.
     pub breaker: Option<breaker::Breaker>,
-    /// Requests to this upstream now (for `max_in_flight`).
-    pub in_flight: std::sync::atomic::AtomicUsize,
+    /// The upstream's `max_in_flight`, when set.
+    pub limit: Option<limit::Limit>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -107,16 +108,8 @@ impl Pool {
         let targets = targets::Targets::new(spec.targets.iter().map(|t| t.addr), spec.outlier.clone());
         let breaker = spec.breaker.clone().map(breaker::Breaker::new);
         let checked = AtomicBool::new(spec.health.is_none() && spec.dns.is_none());
-        Pool {
-            spec,
-            balancer,
-            tls,
-            supervised: AtomicBool::new(false),
-            checked,
-            targets,
-            breaker,
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
-        }
+        let limit = spec.max_in_flight.map(limit::Limit::new);
+        Pool { spec, balancer, tls, supervised: AtomicBool::new(false), checked, targets, limit, breaker }
     }
 
     /// A healthy target for `key` (the hash key; ignored by round robin and random), skipping
