@@ -70,7 +70,13 @@ async fn reload_swaps_routes_without_dropping_requests() {
     })
     .await;
 
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Let the load go on until it has sent a fair number (a busy machine sends fewer per second).
+    let sent = ok.clone();
+    eventually(Duration::from_secs(20), "50 requests through the reloads", || {
+        let sent = sent.clone();
+        async move { sent.load(Ordering::SeqCst) > 50 }
+    })
+    .await;
     stop.store(true, Ordering::SeqCst);
     load.await.expect("load task");
     assert!(ok.load(Ordering::SeqCst) > 50, "too few requests: {}", ok.load(Ordering::SeqCst));
