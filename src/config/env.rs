@@ -85,7 +85,22 @@ pub(super) fn masked_json(value: &Value) -> serde_json::Value {
     }
     let mut json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
     mask(&mut json);
+    mask_filter_secrets(&mut json);
     json
+}
+
+/// Masks the fields each filter declares secret (`FilterFactory::SECRET_FIELDS`, through the
+/// process's filter registry) in every listener's and route's `filters` list.
+fn mask_filter_secrets(json: &mut serde_json::Value) {
+    let registry = portico_filters::registry::current();
+    for section in ["listeners", "routes"] {
+        let Some(owners) = json.get_mut(section).and_then(|s| s.as_array_mut()) else { continue };
+        for list in owners.iter_mut().filter_map(|o| o.get_mut("filters")?.as_array_mut()) {
+            for (name, config) in list.iter_mut().filter_map(|f| f.as_object_mut()).flatten() {
+                registry.mask_secrets(name, config);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
