@@ -56,10 +56,6 @@ impl FilterFactory for Tenant {
     type Config = TenantConfig;
 
     fn build(config: TenantConfig, _cx: &BuildContext<'_>) -> Result<Self, BuildError> {
-        let name =
-            |field: &str, s: &str| HeaderName::try_from(s).map_err(|_| BuildError::at(field, "not a header name"));
-        let value =
-            |field: String, s: &str| HeaderValue::try_from(s).map_err(|_| BuildError::at(field, "not a header value"));
         if config.allow.is_empty() {
             return Err(BuildError::at("allow", "list at least one tenant"));
         }
@@ -68,9 +64,19 @@ impl FilterFactory for Tenant {
             header: name("header", &config.header)?,
             forward_as: name("forward_as", &config.forward_as)?,
             allow: allow.collect::<Result<_, _>>()?,
-            token: config.upstream_token.map(|t| value("upstream_token".into(), &t)).transpose()?,
+            token: config.upstream_token.as_deref().map(|t| value("upstream_token", t)).transpose()?,
         })
     }
+}
+
+/// A header name from the config, or an error at its field.
+fn name(field: &str, s: &str) -> Result<HeaderName, BuildError> {
+    HeaderName::try_from(s).map_err(|_| BuildError::at(field, "not a header name"))
+}
+
+/// A header value from the config, or an error at its field.
+fn value(field: impl Into<String>, s: &str) -> Result<HeaderValue, BuildError> {
+    HeaderValue::try_from(s).map_err(|_| BuildError::at(field, "not a header value"))
 }
 
 impl Tenant {
