@@ -128,7 +128,7 @@ fn declared_secret_fields_are_masked_and_nothing_else() {
 #[test]
 fn a_registry_installed_after_the_built_ins_were_used_is_refused() {
     assert!(current().names().any(|n| n == "headers"));
-    let refused = install(Registry::built_in().with::<Stamp>()).err().expect("the process already has a registry");
+    let refused = install(Registry::built_in().with::<Stamp>()).expect_err("the process already has a registry");
     assert!(refused.names().any(|n| n == "stamp"), "the refused registry comes back");
     assert!(!current().names().any(|n| n == "stamp"));
     assert!(build("headers", yaml("{}"), &cx()).is_ok());

@@ -9,10 +9,10 @@ fn build(yaml: &str) -> Result<Tenant, BuildError> {
 #[test]
 fn a_request_must_name_an_allowed_tenant() {
     let tenant = build("{allow: [acme, globex]}").expect("valid");
-    let missing = tenant.check(None).err().expect("no tenant named");
+    let missing = tenant.check(None).expect_err("no tenant named");
     assert_eq!((missing.status, missing.error), (400, "tenant_required"));
     assert_eq!(missing.message, "name your tenant in the x-tenant header");
-    let unknown = tenant.check(Some(&HeaderValue::from_static("initech"))).err().expect("not allowed");
+    let unknown = tenant.check(Some(&HeaderValue::from_static("initech"))).expect_err("not allowed");
     assert_eq!((unknown.status, unknown.error), (403, "unknown_tenant"));
     let found = tenant.check(Some(&HeaderValue::from_static("globex"))).ok();
     assert_eq!(found, Some(HeaderValue::from_static("globex")));
