@@ -125,7 +125,7 @@ type Make = fn(serde_yaml::Value, &BuildContext<'_>) -> Result<Arc<dyn Filter>, 
 /// One filter type as the registry keeps it: its YAML name, its secret fields and its typed
 /// build, erased to a function pointer (looked up once per config load, never per request).
 #[derive(Clone, Copy)]
-pub struct Entry {
+struct Entry {
     name: &'static str,
     secret_fields: &'static [&'static str],
     make: Make,
@@ -133,7 +133,7 @@ pub struct Entry {
 
 impl Entry {
     /// The entry of filter type `F`.
-    pub const fn of<F: FilterFactory>() -> Entry {
+    const fn of<F: FilterFactory>() -> Entry {
         Entry { name: F::NAME, secret_fields: F::SECRET_FIELDS, make: make::<F> }
     }
 }
@@ -188,7 +188,7 @@ impl Registry {
     pub fn with<F: FilterFactory>(mut self) -> Self {
         if self.entry(F::NAME).is_some() {
             panic!(
-                "filter name \"{}\" is registered twice ({} has it): give the filter another NAME",
+                "filter name \"{}\" is registered twice (again by {}): give one of the filters another NAME",
                 F::NAME,
                 std::any::type_name::<F>()
             );
@@ -197,7 +197,7 @@ impl Registry {
         self
     }
 
-    /// Names of every filter, for "unknown filter" errors and `--help`-like listings.
+    /// Names of every filter, for "unknown filter" errors.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.entries.iter().map(|e| e.name)
     }
