@@ -1,11 +1,13 @@
 //! Portico: a programmable reverse proxy and API gateway on Pingora.
 //!
 //! The daemon is `portico -c FILE`; this library is what it is made of, exposed so that tests
-//! and benchmarks can drive the same code. See `README.md` for the tour.
+//! and benchmarks can drive the same code, and so that a user's crate can build its own
+//! `portico` with filters of its own ([`Daemon`]). See `README.md` for the tour.
 
 pub mod admin;
 pub mod chain;
 pub mod config;
+pub mod daemon;
 pub mod keepalive;
 pub mod mirror;
 pub mod proxy;
@@ -16,3 +18,5 @@ pub mod state;
 pub mod telemetry;
 pub mod tls;
 pub mod upstream;
+
+pub use daemon::Daemon;

@@ -1,6 +1,6 @@
-//! The `portico` command: run, check a config, or take over from a running instance.
-
-use clap::Parser;
+//! The `portico` command: run, check a config, or take over from a running instance
+//! ([`portico::Daemon`] has the command line). A build with filters of its own is the same
+//! `main` with `.filter::<F>()` calls (`filters/examples/custom-filter/`).
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
@@ -22,48 +22,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[allow(unsafe_code)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static MALLOC_CONF: &[u8] = b"background_thread:true,tcache_max:131072\0";
-use std::path::PathBuf;
-use std::process::ExitCode;
 
-/// Portico: a programmable reverse proxy and API gateway.
-#[derive(Parser, Debug)]
-#[command(name = "portico", version, about)]
-struct Cli {
-    /// The config file.
-    #[arg(short = 'c', long = "config", default_value = "conf/portico.yaml")]
-    config: PathBuf,
-    /// Check the config and exit: 0 when valid, 1 with every error otherwise.
-    #[arg(short = 't', long = "test")]
-    test: bool,
-    /// Take the listening sockets over from a running instance (send it SIGQUIT after
-    /// starting this one).
-    #[arg(short = 'u', long = "upgrade")]
-    upgrade: bool,
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-
-    let config = match portico::config::load(&cli.config) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("portico: {} error(s) in {}", errors.0.len(), cli.config.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    if cli.test {
-        println!("portico: {} is valid", cli.config.display());
-        return ExitCode::SUCCESS;
-    }
-    let shared = match portico::server::build_shared(config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("portico: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    portico::server::run(shared, cli.upgrade);
-    ExitCode::SUCCESS
+fn main() -> std::process::ExitCode {
+    portico::Daemon::new().run()
 }

@@ -741,6 +741,7 @@ const ASYMMETRIC: &[Algorithm] = &[
 
 impl FilterFactory for Jwt {
     const NAME: &'static str = "jwt";
+    const SECRET_FIELDS: &'static [&'static str] = &["secret"];
     type Config = JwtConfig;
 
     fn build(config: JwtConfig, cx: &BuildContext<'_>) -> Result<Self, BuildError> {

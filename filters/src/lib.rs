@@ -19,7 +19,10 @@ pub mod request_size_limit;
 pub use context::{Consumer, RequestCtx};
 pub use pingora::http::{RequestHeader, ResponseHeader};
 pub use pingora::proxy::Session;
-pub use registry::{BuildContext, BuildError, FilterFactory};
+/// The result of a filter phase (Pingora's), re-exported so that a filter in a user's crate
+/// names it without depending on `pingora` itself (and so on the same version).
+pub use pingora::Result;
+pub use registry::{BuildContext, BuildError, FilterFactory, Registry};
 pub use reject::Reject;
 
 use async_trait::async_trait;

@@ -102,7 +102,9 @@ fn is_secret_key(key: &str, _path: &str) -> bool {
 pub(super) fn masked_json(value: &Value, substituted: &Substituted) -> serde_json::Value {
     let mut masked = value.clone();
     mask(&mut masked, "", substituted);
-    serde_json::to_value(&masked).unwrap_or(serde_json::Value::Null)
+    let mut json = serde_json::to_value(&masked).unwrap_or(serde_json::Value::Null);
+    mask_filter_secrets(&mut json);
+    json
 }
 
 fn mask(v: &mut Value, path: &str, substituted: &Substituted) {
@@ -136,6 +138,20 @@ fn hide(v: &mut Value) {
         Value::Tagged(t) => hide(&mut t.value),
         Value::Null => {}
         other => *other = Value::String("***".into()),
+    }
+}
+
+/// Masks the fields each filter declares secret (`FilterFactory::SECRET_FIELDS`, through the
+/// process's filter registry) in every listener's and route's `filters` list.
+fn mask_filter_secrets(json: &mut serde_json::Value) {
+    let registry = portico_filters::registry::current();
+    for section in ["listeners", "routes"] {
+        let Some(owners) = json.get_mut(section).and_then(|s| s.as_array_mut()) else { continue };
+        for list in owners.iter_mut().filter_map(|o| o.get_mut("filters")?.as_array_mut()) {
+            for (name, config) in list.iter_mut().filter_map(|f| f.as_object_mut()).flatten() {
+                registry.mask_secrets(name, config);
+            }
+        }
     }
 }
 

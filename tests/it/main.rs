@@ -8,6 +8,7 @@ mod tokens;
 
 mod balancing;
 mod config_check;
+mod custom_filter;
 mod edge_filters;
 mod health;
 mod limits;

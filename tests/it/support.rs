@@ -269,6 +269,17 @@ impl Portico {
     }
 
     pub fn spawn(config: impl Into<Yaml>) -> Portico {
+        Self::spawn_with(Path::new(env!("CARGO_BIN_EXE_portico")), config)
+    }
+
+    /// [`Portico::start`] with another build of Portico (one with filters of its own).
+    pub async fn start_with(binary: &Path, config: impl Into<Yaml>) -> Portico {
+        let p = Self::spawn_with(binary, config);
+        p.wait_ready().await;
+        p
+    }
+
+    pub fn spawn_with(binary: &Path, config: impl Into<Yaml>) -> Portico {
         let body = config.into();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut ports = HashMap::new();
@@ -283,7 +294,7 @@ impl Portico {
         let config = dir.path().join("portico.yaml");
         std::fs::write(&config, yaml).expect("write config");
         let admin = *ports.get("admin").expect("an admin port");
-        let child = Command::new(env!("CARGO_BIN_EXE_portico"))
+        let child = Command::new(binary)
             .arg("-c")
             .arg(&config)
             .env("RUST_LOG", "info")
