@@ -25,8 +25,8 @@
 //! part of that (not profiled).
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
-use portico::chain::FilterChain;
 use portico_filters::registry::{self, BuildContext};
+use portico_filters::FilterChain;
 use portico_filters::{RequestCtx, RequestHeader, ResponseHeader};
 use std::hint::black_box;
 use std::path::Path;

@@ -4,7 +4,6 @@
 //! and benchmarks can drive the same code. See `README.md` for the tour.
 
 pub mod admin;
-pub mod chain;
 pub mod config;
 pub mod keepalive;
 pub mod mirror;

@@ -3,9 +3,8 @@
 use super::file::*;
 use super::model::*;
 use super::Errors;
-use crate::chain::FilterChain;
 use http::{HeaderName, HeaderValue, Method};
-use portico_filters::{registry, BuildContext, Consumer};
+use portico_filters::{registry, BuildContext, Consumer, FilterChain};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};

@@ -1,10 +1,9 @@
 //! The validated runtime config: what the proxy runs on. Built only by [`super::load`], so every
 //! value here has been checked (addresses parse, upstreams named by routes exist, filters built).
 
-use crate::chain::FilterChain;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
-use portico_filters::Consumer;
+use portico_filters::{Consumer, FilterChain};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! A compiled list of filters and the loops that run one phase over it.
 
+use crate::{Filter, Flow, RequestCtx, RequestHeader, ResponseHeader, Session};
 use bytes::Bytes;
-use portico_filters::{Filter, Flow, RequestCtx, RequestHeader, ResponseHeader, Session};
 use std::sync::Arc;
 
 /// Filters of one listener or one route, in config order. Cheap to clone.
