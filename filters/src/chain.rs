@@ -87,3 +87,75 @@ impl FilterChain {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{FlowExt, TestRequest};
+    use crate::Reject;
+    use async_trait::async_trait;
+
+    /// Notes its name in each phase; refuses in the request phase when `refuse` is set.
+    struct Mark {
+        name: &'static str,
+        refuse: bool,
+    }
+
+    /// The names of the filters whose request phase ran, in order.
+    #[derive(Clone, Default)]
+    struct Ran(Vec<&'static str>);
+
+    #[async_trait]
+    impl Filter for Mark {
+        async fn request(&self, _session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Flow> {
+            let mut ran = ctx.state.get::<Ran>().cloned().unwrap_or_default();
+            ran.0.push(self.name);
+            ctx.state.insert(ran);
+            Ok(if self.refuse { Flow::Reject(Reject::new(403, "forbidden", self.name)) } else { Flow::Continue })
+        }
+
+        fn secret_query_params(&self) -> Vec<String> {
+            vec![format!("{}_token", self.name)]
+        }
+
+        fn response(&self, response: &mut ResponseHeader, _ctx: &mut RequestCtx) -> pingora::Result<()> {
+            response.append_header("x-order", self.name)?;
+            Ok(())
+        }
+    }
+
+    fn chain(marks: &[(&'static str, bool)]) -> FilterChain {
+        FilterChain::new(
+            marks.iter().map(|&(name, refuse)| Arc::new(Mark { name, refuse }) as Arc<dyn Filter>).collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn request_phases_run_in_order_until_one_answers() {
+        let mut request = TestRequest::get("/", &[]).await;
+        chain(&[("a", false), ("b", false)]).request(&mut request.session, &mut request.ctx).await.expect("runs");
+        assert_eq!(request.ctx.state.get::<Ran>().map(|r| r.0.clone()), Some(vec!["a", "b"]));
+
+        let mut request = TestRequest::get("/", &[]).await;
+        let refusing = chain(&[("a", false), ("b", true), ("c", false)]);
+        let flow = refusing.request(&mut request.session, &mut request.ctx).await.expect("runs");
+        assert_eq!(flow.expect_reject().message, "b");
+        assert_eq!(request.ctx.state.get::<Ran>().map(|r| r.0.clone()), Some(vec!["a", "b"]), "c never ran");
+    }
+
+    #[test]
+    fn responses_run_in_reverse_order() {
+        let mut response = ResponseHeader::build(200, None).expect("response");
+        chain(&[("a", false), ("b", false)]).response(&mut response, &mut RequestCtx::default()).expect("runs");
+        let order: Vec<_> = response.headers.get_all("x-order").iter().map(|v| v.to_str().expect("ascii")).collect();
+        assert_eq!(order, ["b", "a"]);
+    }
+
+    #[test]
+    fn what_the_filters_ask_for_is_gathered_once() {
+        let c = chain(&[("a", false), ("b", false)]);
+        assert_eq!(c.secret_query_params(), ["a_token", "b_token"]);
+        assert!(!c.wants_body(), "no filter looks at bodies");
+        assert!(FilterChain::default().is_empty());
+    }
+}
