@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use portico_filters::headers::Headers;
-//! use portico_filters::testkit::{self, TestRequest};
+//! use portico_filters::testkit::{self, FlowExt, TestRequest};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
