@@ -25,11 +25,8 @@
 //! part of that (not profiled).
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
-use portico::chain::FilterChain;
-use portico_filters::registry::{self, BuildContext};
-use portico_filters::{RequestCtx, RequestHeader, ResponseHeader};
+use portico_filters::{registry, testkit, FilterChain, RequestCtx, RequestHeader, ResponseHeader};
 use std::hint::black_box;
-use std::path::Path;
 
 /// The `headers` filters of the 3-filter chain, as they would appear in YAML.
 const FILTERS: [&str; 3] = [
@@ -42,7 +39,7 @@ const FILTERS: [&str; 3] = [
 ];
 
 fn chain(n: usize) -> FilterChain {
-    let cx = BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" };
+    let cx = testkit::context();
     let filters = FILTERS[..n]
         .iter()
         .map(|yaml| {

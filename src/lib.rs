@@ -5,7 +5,6 @@
 //! `portico` with filters of its own ([`Daemon`]). See `README.md` for the tour.
 
 pub mod admin;
-pub mod chain;
 pub mod config;
 pub mod daemon;
 pub mod keepalive;

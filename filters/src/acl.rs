@@ -139,7 +139,7 @@ impl Acl {
     }
 
     /// Whether the caller that earlier filters put in `ctx` may pass; refuses with 403.
-    pub fn check(&self, ctx: &RequestCtx) -> Result<(), Reject> {
+    fn check(&self, ctx: &RequestCtx) -> Result<(), Reject> {
         let consumer = ctx.consumer.as_deref();
         let identity = ctx.identity.as_deref();
         let claims = ctx.state.get::<JwtClaims>();
@@ -221,14 +221,26 @@ impl Filter for Acl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::{self, TestRequest};
     use crate::Consumer;
     use serde_json::json;
-    use std::path::Path;
     use std::sync::Arc;
 
     fn build(yaml: &str) -> Result<Acl, BuildError> {
-        let cfg: AclConfig = serde_yaml::from_str(yaml).expect("test yaml parses");
-        Acl::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" })
+        testkit::build(yaml, &testkit::context())
+    }
+
+    /// Runs the request phase for the caller that earlier filters left in `ctx`: its verdict.
+    async fn check(f: &Acl, ctx: &mut RequestCtx) -> Result<(), Reject> {
+        let mut request = TestRequest::get("/", &[]).await;
+        request.ctx = std::mem::take(ctx);
+        let flow = request.request(f).await;
+        *ctx = request.ctx;
+        match flow {
+            Flow::Continue => Ok(()),
+            Flow::Reject(reject) => Err(reject),
+            other => panic!("expected a pass or a refusal, got {other:?}"),
+        }
     }
 
     fn with_consumer(name: &str, groups: &[&str]) -> RequestCtx {
@@ -256,55 +268,55 @@ mod tests {
         r.map_or_else(|e| e.status, |()| 200)
     }
 
-    #[test]
-    fn deny_rules_win() {
+    #[tokio::test]
+    async fn deny_rules_win() {
         let f = build("{allow_groups: [partners], deny_consumers: [legacy], deny_groups: [banned]}").expect("valid");
-        assert_eq!(status(f.check(&with_consumer("mobile", &["partners"]))), 200);
-        assert_eq!(status(f.check(&with_consumer("legacy", &["partners"]))), 403);
-        assert_eq!(status(f.check(&with_consumer("x", &["partners", "banned"]))), 403);
-        assert_eq!(status(f.check(&with_consumer("other", &["staff"]))), 403);
+        assert_eq!(status(check(&f, &mut with_consumer("mobile", &["partners"])).await), 200);
+        assert_eq!(status(check(&f, &mut with_consumer("legacy", &["partners"])).await), 403);
+        assert_eq!(status(check(&f, &mut with_consumer("x", &["partners", "banned"])).await), 403);
+        assert_eq!(status(check(&f, &mut with_consumer("other", &["staff"])).await), 403);
     }
 
-    #[test]
-    fn no_caller_is_forbidden() {
+    #[tokio::test]
+    async fn no_caller_is_forbidden() {
         let f = build("{deny_consumers: [legacy]}").expect("valid");
-        let r = f.check(&RequestCtx::default()).expect_err("anonymous");
+        let r = check(&f, &mut RequestCtx::default()).await.expect_err("anonymous");
         assert_eq!((r.status, r.error, &*r.message), (403, "forbidden", "no authenticated caller"));
         // Only deny rules: any authenticated caller not denied passes.
-        assert_eq!(status(f.check(&with_consumer("anyone", &[]))), 200);
+        assert_eq!(status(check(&f, &mut with_consumer("anyone", &[])).await), 200);
     }
 
-    #[test]
-    fn identities_match_exactly_or_by_prefix() {
+    #[tokio::test]
+    async fn identities_match_exactly_or_by_prefix() {
         let f = build("{allow_identities: ['spiffe://ex.org/ns/prod/*', 'spiffe://ex.org/admin'], deny_identities: ['spiffe://ex.org/ns/prod/evil']}")
             .expect("valid");
-        assert_eq!(status(f.check(&with_identity("spiffe://ex.org/ns/prod/sa/web"))), 200);
-        assert_eq!(status(f.check(&with_identity("spiffe://ex.org/admin"))), 200);
-        assert_eq!(status(f.check(&with_identity("spiffe://ex.org/admin/x"))), 403);
-        assert_eq!(status(f.check(&with_identity("spiffe://ex.org/ns/dev/sa/web"))), 403);
-        assert_eq!(status(f.check(&with_identity("spiffe://ex.org/ns/prod/evil"))), 403);
+        assert_eq!(status(check(&f, &mut with_identity("spiffe://ex.org/ns/prod/sa/web")).await), 200);
+        assert_eq!(status(check(&f, &mut with_identity("spiffe://ex.org/admin")).await), 200);
+        assert_eq!(status(check(&f, &mut with_identity("spiffe://ex.org/admin/x")).await), 403);
+        assert_eq!(status(check(&f, &mut with_identity("spiffe://ex.org/ns/dev/sa/web")).await), 403);
+        assert_eq!(status(check(&f, &mut with_identity("spiffe://ex.org/ns/prod/evil")).await), 403);
     }
 
-    #[test]
-    fn claims_match_strings_arrays_and_paths() {
+    #[tokio::test]
+    async fn claims_match_strings_arrays_and_paths() {
         let f = build("{claim: {name: role, allow: [admin, '7']}}").expect("valid");
-        assert_eq!(status(f.check(&with_claims(json!({"role": "admin"})))), 200);
-        assert_eq!(status(f.check(&with_claims(json!({"role": ["user", "admin"]})))), 200);
-        assert_eq!(status(f.check(&with_claims(json!({"role": 7})))), 200);
-        assert_eq!(status(f.check(&with_claims(json!({"role": "user"})))), 403);
-        assert_eq!(status(f.check(&with_claims(json!({"sub": "x"})))), 403);
+        assert_eq!(status(check(&f, &mut with_claims(json!({"role": "admin"}))).await), 200);
+        assert_eq!(status(check(&f, &mut with_claims(json!({"role": ["user", "admin"]}))).await), 200);
+        assert_eq!(status(check(&f, &mut with_claims(json!({"role": 7}))).await), 200);
+        assert_eq!(status(check(&f, &mut with_claims(json!({"role": "user"}))).await), 403);
+        assert_eq!(status(check(&f, &mut with_claims(json!({"sub": "x"}))).await), 403);
         let f = build("{claim: {name: realm_access.roles, allow: [ops]}}").expect("valid");
-        assert_eq!(status(f.check(&with_claims(json!({"realm_access": {"roles": ["ops"]}})))), 200);
+        assert_eq!(status(check(&f, &mut with_claims(json!({"realm_access": {"roles": ["ops"]}}))).await), 200);
     }
 
-    #[test]
-    fn any_allow_rule_is_enough() {
+    #[tokio::test]
+    async fn any_allow_rule_is_enough() {
         let f = build("{allow_consumers: [svc], claim: {name: role, allow: [admin]}}").expect("valid");
-        assert_eq!(status(f.check(&with_consumer("svc", &[]))), 200);
+        assert_eq!(status(check(&f, &mut with_consumer("svc", &[])).await), 200);
         let mut ctx = with_consumer("alice", &[]);
-        assert_eq!(status(f.check(&ctx)), 403);
+        assert_eq!(status(check(&f, &mut ctx).await), 403);
         ctx.state.insert(JwtClaims::new(json!({"sub": "alice", "role": "admin"})));
-        assert_eq!(status(f.check(&ctx)), 200);
+        assert_eq!(status(check(&f, &mut ctx).await), 200);
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl ApiKey {
 
     /// Finds the consumer that `req` carries a key of and, with `hide_credentials`, removes the
     /// key from `req`. Refuses with 401 when no key is sent or the key is unknown.
-    pub fn authenticate(&self, req: &mut RequestHeader) -> Result<Arc<Consumer>, Reject> {
+    fn authenticate(&self, req: &mut RequestHeader) -> Result<Arc<Consumer>, Reject> {
         let from_header =
             self.header.as_ref().and_then(|h| req.headers.get(h)).map(|v| v.as_bytes()).filter(|v| !v.is_empty());
         let found = match from_header {
@@ -182,7 +182,7 @@ impl Filter for ApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::testkit::{self, TestRequest};
 
     fn consumers() -> Vec<Arc<Consumer>> {
         (0..10_000)
@@ -197,65 +197,70 @@ mod tests {
     }
 
     fn build_with(yaml: &str, consumers: &[Arc<Consumer>]) -> Result<ApiKey, BuildError> {
-        let cfg: ApiKeyConfig = serde_yaml::from_str(yaml).expect("test yaml parses");
-        ApiKey::build(cfg, &BuildContext { consumers, base_dir: Path::new("."), redis_url: None, place: "" })
+        testkit::build(yaml, &testkit::context_with(consumers))
     }
 
-    fn req(uri: &str, key: Option<&str>) -> RequestHeader {
-        let mut req = RequestHeader::build("GET", uri.as_bytes(), None).expect("request");
-        if let Some(k) = key {
-            req.insert_header("x-api-key", k).expect("header");
+    async fn req(uri: &str, key: Option<&str>) -> TestRequest {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("x-api-key", k)).into_iter().collect();
+        TestRequest::get(uri, &headers).await
+    }
+
+    /// Runs the request phase: the consumer it found, or its refusal.
+    async fn authenticate(f: &ApiKey, request: &mut TestRequest) -> Result<Arc<Consumer>, Reject> {
+        match request.request(f).await {
+            Flow::Continue => Ok(request.ctx.consumer.clone().expect("a consumer once the key is known")),
+            Flow::Reject(reject) => Err(reject),
+            other => panic!("expected a consumer or a refusal, got {other:?}"),
         }
-        req
     }
 
-    #[test]
-    fn finds_the_consumer_among_many() {
+    #[tokio::test]
+    async fn finds_the_consumer_among_many() {
         let f = build_with("{}", &consumers()).expect("valid");
-        let mut r = req("/", Some("key-9876"));
-        assert_eq!(f.authenticate(&mut r).expect("known key").name, "c9876");
-        let mut r = req("/", Some("alt-3"));
-        assert_eq!(f.authenticate(&mut r).expect("known key").name, "c3");
+        let mut r = req("/", Some("key-9876")).await;
+        assert_eq!(authenticate(&f, &mut r).await.expect("known key").name, "c9876");
+        let mut r = req("/", Some("alt-3")).await;
+        assert_eq!(authenticate(&f, &mut r).await.expect("known key").name, "c3");
         // Not hidden by default.
-        assert!(r.headers.get("x-api-key").is_some());
+        assert!(r.header().headers.get("x-api-key").is_some());
     }
 
-    #[test]
-    fn missing_and_wrong_keys_are_401_with_a_challenge() {
+    #[tokio::test]
+    async fn missing_and_wrong_keys_are_401_with_a_challenge() {
         let f = build_with("{}", &consumers()).expect("valid");
-        let missing = f.authenticate(&mut req("/", None)).expect_err("no key");
+        let missing = authenticate(&f, &mut req("/", None).await).await.expect_err("no key");
         assert_eq!((missing.status, missing.error, &*missing.message), (401, "unauthorized", "missing API key"));
         assert_eq!(missing.headers[0].0, WWW_AUTHENTICATE);
-        let empty = f.authenticate(&mut req("/", Some(""))).expect_err("empty key");
+        let empty = authenticate(&f, &mut req("/", Some("")).await).await.expect_err("empty key");
         assert_eq!(empty.message, "missing API key");
-        let wrong = f.authenticate(&mut req("/", Some("key-99999"))).expect_err("unknown key");
+        let wrong = authenticate(&f, &mut req("/", Some("key-99999")).await).await.expect_err("unknown key");
         assert_eq!((wrong.status, &*wrong.message), (401, "invalid API key"));
         assert!(!wrong.headers.is_empty());
         // The query is not read unless configured.
-        let not_read = f.authenticate(&mut req("/?api_key=key-1", None)).expect_err("query off");
+        let not_read = authenticate(&f, &mut req("/?api_key=key-1", None).await).await.expect_err("query off");
         assert_eq!(not_read.message, "missing API key");
     }
 
-    #[test]
-    fn query_key_is_hidden_keeping_the_rest_of_the_query() {
+    #[tokio::test]
+    async fn query_key_is_hidden_keeping_the_rest_of_the_query() {
         let f = build_with("{query: api_key, hide_credentials: true}", &consumers()).expect("valid");
-        let mut r = req("/items?a=1&api_key=key-5&b=2", None);
-        assert_eq!(f.authenticate(&mut r).expect("known key").name, "c5");
-        assert_eq!(r.uri.to_string(), "/items?a=1&b=2");
-        let mut r = req("/items?api_key=key-5", None);
-        f.authenticate(&mut r).expect("known key");
-        assert_eq!(r.uri.to_string(), "/items");
-        let wrong = f.authenticate(&mut req("/?api_key=nope", None)).expect_err("unknown");
+        let mut r = req("/items?a=1&api_key=key-5&b=2", None).await;
+        assert_eq!(authenticate(&f, &mut r).await.expect("known key").name, "c5");
+        assert_eq!(r.header().uri.to_string(), "/items?a=1&b=2");
+        let mut r = req("/items?api_key=key-5", None).await;
+        authenticate(&f, &mut r).await.expect("known key");
+        assert_eq!(r.header().uri.to_string(), "/items");
+        let wrong = authenticate(&f, &mut req("/?api_key=nope", None).await).await.expect_err("unknown");
         assert_eq!(wrong.message, "invalid API key");
     }
 
-    #[test]
-    fn header_key_is_hidden_and_wins_over_the_query() {
+    #[tokio::test]
+    async fn header_key_is_hidden_and_wins_over_the_query() {
         let f = build_with("{query: api_key, hide_credentials: true}", &consumers()).expect("valid");
-        let mut r = req("/x?api_key=key-2", Some("key-1"));
-        assert_eq!(f.authenticate(&mut r).expect("known key").name, "c1");
-        assert!(r.headers.get("x-api-key").is_none());
-        assert_eq!(r.uri.to_string(), "/x");
+        let mut r = req("/x?api_key=key-2", Some("key-1")).await;
+        assert_eq!(authenticate(&f, &mut r).await.expect("known key").name, "c1");
+        assert!(r.header().headers.get("x-api-key").is_none());
+        assert_eq!(r.header().uri.to_string(), "/x");
     }
 
     #[test]

@@ -126,7 +126,7 @@ impl BasicAuth {
 
     /// Finds the consumer whose credentials `authorization` (the header's value) carries, or
     /// refuses with 401.
-    pub async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Arc<Consumer>, Reject> {
+    async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Arc<Consumer>, Reject> {
         let Some(value) = authorization.filter(|v| !v.is_empty()) else {
             return Err(self.unauthorized("missing credentials"));
         };
@@ -223,8 +223,8 @@ impl Filter for BasicAuth {
 mod tests {
     use super::*;
     use crate::context::BasicCredentials;
+    use crate::testkit::{self, TestRequest};
     use argon2::PasswordHasher;
-    use std::path::Path;
 
     fn consumer(name: &str, user: &str, hash: String) -> Arc<Consumer> {
         Arc::new(Consumer {
@@ -249,8 +249,20 @@ mod tests {
     }
 
     fn build(consumers: &[Arc<Consumer>]) -> Result<BasicAuth, BuildError> {
-        let cfg: BasicAuthConfig = serde_yaml::from_str("{realm: shop}").expect("yaml");
-        BasicAuth::build(cfg, &BuildContext { consumers, base_dir: Path::new("."), redis_url: None, place: "" })
+        testkit::build("{realm: shop}", &testkit::context_with(consumers))
+    }
+
+    /// Runs the request phase with this `Authorization` value: the consumer it found, or its
+    /// refusal.
+    async fn authenticate(f: &BasicAuth, authorization: Option<&[u8]>) -> Result<Arc<Consumer>, Reject> {
+        let value = authorization.map(|v| std::str::from_utf8(v).expect("test header values are text"));
+        let headers: Vec<(&str, &str)> = value.map(|v| ("authorization", v)).into_iter().collect();
+        let mut request = TestRequest::get("/", &headers).await;
+        match request.request(f).await {
+            Flow::Continue => Ok(request.ctx.consumer.clone().expect("a consumer once the login verified")),
+            Flow::Reject(reject) => Err(reject),
+            other => panic!("expected a consumer or a refusal, got {other:?}"),
+        }
     }
 
     fn header(user_pass: &str) -> Vec<u8> {
@@ -261,36 +273,36 @@ mod tests {
     async fn bcrypt_and_argon2_logins_verify_and_are_cached() {
         let f = build(&consumers()).expect("valid");
         let alice = header("alice:wonderland");
-        assert_eq!(f.authenticate(Some(&alice)).await.expect("alice").name, "alice");
+        assert_eq!(authenticate(&f, Some(&alice)).await.expect("alice").name, "alice");
         assert_eq!(f.verified.len(), 1);
         // Second time from the cache.
-        assert_eq!(f.authenticate(Some(&alice)).await.expect("alice").name, "alice");
+        assert_eq!(authenticate(&f, Some(&alice)).await.expect("alice").name, "alice");
         let bob = header("bob:builder");
-        assert_eq!(f.authenticate(Some(&bob)).await.expect("bob").name, "bob");
+        assert_eq!(authenticate(&f, Some(&bob)).await.expect("bob").name, "bob");
         assert_eq!(f.verified.len(), 2);
         // Lowercase scheme and a colon in the password.
         let c = vec![consumer("carol", "carol", bcrypt::hash("a:b", 4).expect("hash"))];
         let f = build(&c).expect("valid");
         let v = format!("basic {}", base64::engine::general_purpose::STANDARD.encode("carol:a:b"));
-        assert_eq!(f.authenticate(Some(v.as_bytes())).await.expect("carol").name, "carol");
+        assert_eq!(authenticate(&f, Some(v.as_bytes())).await.expect("carol").name, "carol");
     }
 
     #[tokio::test]
     async fn refusals_are_401_with_the_realm() {
         let f = build(&consumers()).expect("valid");
-        let missing = f.authenticate(None).await.expect_err("missing");
+        let missing = authenticate(&f, None).await.expect_err("missing");
         assert_eq!((missing.status, &*missing.message), (401, "missing credentials"));
         assert_eq!(missing.headers[0].0, WWW_AUTHENTICATE);
         assert!(missing.headers[0].1.to_str().expect("ascii").starts_with("Basic realm=\"shop\""));
         for bad in [&b"Bearer abc"[..], b"Basic !!!", b"Basic Zm9v"] {
-            let r = f.authenticate(Some(bad)).await.expect_err("malformed");
+            let r = authenticate(&f, Some(bad)).await.expect_err("malformed");
             assert_eq!(r.message, "malformed basic credentials");
         }
         let wrong = header("alice:nope");
-        let r = f.authenticate(Some(&wrong)).await.expect_err("wrong password");
+        let r = authenticate(&f, Some(&wrong)).await.expect_err("wrong password");
         assert_eq!((r.status, &*r.message), (401, "invalid username or password"));
         let unknown = header("mallory:wonderland");
-        assert_eq!(f.authenticate(Some(&unknown)).await.expect_err("unknown").status, 401);
+        assert_eq!(authenticate(&f, Some(&unknown)).await.expect_err("unknown").status, 401);
         assert_eq!(f.verified.len(), 0);
     }
 

@@ -58,11 +58,11 @@ impl Filter for Compression {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::testkit;
 
     #[test]
     fn level_is_checked() {
-        let cx = BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" };
+        let cx = testkit::context();
         assert!(Compression::build(CompressionConfig { level: 0 }, &cx).is_err());
         assert!(Compression::build(CompressionConfig { level: 6 }, &cx).is_ok());
     }

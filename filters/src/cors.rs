@@ -149,24 +149,42 @@ impl Filter for Cors {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::testkit::{self, FlowExt, TestRequest};
 
     fn build(yaml: &str) -> Result<Cors, BuildError> {
-        let cfg: CorsConfig = serde_yaml::from_str(yaml).expect("yaml");
-        Cors::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" })
+        testkit::build(yaml, &testkit::context())
     }
 
-    #[test]
-    fn preflight_carries_the_allowed_settings() {
+    async fn preflight_from(origin: &str) -> TestRequest {
+        let headers = [("origin", origin), ("access-control-request-method", "PUT")];
+        TestRequest::with_method("OPTIONS", "/", &headers).await
+    }
+
+    #[tokio::test]
+    async fn preflight_carries_the_allowed_settings() {
         let c = build("{allow_origins: [\"https://app.example\"], allow_methods: [get, put], allow_headers: [authorization], max_age_s: 600}")
             .expect("valid");
-        assert!(c.origin_allowed("https://app.example"));
-        assert!(!c.origin_allowed("https://evil.example"));
-        let r = c.preflight(HeaderValue::from_static("https://app.example"));
+        let r = preflight_from("https://app.example").await.request(&c).await.expect_respond();
         assert_eq!(r.status, 204);
         let get = |name: header::HeaderName| r.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
+        assert_eq!(get(header::ACCESS_CONTROL_ALLOW_ORIGIN), Some(HeaderValue::from_static("https://app.example")));
         assert_eq!(get(header::ACCESS_CONTROL_ALLOW_METHODS), Some(HeaderValue::from_static("GET, PUT")));
         assert_eq!(get(header::ACCESS_CONTROL_MAX_AGE), Some(HeaderValue::from_static("600")));
+        // Another origin gets no answer of the filter's own, and no CORS headers.
+        let mut evil = preflight_from("https://evil.example").await;
+        evil.request(&c).await.expect_continue();
+        assert!(evil.response(&c, 200).headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    }
+
+    #[tokio::test]
+    async fn responses_to_an_allowed_origin_carry_the_headers() {
+        let c = build("{allow_origins: [\"https://app.example\"], expose_headers: [x-request-id]}").expect("valid");
+        let mut request = TestRequest::get("/", &[("origin", "https://app.example")]).await;
+        request.request(&c).await.expect_continue();
+        let response = request.response(&c, 200);
+        assert_eq!(response.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example");
+        assert_eq!(response.headers[header::ACCESS_CONTROL_EXPOSE_HEADERS], "x-request-id");
+        assert_eq!(response.headers[header::VARY], "Origin");
     }
 
     #[test]

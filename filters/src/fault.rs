@@ -65,18 +65,19 @@ pub struct Fault {
 
 /// The faults one request gets.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Injection {
+struct Injection {
     /// Sleep this long first.
-    pub delay: Option<Duration>,
+    delay: Option<Duration>,
     /// Then answer with this status.
-    pub abort: Option<u16>,
+    abort: Option<u16>,
 }
 
 impl Fault {
     /// Decides one request's faults. `forced` is the value of the `header` (when configured and
     /// present); `roll` returns a uniform number in `0.0..100.0` and is called once per
-    /// configured fault that the header did not force.
-    pub fn decide(&self, forced: Option<&str>, mut roll: impl FnMut() -> f64) -> Injection {
+    /// configured fault that the header did not force (the request phase rolls `fastrand`;
+    /// tests roll what they need).
+    fn decide(&self, forced: Option<&str>, mut roll: impl FnMut() -> f64) -> Injection {
         let named = |fault: &str| forced.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(fault)));
         let mut hit = |percent: f64, fault: &str| named(fault) || roll() < percent;
         Injection {
@@ -142,11 +143,11 @@ impl Filter for Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::testkit::{self, FlowExt, TestRequest};
+    use std::time::Instant;
 
     fn build(yaml: &str) -> Result<Fault, BuildError> {
-        let config: FaultConfig = serde_yaml::from_str(yaml).map_err(|e| BuildError::whole(e.to_string()))?;
-        Fault::build(config, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" })
+        testkit::build(yaml, &testkit::context())
     }
 
     const BOTH: &str = "{abort: {percent: 10, status: 502}, delay: {percent: 50, ms: 200}, header: X-Portico-Fault}";
@@ -182,6 +183,23 @@ mod tests {
         assert_eq!(f.decide(Some("abort"), || 0.0), Injection::default(), "0% never; abort not configured");
         let f = build("{abort: {percent: 100}}").expect("valid");
         assert_eq!(f.decide(None, || 99.999).abort, Some(503), "100% always; 503 by default");
+    }
+
+    #[tokio::test]
+    async fn requests_get_the_faults() {
+        // Forced by the header (0% otherwise): the configured status, as a JSON error.
+        let f = build("{abort: {percent: 0, status: 502}, header: x-portico-fault}").expect("valid");
+        let forced = TestRequest::get("/", &[("x-portico-fault", "abort")]).await.request(&f).await.expect_reject();
+        assert_eq!((forced.status, forced.error, &*forced.message), (502, "fault_injected", "fault injected"));
+        TestRequest::get("/", &[]).await.request(&f).await.expect_continue();
+        // 100%: every request, 503 by default.
+        let f = build("{abort: {percent: 100}}").expect("valid");
+        assert_eq!(TestRequest::get("/", &[]).await.request(&f).await.expect_reject().status, 503);
+        // A delay holds the request, then it goes on.
+        let f = build("{delay: {percent: 100, ms: 30}}").expect("valid");
+        let started = Instant::now();
+        TestRequest::get("/", &[]).await.request(&f).await.expect_continue();
+        assert!(started.elapsed() >= Duration::from_millis(30), "held {:?}", started.elapsed());
     }
 
     #[test]

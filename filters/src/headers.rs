@@ -126,29 +126,25 @@ impl Filter for Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::testkit::{self, TestRequest};
 
     fn build(yaml: &str) -> Result<Headers, BuildError> {
-        let cfg: HeadersConfig = serde_yaml::from_str(yaml).expect("test yaml parses");
-        Headers::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" })
+        testkit::build(yaml, &testkit::context())
     }
 
-    #[test]
-    fn edits_request_and_response_headers() {
+    #[tokio::test]
+    async fn edits_request_and_response_headers() {
         let f = build("{request: {add: {x-a: '1'}, set: {x-s: new}, remove: [x-gone]}, response: {remove: [server], set: {x-r: '2'}}}")
             .expect("valid config");
-        let mut req = RequestHeader::build("GET", b"/", None).expect("request");
-        req.insert_header("x-s", "old").expect("header");
-        req.insert_header("x-gone", "1").expect("header");
-        req.insert_header("x-a", "0").expect("header");
-        f.upstream_request(&mut req, &mut RequestCtx::default()).expect("edits apply");
+        let mut request = TestRequest::get("/", &[("x-s", "old"), ("x-gone", "1"), ("x-a", "0")]).await;
+        let req = request.upstream_request(&f);
         assert_eq!(req.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(req.headers.get("x-s").map(|v| v.as_bytes()), Some(&b"new"[..]));
         assert!(req.headers.get("x-gone").is_none());
 
         let mut resp = ResponseHeader::build(200, None).expect("response");
         resp.insert_header("server", "x").expect("header");
-        f.response(&mut resp, &mut RequestCtx::default()).expect("edits apply");
+        let resp = request.response_to(&f, resp);
         assert!(resp.headers.get("server").is_none());
         assert_eq!(resp.headers.get("x-r").map(|v| v.as_bytes()), Some(&b"2"[..]));
     }

@@ -43,7 +43,7 @@ fn parse_nets(list: Vec<String>, field: &str) -> Result<Vec<IpNet>, BuildError> 
 
 impl IpRestrict {
     /// Whether `ip` may pass.
-    pub fn permits(&self, ip: IpAddr) -> bool {
+    fn permits(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
@@ -80,34 +80,48 @@ impl Filter for IpRestrict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use crate::testkit::{self, TestRequest};
 
     fn build(allow: &[&str], deny: &[&str]) -> Result<IpRestrict, BuildError> {
         let cfg = IpRestrictConfig {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             deny: deny.iter().map(|s| s.to_string()).collect(),
         };
-        IpRestrict::build(cfg, &BuildContext { consumers: &[], base_dir: Path::new("."), redis_url: None, place: "" })
+        IpRestrict::build(cfg, &testkit::context())
+    }
+
+    /// Runs the request phase for a client at `ip`: whether it passes.
+    async fn permits(f: &IpRestrict, ip: IpAddr) -> bool {
+        let mut request = TestRequest::get("/", &[]).await;
+        request.ctx.client_ip = Some(ip);
+        match request.request(f).await {
+            Flow::Continue => true,
+            Flow::Reject(r) => {
+                assert_eq!((r.status, r.error), (403, "forbidden"));
+                false
+            }
+            other => panic!("expected a pass or a 403, got {other:?}"),
+        }
     }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("test ip")
     }
 
-    #[test]
-    fn deny_wins_over_allow() {
+    #[tokio::test]
+    async fn deny_wins_over_allow() {
         let f = build(&["10.0.0.0/8"], &["10.1.2.3/32"]).expect("valid");
-        assert!(f.permits(ip("10.9.9.9")));
-        assert!(!f.permits(ip("10.1.2.3")));
-        assert!(!f.permits(ip("192.168.1.1")));
+        assert!(permits(&f, ip("10.9.9.9")).await);
+        assert!(!permits(&f, ip("10.1.2.3")).await);
+        assert!(!permits(&f, ip("192.168.1.1")).await);
     }
 
-    #[test]
-    fn single_addresses_and_mapped_v6() {
+    #[tokio::test]
+    async fn single_addresses_and_mapped_v6() {
         let f = build(&["127.0.0.1"], &[]).expect("valid");
-        assert!(f.permits(ip("127.0.0.1")));
-        assert!(f.permits(ip("::ffff:127.0.0.1")));
-        assert!(!f.permits(ip("127.0.0.2")));
+        assert!(permits(&f, ip("127.0.0.1")).await);
+        assert!(permits(&f, ip("::ffff:127.0.0.1")).await);
+        assert!(!permits(&f, ip("127.0.0.2")).await);
     }
 
     #[test]

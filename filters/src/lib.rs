@@ -3,6 +3,7 @@
 pub mod acl;
 pub mod api_key;
 pub mod basic_auth;
+mod chain;
 pub mod compression;
 pub mod context;
 pub mod cors;
@@ -15,7 +16,9 @@ pub mod rate_limit;
 pub mod registry;
 pub mod reject;
 pub mod request_size_limit;
+pub mod testkit;
 
+pub use chain::FilterChain;
 pub use context::{Consumer, RequestCtx};
 pub use pingora::http::{RequestHeader, ResponseHeader};
 pub use pingora::proxy::Session;
@@ -39,8 +42,6 @@ pub enum Flow {
     /// Answer with this response instead of going upstream (a CORS preflight, a cached answer);
     /// the core writes it and runs the response filters over it.
     Respond(Response),
-    /// The filter already wrote a whole response to the session; nothing more is sent.
-    Responded,
 }
 
 /// A whole response a filter answers with.
@@ -68,8 +69,9 @@ pub trait Filter: Send + Sync + 'static {
     /// Runs once the request header is read and the route is known, before any upstream is
     /// chosen.
     ///
-    /// Return [`Flow::Reject`] to answer with an error, [`Flow::Responded`] if the filter wrote
-    /// the response itself, or [`Flow::Continue`] to go on.
+    /// Return [`Flow::Reject`] to answer with an error, [`Flow::Respond`] to answer with a
+    /// response of the filter's own (the core writes it), or [`Flow::Continue`] to go on. Later
+    /// filters of the chain do not run once one has answered.
     ///
     /// By default this does nothing and returns `Ok(Flow::Continue)`.
     async fn request(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<Flow> {

@@ -79,10 +79,25 @@ impl Filter for RequestSizeLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::{self, FlowExt, TestRequest};
+
+    fn build(yaml: &str) -> RequestSizeLimit {
+        testkit::build(yaml, &testkit::context()).expect("valid config")
+    }
+
+    #[tokio::test]
+    async fn declared_lengths_over_the_limit_are_refused_up_front() {
+        let f = build("{max_bytes: 10}");
+        let post =
+            |len: &'static str| async move { TestRequest::with_method("POST", "/", &[("content-length", len)]).await };
+        post("10").await.request(&f).await.expect_continue();
+        let refused = post("11").await.request(&f).await.expect_reject();
+        assert_eq!((refused.status, refused.error), (413, "payload_too_large"));
+    }
 
     #[test]
     fn counts_streamed_chunks_across_calls() {
-        let f = RequestSizeLimit { max_bytes: 10 };
+        let f = build("{max_bytes: 10}");
         let mut ctx = RequestCtx::default();
         let chunk = Bytes::from_static(b"123456");
         assert!(matches!(f.request_body(Some(&chunk), false, &mut ctx), Flow::Continue));
@@ -94,7 +109,7 @@ mod tests {
 
     #[test]
     fn empty_end_of_stream_passes() {
-        let f = RequestSizeLimit { max_bytes: 0 };
+        let f = build("{max_bytes: 0}");
         assert!(matches!(f.request_body(None, true, &mut RequestCtx::default()), Flow::Continue));
     }
 }

@@ -2,10 +2,9 @@
 //! value here has been checked (addresses parse, upstreams named by routes exist, filters built)
 //! and every default applied (the values are in [`super::defaults`]).
 
-use crate::chain::FilterChain;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
-use portico_filters::Consumer;
+use portico_filters::{Consumer, FilterChain};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

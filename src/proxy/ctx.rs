@@ -3,7 +3,7 @@
 
 use super::errors::{Answer, ErrorKind, UpstreamErrorKind};
 use super::guards::{Attempt, InFlight};
-use crate::chain::FilterChain;
+use portico_filters::FilterChain;
 use crate::config::{ListenerSpec, RouteSpec};
 use crate::state::{RouteRuntime, Runtime};
 use crate::telemetry::{self, Metrics, TraceContext};

@@ -146,7 +146,6 @@ impl ProxyHttp for Portico {
                     respond::write(session, ctx, r.status, &r.headers, r.body).await?;
                     return Ok(true);
                 }
-                Flow::Responded => return Ok(true),
             }
         }
 

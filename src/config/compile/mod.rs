@@ -26,7 +26,7 @@ mod upstreams;
 use super::file::{FileConfig, FilterItem};
 use super::model::Config;
 use super::Errors;
-use crate::chain::FilterChain;
+use portico_filters::FilterChain;
 use http::HeaderName;
 use portico_filters::{registry, BuildContext};
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -1,0 +1,120 @@
+//! What requests count together: the `key` setting, and the key it gives each request, built on
+//! the stack.
+
+use crate::{RequestCtx, RequestHeader};
+use http::HeaderName;
+use serde::{Deserialize, Deserializer};
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+
+/// Longest key kept; longer keys are cut.
+pub(super) const KEY_MAX: usize = 256;
+
+/// What requests are counted together: the `key` setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `client_ip`: the downstream client's address.
+    ClientIp,
+    /// `consumer`: the authenticated consumer's name, else the verified identity; anonymous
+    /// requests fall back to the client's address.
+    Consumer,
+    /// `route`: the matched route, one budget shared by every caller.
+    Route,
+    /// `header:NAME`: the value of a request header; requests without it fall back to the
+    /// client's address.
+    Header(HeaderName),
+}
+
+impl std::str::FromStr for KeyKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "client_ip" => Ok(KeyKind::ClientIp),
+            "consumer" => Ok(KeyKind::Consumer),
+            "route" => Ok(KeyKind::Route),
+            _ => match s.strip_prefix("header:") {
+                Some(name) => HeaderName::from_bytes(name.as_bytes())
+                    .map(KeyKind::Header)
+                    .map_err(|_| format!("\"{name}\" is not a header name")),
+                None => Err(format!("unknown key \"{s}\": expected client_ip, consumer, route or header:NAME")),
+            },
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyKind::ClientIp => f.write_str("client_ip"),
+            KeyKind::Consumer => f.write_str("consumer"),
+            KeyKind::Route => f.write_str("route"),
+            KeyKind::Header(name) => write!(f, "header:{name}"),
+        }
+    }
+}
+
+impl KeyKind {
+    /// Writes the request's key (`ip:..`, `c:..`, `r:..`, `h:..`) into `out`.
+    pub(super) fn write_key(&self, out: &mut KeyBuf, request: &RequestHeader, ctx: &RequestCtx) {
+        // Writing to a KeyBuf cannot fail: it cuts what does not fit.
+        let _ = match self {
+            KeyKind::Route => write!(out, "r:{}", ctx.route),
+            KeyKind::Consumer => match ctx.caller() {
+                Some(name) => write!(out, "c:{name}"),
+                None => write_ip(out, ctx.client_ip),
+            },
+            KeyKind::Header(name) => match request.headers.get(name).and_then(|v| v.to_str().ok()) {
+                Some(value) => write!(out, "h:{value}"),
+                None => write_ip(out, ctx.client_ip),
+            },
+            KeyKind::ClientIp => write_ip(out, ctx.client_ip),
+        };
+    }
+}
+
+fn write_ip(out: &mut KeyBuf, ip: Option<IpAddr>) -> fmt::Result {
+    match ip {
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => write!(out, "ip:{v4}"),
+            None => write!(out, "ip:{v6}"),
+        },
+        Some(v4) => write!(out, "ip:{v4}"),
+        None => out.write_str("ip:unknown"),
+    }
+}
+
+/// A key built on the stack: up to [`KEY_MAX`] bytes, cut at a character boundary.
+pub(super) struct KeyBuf {
+    bytes: [u8; KEY_MAX],
+    len: usize,
+}
+
+impl KeyBuf {
+    pub(super) fn new() -> Self {
+        KeyBuf { bytes: [0; KEY_MAX], len: 0 }
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        // Only whole characters are ever copied in, so this never falls back.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for KeyBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut n = s.len().min(KEY_MAX - self.len);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
