@@ -5,11 +5,14 @@
 #   benches/compare.sh                       # everything, defaults below
 #   ROUNDS=5 DURATION=10 benches/compare.sh
 #   SCENARIOS="plain routes1000" PROXIES="bare portico" SKIP_BUILD=1 benches/compare.sh
+#   PORTICO_BASE=/path/to/older/portico PROXIES="base portico" SCENARIOS="plain edge" benches/compare.sh
+#                                            # a change beside the build before it, interleaved
 #
 # Scenarios: plain, routes1000, idle10k, and every other benches/scenarios/NAME.yaml (a Portico
 # config template with `# bench-...` header lines; see benches/scenarios/plain.yaml).
 # Proxies: direct (wrk straight to the upstream: the limit), bare (benches/bare_pingora.rs),
-# nginx, haproxy, portico.
+# nginx, haproxy, portico, and base (another Portico binary, PORTICO_BASE, on the same configs:
+# the commit before a change, for a before/after in one run).
 #
 # Method: every proxy runs one worker (nginx worker_processes 1, haproxy nbthread 1, Pingora
 # threads 1, change with PINGORA_THREADS), pinned to core 0; wrk and the upstream share core 1.
@@ -386,15 +389,17 @@ start_proxy() {
         start "$scenario-haproxy" "${PIN_PROXY[@]}" "$HAPROXY" -db -f "$dir/haproxy.cfg"
         P_MASTER=$STARTED_PID
         ;;
-    portico)
+    portico | base)
+        local bin=$PORTICO
+        if [[ $proxy == base ]]; then bin=${PORTICO_BASE:?PORTICO_BASE names the other Portico binary}; fi
         cp "$TMP/site.crt" "$TMP/site.key" "$dir/"
         portico_conf "$template" "$dir" "$listen" "$dir/portico.yaml"
-        if ! err=$("$PORTICO" -t -c "$dir/portico.yaml" 2>&1); then
+        if ! err=$("$bin" -t -c "$dir/portico.yaml" 2>&1); then
             err=$(grep -v '^portico:' <<<"$err" | awk 'NR == 1' | sed "s|$dir/||g" | tr '|' '/' | cut -c1-140)
             P_SKIP="TODO: Portico rejects the config: $err"
             return
         fi
-        start "$scenario-portico" env RUST_LOG=warn "${PIN_PROXY[@]}" "$PORTICO" -c "$dir/portico.yaml"
+        start "$scenario-$proxy" env RUST_LOG=warn "${PIN_PROXY[@]}" "$bin" -c "$dir/portico.yaml"
         P_MASTER=$STARTED_PID
         ;;
     esac
@@ -535,7 +540,9 @@ run_scenario() {
     log "scenario $scenario: $REQ_PATH over $scheme"
     local order=()
     for proxy in $PROXIES; do
-        if [[ " $proxies " != *" $proxy "* ]]; then
+        local as=$proxy
+        if [[ $proxy == base ]]; then as=portico; fi
+        if [[ " $proxies " != *" $as "* ]]; then
             record "$scenario" "$proxy" 0 skip "" "" "" "" "" "" "" "" "-"
             continue
         fi
@@ -622,7 +629,7 @@ def mib(kib):
     return "-" if kib is None else f"{kib / 1024:.1f} MiB"
 
 names = {"direct": "direct (upstream)", "bare": "bare Pingora", "nginx": "nginx", "haproxy": "haproxy",
-         "portico": "Portico"}
+         "portico": "Portico", "base": "Portico (PORTICO_BASE)"}
 lines = ["| scenario | proxy | req/s (median) | p50 | p99 | CPU us/req (median) | RSS | CPU vs nginx | CPU vs bare Pingora |",
          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
 for s in order_s:
