@@ -1,5 +1,7 @@
 //! Prometheus metrics, the JSON access log, request ids and W3C trace context.
 
+pub mod otlp;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -172,6 +174,11 @@ impl Metrics {
     /// Counts a reload attempt.
     pub fn reload(&self, ok: bool) {
         self.reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
+    }
+
+    /// Adds a metric made elsewhere (the OTLP exporter's counters) to what `/metrics` shows.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
     }
 
     /// The Prometheus text exposition of every metric.

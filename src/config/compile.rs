@@ -32,6 +32,7 @@ pub(super) fn compile(
     };
 
     let consumers = consumers(file.consumers, errors);
+    let tracing = super::tracing::compile(file.tracing, errors);
     let redis_url = file.rate_limit_store.as_ref().map(|s| s.redis.as_str());
     let cx = BuildContext { consumers: &consumers, base_dir, redis_url, place: "" };
 
@@ -222,6 +223,7 @@ pub(super) fn compile(
         upstreams,
         routes,
         consumers,
+        tracing,
         effective,
     }
 }
