@@ -3,12 +3,12 @@
 //!
 //! The request side does one atomic add and one non-blocking channel send per recorded request;
 //! it never waits, never locks, and never learns whether the collector is up. The queue is
-//! bounded by a count of spans ([`QUEUE_SPANS`]): past it, spans are dropped and counted. The
-//! thread polls the queue (it never blocks on it, so senders never pay a wake-up) and sends a
-//! batch when [`BATCH_SPANS`] are waiting or the oldest has waited [`BATCH_INTERVAL`]. A batch
-//! that fails is dropped and counted: no retry, one connection at a time, each step bounded by
-//! [`EXPORT_TIMEOUT`], so an unreachable collector costs this thread at most one timeout per
-//! batch and costs requests nothing.
+//! bounded by a count of spans ([`ExportLimits::queue_spans`]): past it, spans are dropped and
+//! counted. The thread polls the queue (it never blocks on it, so senders never pay a wake-up)
+//! and sends a batch when [`ExportLimits::batch_spans`] are waiting or the oldest has waited
+//! [`ExportLimits::interval`]. A batch that fails is dropped and counted: no retry, one
+//! connection at a time, each step bounded by [`ExportLimits::timeout`], so an unreachable
+//! collector costs this thread at most one timeout per batch and costs requests nothing.
 
 use super::encode::{export_request, Origin};
 use super::http::Client;
@@ -20,17 +20,33 @@ use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Spans queued (or being sent) at most; more are dropped. About 4 MB at a generous 1 KiB a
-/// span, and 8 s of a 512-span batch per second; OpenTelemetry's SDK default is 2048.
-pub const QUEUE_SPANS: usize = 4096;
-/// Spans per POST at most (OpenTelemetry's `max_export_batch_size` default).
-pub const BATCH_SPANS: usize = 512;
-/// The longest a span waits for a fuller batch.
-pub const BATCH_INTERVAL: Duration = Duration::from_secs(1);
-/// Bound on each of connect, write and read of one export.
-pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the export thread looks at an idle queue.
 const POLL: Duration = Duration::from_millis(50);
+
+/// The exporter's bounds. The defaults are what Portico runs with; tests shrink them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportLimits {
+    /// Spans queued (or being sent) at most; more are dropped. Default 4096: about 4 MB at a
+    /// generous 1 KiB a span, 8 full batches (OpenTelemetry's SDK default is 2048).
+    pub queue_spans: usize,
+    /// Spans per POST at most. Default 512, OpenTelemetry's `max_export_batch_size`.
+    pub batch_spans: usize,
+    /// The longest a span waits for a fuller batch. Default 1 s.
+    pub interval: Duration,
+    /// Bound on each of connect, write and read of one export. Default 2 s.
+    pub timeout: Duration,
+}
+
+impl Default for ExportLimits {
+    fn default() -> Self {
+        ExportLimits {
+            queue_spans: 4096,
+            batch_spans: 512,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
 
 /// The sending side, shared by every request through the tracer.
 pub struct Exporter {
@@ -42,6 +58,7 @@ pub struct Exporter {
 struct State {
     /// Spans handed over and not yet sent or dropped.
     queued: AtomicUsize,
+    limits: ExportLimits,
     /// Asks the thread to send what it holds now rather than at the interval.
     flush: AtomicBool,
     metrics: TracingMetrics,
@@ -50,10 +67,16 @@ struct State {
 impl Exporter {
     /// Starts the export thread for `endpoint`. It stops, after sending what is queued, once the
     /// exporter is dropped.
-    pub fn start(endpoint: OtlpEndpoint, origin: Origin, metrics: TracingMetrics) -> std::io::Result<Self> {
+    pub fn start(
+        endpoint: OtlpEndpoint,
+        origin: Origin,
+        metrics: TracingMetrics,
+        limits: ExportLimits,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = channel();
-        let state = Arc::new(State { queued: AtomicUsize::new(0), flush: AtomicBool::new(false), metrics });
-        let thread = Worker { rx, state: state.clone(), client: Client::new(endpoint, EXPORT_TIMEOUT), origin };
+        let state = Arc::new(State { queued: AtomicUsize::new(0), limits, flush: AtomicBool::new(false), metrics });
+        let client = Client::new(endpoint, limits.timeout);
+        let thread = Worker { rx, state: state.clone(), client, origin };
         std::thread::Builder::new().name("otlp-export".into()).spawn(move || thread.run())?;
         Ok(Exporter { tx, state })
     }
@@ -61,7 +84,7 @@ impl Exporter {
     /// Queues the spans of one request, or drops (and counts) them when the queue is full.
     pub fn submit(&self, spans: Vec<SpanData>) {
         let n = spans.len();
-        if self.state.queued.fetch_add(n, Ordering::AcqRel) + n > QUEUE_SPANS {
+        if self.state.queued.fetch_add(n, Ordering::AcqRel) + n > self.state.limits.queue_spans {
             self.state.queued.fetch_sub(n, Ordering::AcqRel);
             self.state.metrics.dropped_queue_full.inc_by(n as u64);
             return;
@@ -104,7 +127,8 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        let mut batch: Vec<SpanData> = Vec::with_capacity(BATCH_SPANS);
+        let limits = self.state.limits;
+        let mut batch: Vec<SpanData> = Vec::with_capacity(limits.batch_spans);
         let mut oldest = Instant::now();
         let mut failing = false;
         loop {
@@ -117,7 +141,7 @@ impl Worker {
                             oldest = Instant::now();
                         }
                         batch.extend(spans);
-                        if batch.len() >= BATCH_SPANS {
+                        if batch.len() >= limits.batch_spans {
                             self.send(&mut batch, false, &mut failing);
                             oldest = Instant::now();
                         }
@@ -132,7 +156,7 @@ impl Worker {
             // 2. Send a partial batch once its oldest span has waited long enough, on a flush
             //    request, or when the exporter is gone.
             let flush = self.state.flush.swap(false, Ordering::AcqRel);
-            if !batch.is_empty() && (flush || !open || oldest.elapsed() >= BATCH_INTERVAL) {
+            if !batch.is_empty() && (flush || !open || oldest.elapsed() >= limits.interval) {
                 self.send(&mut batch, true, &mut failing);
             }
             if !open {
@@ -145,8 +169,9 @@ impl Worker {
     /// POSTs `batch` a batch's worth at a time, counting the outcomes; leaves a partial batch
     /// for later unless `all`.
     fn send(&mut self, batch: &mut Vec<SpanData>, all: bool, failing: &mut bool) {
-        while batch.len() >= BATCH_SPANS || (all && !batch.is_empty()) {
-            let take = batch.len().min(BATCH_SPANS);
+        let size = self.state.limits.batch_spans.max(1);
+        while batch.len() >= size || (all && !batch.is_empty()) {
+            let take = batch.len().min(size);
             let body = export_request(&self.origin, &batch[..take]);
             let result = self.client.post(&body);
             let m = &self.state.metrics;

@@ -47,9 +47,11 @@ pub mod http;
 pub mod metrics;
 pub mod request;
 pub mod span;
+#[cfg(test)]
+mod testing;
 
 pub use context::Sampler;
-pub use export::Exporter;
+pub use export::{ExportLimits, Exporter};
 pub use metrics::TracingMetrics;
 pub use request::{Incoming, RequestSpan};
 pub use span::{Attribute, SpanData, SpanKind, StatusCode, Value};
@@ -83,7 +85,7 @@ impl Tracer {
     pub fn start(settings: &TracingSettings, metrics: TracingMetrics) -> std::io::Result<Arc<Tracer>> {
         let origin =
             encode::Origin { service_name: settings.service_name.to_string(), version: env!("CARGO_PKG_VERSION") };
-        let exporter = Exporter::start(settings.endpoint.clone(), origin, metrics)?;
+        let exporter = Exporter::start(settings.endpoint.clone(), origin, metrics, ExportLimits::default())?;
         Ok(Arc::new(Tracer {
             sampler: Sampler::new(settings.sample_ratio),
             sink: Sink::Export(exporter),
