@@ -112,3 +112,72 @@ impl Sampler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_parses_as_w3c_reads_it() {
+        let p = Parent::parse(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").expect("valid");
+        assert_eq!(p, Parent { trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736, span_id: 0x00f067aa0ba902b7, flags: 1 });
+        let future = Parent::parse(b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what-ever").expect("valid");
+        assert_eq!(future.flags, 9, "a later version's extra fields are ignored");
+        for bad in [
+            &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"[..],
+            b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            b"garbage",
+        ] {
+            assert_eq!(Parent::parse(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn traceparent_is_written_back_in_lower_case_hex() {
+        let v = traceparent(0x4bf92f3577b34da6a3ce929d0e0e4736, 0xb7, 1);
+        assert_eq!(v, "00-4bf92f3577b34da6a3ce929d0e0e4736-00000000000000b7-01");
+        assert_eq!(Parent::parse(v.as_bytes()).map(|p| p.span_id), Some(0xb7));
+    }
+
+    #[test]
+    fn tracestate_is_kept_only_when_printable_and_short() {
+        assert_eq!(trace_state(Some(b" a=1,b=2 ")).as_deref(), Some("a=1,b=2"));
+        assert_eq!(trace_state(Some(&[b'a'; 513])), None);
+        assert_eq!(trace_state(Some(b"a=\x01")), None);
+        assert_eq!(trace_state(None), None);
+    }
+
+    #[test]
+    fn the_ratio_is_decided_by_the_trace_id_as_opentelemetry_does() {
+        // TraceIdRatioBased: the low 8 bytes, shifted right once, under ratio * 2^63.
+        let half = Sampler::new(0.5);
+        assert!(half.by_ratio(0x7fff_ffff_ffff_ffff));
+        assert!(!half.by_ratio(0x8000_0000_0000_0000));
+        assert!(!half.by_ratio(0xffff_ffff_ffff_ffff_8000_0000_0000_0000), "the high half does not count");
+        assert!(Sampler::new(1.0).by_ratio(u128::MAX), "1.0 records everything");
+        assert!(!Sampler::new(0.0).by_ratio(1), "0.0 records nothing new");
+        assert_eq!(Sampler::new(f64::NAN), Sampler::new(0.0));
+        assert_eq!(Sampler::new(7.0), Sampler::new(1.0));
+
+        let tenth = Sampler::new(0.1);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let ids: Vec<u128> = (0..100_000).map(|_| rng.u128(1..)).collect();
+        let kept = ids.iter().filter(|id| tenth.by_ratio(**id)).count();
+        assert!((9_000..11_000).contains(&kept), "{kept} of 100000 at 0.1");
+        assert!(ids.iter().all(|id| tenth.by_ratio(*id) == tenth.by_ratio(*id)), "deterministic");
+    }
+
+    #[test]
+    fn a_caller_decides_for_its_trace() {
+        let parent = |flags| Parent { trace_id: 1, span_id: 1, flags };
+        assert!(Sampler::new(0.0).decide(Some(&parent(0x01)), 1));
+        assert!(Sampler::new(0.0).decide(Some(&parent(0x03)), 1));
+        assert!(!Sampler::new(1.0).decide(Some(&parent(0x00)), 1));
+        assert!(Sampler::new(1.0).decide(None, 1));
+    }
+}
