@@ -181,7 +181,8 @@ mod tests {
 
     #[test]
     fn every_bad_key_is_reported_at_its_position() {
-        let yaml = format!("{BASE}tracing:\n  otlp_endpoint: \"https://c\"\n  sample_ratio: 1.5\n  service_name: \"\"\n");
+        let yaml =
+            format!("{BASE}tracing:\n  otlp_endpoint: \"https://c\"\n  sample_ratio: 1.5\n  service_name: \"\"\n");
         let errors = crate::config::load_str(&yaml, std::path::Path::new("t.yaml")).expect_err("invalid");
         let found: Vec<_> = errors.0.iter().map(|e| (e.path.as_str(), e.position.map(|p| p.0))).collect();
         assert_eq!(

@@ -133,8 +133,14 @@ fn the_reference_decoder_reads_every_field_of_a_request_and_its_retried_attempts
     assert_eq!(server["resource"]["service.name"], "it-tracing");
     assert_eq!(server["scope"]["name"], "portico");
     let a = &server["attributes"];
-    assert_eq!((&a["http.route"], &a["http.request.method"], &a["url.path"]), (&"users".into(), &"GET".into(), &"/users/7".into()));
-    assert_eq!((&a["http.response.status_code"], &a["server.address"], &a["server.port"]), (&200.into(), &"api.example".into(), &80.into()));
+    assert_eq!(
+        (&a["http.route"], &a["http.request.method"], &a["url.path"]),
+        (&"users".into(), &"GET".into(), &"/users/7".into())
+    );
+    assert_eq!(
+        (&a["http.response.status_code"], &a["server.address"], &a["server.port"]),
+        (&200.into(), &"api.example".into(), &80.into())
+    );
     assert_eq!(server["status"]["code"], "STATUS_CODE_UNSET");
     assert!(server["end"].as_u64() >= server["start"].as_u64());
 
@@ -158,7 +164,10 @@ fn the_reference_decoder_reads_every_field_of_a_request_and_its_retried_attempts
     let cont = by_name(&spans, "0af7651916cd43dd8448eb211c80319c", "SPAN_KIND_SERVER");
     assert_eq!(cont.len(), 1);
     let cont = cont[0];
-    assert_eq!((&cont["parent_span_id"], &cont["trace_state"]), (&"b7ad6b7169203331".into(), &"rojo=00f067aa0ba902b7".into()));
+    assert_eq!(
+        (&cont["parent_span_id"], &cont["trace_state"]),
+        (&"b7ad6b7169203331".into(), &"rojo=00f067aa0ba902b7".into())
+    );
     assert_eq!(cont["flags"], 0x301, "sampled, parent remote");
     let events = cont["events"].as_array().expect("events");
     assert_eq!(events.len(), 1);

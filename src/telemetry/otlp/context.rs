@@ -121,7 +121,8 @@ mod tests {
     fn traceparent_parses_as_w3c_reads_it() {
         let p = Parent::parse(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").expect("valid");
         assert_eq!(p, Parent { trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736, span_id: 0x00f067aa0ba902b7, flags: 1 });
-        let future = Parent::parse(b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what-ever").expect("valid");
+        let future =
+            Parent::parse(b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what-ever").expect("valid");
         assert_eq!(future.flags, 9, "a later version's extra fields are ignored");
         for bad in [
             &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"[..],

@@ -188,7 +188,9 @@ impl Worker {
                     // Logged when exports start failing, not for every batch after.
                     if !std::mem::replace(failing, true) {
                         match outcome {
-                            Ok(status) => log::warn!("OTLP collector answered {status}; dropping spans until it accepts"),
+                            Ok(status) => {
+                                log::warn!("OTLP collector answered {status}; dropping spans until it accepts")
+                            }
                             Err(e) => log::warn!("OTLP collector unreachable ({e}); dropping spans until it is back"),
                         }
                     }

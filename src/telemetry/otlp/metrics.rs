@@ -24,7 +24,8 @@ pub struct TracingMetrics {
 impl TracingMetrics {
     /// Creates the counters and registers them with `metrics`' registry.
     pub fn register(metrics: &Metrics) -> Result<Self, prometheus::Error> {
-        let exported = IntCounter::new("portico_tracing_spans_exported_total", "Spans delivered to the OTLP collector")?;
+        let exported =
+            IntCounter::new("portico_tracing_spans_exported_total", "Spans delivered to the OTLP collector")?;
         let dropped = IntCounterVec::new(
             Opts::new("portico_tracing_spans_dropped_total", "Spans dropped instead of delaying requests, by reason"),
             &["reason"],

@@ -91,7 +91,13 @@ impl RequestSpan {
         span
     }
 
-    fn record(&self, tracer: Arc<Tracer>, parent: Option<&Parent>, req: &http::request::Parts, i: &Incoming) -> Recording {
+    fn record(
+        &self,
+        tracer: Arc<Tracer>,
+        parent: Option<&Parent>,
+        req: &http::request::Parts,
+        i: &Incoming,
+    ) -> Recording {
         let base_unix_nano = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         let method = method_name(&req.method);
         let mut s = SpanData::new(self.trace_id, self.span_id, span_name(method), SpanKind::Server, base_unix_nano);

@@ -1,6 +1,6 @@
 use super::*;
-use crate::telemetry::otlp::testing::{only, spans_of, Field};
 use crate::telemetry::otlp::span::{SpanKind, StatusCode};
+use crate::telemetry::otlp::testing::{only, spans_of, Field};
 
 /// The request below as Python's `opentelemetry-proto` 1.45 (protobuf 7) serializes it, field
 /// for field: `ExportTraceServiceRequest(...).SerializeToString().hex()`.
@@ -17,7 +17,8 @@ fn origin() -> Origin {
 
 fn sample_span() -> SpanData {
     let start = 1_700_000_000_000_000_000;
-    let mut s = SpanData::new(0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7, "GET users", SpanKind::Server, start);
+    let mut s =
+        SpanData::new(0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7, "GET users", SpanKind::Server, start);
     s.parent_span_id = 0x1122334455667788;
     s.parent_is_remote = true;
     s.trace_state = Some("k=v".into());

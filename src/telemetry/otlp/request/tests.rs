@@ -155,7 +155,10 @@ fn retries_are_sibling_client_spans_each_propagated_with_its_own_id() {
     }
     assert_eq!((text(clients[0], "error.type"), clients[0].status), (Some("connect_error"), StatusCode::Error));
     assert_eq!(text(clients[0], "portico.retry_reason"), None);
-    assert_eq!((text(clients[1], "error.type"), int(clients[1], "http.response.status_code")), (Some("503"), Some(503)));
+    assert_eq!(
+        (text(clients[1], "error.type"), int(clients[1], "http.response.status_code")),
+        (Some("503"), Some(503))
+    );
     assert_eq!(text(clients[1], "portico.retry_reason"), Some("connect_error"));
     assert_eq!((text(clients[2], "portico.retry_reason"), clients[2].status), (Some("status"), StatusCode::Unset));
     assert!(clients[0].end_unix_nano <= clients[1].start_unix_nano, "siblings one after the other");
@@ -179,7 +182,10 @@ fn refusals_are_events_and_server_errors_mark_the_span() {
     assert_eq!(refused.status, StatusCode::Unset, "a 4xx is the client's doing");
     let e = &refused.events[0];
     assert_eq!(e.name, "portico.refused");
-    assert_eq!(e.attributes, [("http.response.status_code", Value::Int(429)), ("error.type", Value::Static("rate_limited"))]);
+    assert_eq!(
+        e.attributes,
+        [("http.response.status_code", Value::Int(429)), ("error.type", Value::Static("rate_limited"))]
+    );
     assert_eq!((spans[1].status, text(&spans[1], "error.type")), (StatusCode::Error, Some("503")));
     assert_eq!((spans[2].status, text(&spans[2], "error.type")), (StatusCode::Error, Some("upstream_error")));
 }
