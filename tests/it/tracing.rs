@@ -81,7 +81,8 @@ fn request(traceparent: Option<&str>) -> http::request::Parts {
 const INCOMING: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 fn incoming() -> Incoming<'static> {
-    Incoming { listener: "web", client: Some([127, 0, 0, 1].into()), tls: false, request_id: "rid-1" }
+    static WEB: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("web"));
+    Incoming { listener: &WEB, client: Some([127, 0, 0, 1].into()), tls: false, request_id: "rid-1" }
 }
 
 fn by_name<'a>(spans: &'a [Value], trace: &str, kind: &str) -> Vec<&'a Value> {

@@ -38,7 +38,9 @@
 //! 8. `logging`: `span.finish(status, error)` with the status written (0 if none) and
 //!    `ctx.error`; the access log's `trace_id` is `span.trace_id_hex()`.
 //!
-//! A mirrored request (`mirror.rs`) may get its own client span the same way.
+//! A mirrored request (`mirror.rs`) may get its own client span the same way. On shutdown
+//! (the draining service in `reload.rs`), `tracer.flush(...)` sends what is still queued; a
+//! replaced tracer sends its queue by itself once the last request holding it is done.
 
 pub mod context;
 pub mod encode;

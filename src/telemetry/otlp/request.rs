@@ -16,8 +16,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// What the request span needs to know about where a request came in.
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'a> {
-    /// The listener's name (`portico.listener`).
-    pub listener: &'a str,
+    /// The listener's name (`portico.listener`), shared with the config.
+    pub listener: &'a Arc<str>,
     /// The client's address (`client.address`).
     pub client: Option<IpAddr>,
     /// Whether the request came over TLS (`url.scheme`).
@@ -125,7 +125,7 @@ impl RequestSpan {
         if let Some(ua) = req.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()) {
             s.set("user_agent.original", ua.to_string());
         }
-        s.set("portico.listener", i.listener.to_string());
+        s.set("portico.listener", Value::Shared(i.listener.clone()));
         s.set("portico.request_id", i.request_id.to_string());
         Recording {
             tracer,

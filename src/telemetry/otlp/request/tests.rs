@@ -15,7 +15,8 @@ fn request(method: &str, traceparent: Option<&str>) -> http::request::Parts {
 }
 
 fn incoming() -> Incoming<'static> {
-    Incoming { listener: "web", client: Some([10, 0, 0, 9].into()), tls: true, request_id: "req-1" }
+    static WEB: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("web"));
+    Incoming { listener: &WEB, client: Some([10, 0, 0, 9].into()), tls: true, request_id: "req-1" }
 }
 
 fn text<'a>(s: &'a SpanData, key: &str) -> Option<&'a str> {
