@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub consumers: Vec<ConsumerFile>,
     #[serde(default)]
     pub rate_limit_store: Option<RateLimitStoreFile>,
+    #[serde(default)]
+    pub tracing: Option<super::tracing::TracingFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]

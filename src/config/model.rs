@@ -29,6 +29,8 @@ pub struct Config {
     pub routes: Vec<Arc<RouteSpec>>,
     /// Known consumers.
     pub consumers: Vec<Arc<Consumer>>,
+    /// Span export, when the file has a `tracing:` section.
+    pub tracing: Option<super::tracing::TracingSettings>,
     /// The effective config as JSON with secrets masked, for `GET /config`.
     pub effective: serde_json::Value,
 }

@@ -169,6 +169,11 @@ impl Metrics {
         self.reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
     }
 
+    /// Adds a metric made elsewhere (the OTLP exporter's counters) to what `/metrics` shows.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);

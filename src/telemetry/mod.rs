@@ -6,11 +6,13 @@
 //! | [`access_log`]  | the JSON access-log line, its writer thread and batching         |
 //! | [`trace`]       | request ids and W3C trace context (`traceparent`)                |
 //! | [`text`]        | RFC 3339 time and socket-address text for log fields             |
+//! | [`otlp`]        | OpenTelemetry spans: sampling, the request span API, OTLP export |
 //!
 //! Everything is re-exported here: code outside names `crate::telemetry::Metrics`, not the file.
 
 pub mod access_log;
 pub mod metrics;
+pub mod otlp;
 pub mod text;
 pub mod trace;
 

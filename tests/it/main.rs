@@ -17,4 +17,5 @@ mod reload;
 mod resilience;
 mod routing;
 mod tls;
+mod tracing;
 mod traffic_basics;

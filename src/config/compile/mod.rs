@@ -48,6 +48,7 @@ pub(super) fn compile(
 
     // Consumers, then what every filter is built with.
     let consumers = consumers::consumers(file.consumers, errors);
+    let tracing = super::tracing::compile(file.tracing, errors);
     let redis_url = file.rate_limit_store.as_ref().map(|s| s.redis.as_str());
     let cx = BuildContext { consumers: &consumers, base_dir, redis_url, place: "" };
 
@@ -69,6 +70,7 @@ pub(super) fn compile(
         upstreams,
         routes,
         consumers,
+        tracing,
         effective,
     }
 }
