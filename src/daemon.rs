@@ -25,9 +25,12 @@ use portico_filters::FilterFactory;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The version and the commit the binary was built from (src/build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PORTICO_COMMIT"), ")");
+
 /// Portico: a programmable reverse proxy and API gateway.
 #[derive(Parser, Debug)]
-#[command(name = "portico", version, about)]
+#[command(name = "portico", version = VERSION, about)]
 struct Cli {
     /// The config file.
     #[arg(short = 'c', long = "config", default_value = "conf/portico.yaml")]
@@ -71,7 +74,7 @@ impl Daemon {
     /// is invalid or the server cannot start.
     pub fn run(self) -> ExitCode {
         let cli = Cli::parse();
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+        crate::logging::init();
 
         // Before the first config load: every load and reload builds filters from it.
         if registry::install(self.registry).is_err() {
@@ -90,6 +93,7 @@ impl Daemon {
             println!("portico: {} is valid", cli.config.display());
             return ExitCode::SUCCESS;
         }
+        crate::logging::apply(config.log);
         let shared = match crate::server::build_shared(config) {
             Ok(s) => s,
             Err(e) => {

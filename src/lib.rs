@@ -8,6 +8,7 @@ pub mod admin;
 pub mod config;
 pub mod daemon;
 pub mod keepalive;
+pub mod logging;
 pub mod mirror;
 pub mod proxy;
 pub mod reload;

@@ -108,6 +108,7 @@ pub struct StartupShape {
     admin: Option<SocketAddr>,
     access_log: AccessLogTarget,
     server: ServerSettings,
+    log: crate::config::log::LogSettings,
 }
 
 impl StartupShape {
@@ -129,6 +130,7 @@ impl StartupShape {
             admin: config.admin,
             access_log: config.access_log.clone(),
             server: config.server.clone(),
+            log: config.log,
         }
     }
 
@@ -146,6 +148,9 @@ impl StartupShape {
         }
         if self.server != new.server {
             changed.push("server settings");
+        }
+        if self.log != new.log {
+            changed.push("log");
         }
         changed
     }

@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub rate_limit_store: Option<RateLimitStoreFile>,
     #[serde(default)]
     pub tracing: Option<super::tracing::TracingFile>,
+    #[serde(default)]
+    pub log: Option<super::log::LogFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]

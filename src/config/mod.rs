@@ -13,6 +13,7 @@ pub mod defaults;
 mod env;
 mod file;
 mod locate;
+pub mod log;
 pub mod model;
 pub mod tracing;
 

@@ -31,6 +31,8 @@ pub struct Config {
     pub consumers: Vec<Arc<Consumer>>,
     /// Span export, when the file has a `tracing:` section.
     pub tracing: Option<super::tracing::TracingSettings>,
+    /// How Portico's own log is written.
+    pub log: super::log::LogSettings,
     /// The effective config as JSON with secrets masked, for `GET /config`.
     pub effective: serde_json::Value,
 }

@@ -13,6 +13,7 @@ mod edge_filters;
 mod health;
 mod limits;
 mod observability;
+mod operations;
 mod reload;
 mod resilience;
 mod routing;

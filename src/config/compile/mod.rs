@@ -71,6 +71,7 @@ pub(super) fn compile(
         routes,
         consumers,
         tracing,
+        log: super::log::compile(file.log),
         effective,
     }
 }
