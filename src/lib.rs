@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod chain;
 pub mod config;
+pub mod explain;
 pub mod keepalive;
 pub mod mirror;
 pub mod proxy;

@@ -20,7 +20,7 @@ pub(super) fn compile(
     errors: &mut Errors<'_>,
 ) -> Config {
     let server = server_settings(file.server);
-    let admin = file.admin.and_then(|a| socket_addr(&a.listen, "admin.listen", errors));
+    let (admin, admin_access) = super::admin::compile(file.admin, errors);
     let access_log = match file.access_log {
         None => AccessLogTarget::Stdout,
         Some(a) => match a.path.as_str() {
@@ -217,6 +217,7 @@ pub(super) fn compile(
         source_path: path.to_path_buf(),
         server,
         admin,
+        admin_access,
         access_log,
         listeners,
         upstreams,

@@ -58,20 +58,24 @@ fn expand(s: &str) -> Result<String, String> {
 /// Keys whose values are secrets: masked in `GET /config`.
 const SECRET_KEYS: &[&str] = &["api_keys", "secret", "password", "password_hash", "token", "redis", "key"];
 
+/// Secret-looking keys that are not secrets under this parent: a rate limiter's `key` says what
+/// it counts by (`client_ip`), and `/explain` shows it.
+const NOT_SECRET_UNDER: &[(&str, &str)] = &[("rate_limit", "key")];
+
 /// The config as JSON with every secret value replaced by `"***"`.
 pub(super) fn masked_json(value: &Value) -> serde_json::Value {
-    fn mask(v: &mut serde_json::Value) {
+    fn mask(v: &mut serde_json::Value, parent: &str) {
         match v {
             serde_json::Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
-                    if SECRET_KEYS.contains(&k.as_str()) {
+                    if SECRET_KEYS.contains(&k.as_str()) && !NOT_SECRET_UNDER.contains(&(parent, k.as_str())) {
                         hide(v);
                     } else {
-                        mask(v);
+                        mask(v, k);
                     }
                 }
             }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(mask),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| mask(v, parent)),
             _ => {}
         }
     }
@@ -84,7 +88,7 @@ pub(super) fn masked_json(value: &Value) -> serde_json::Value {
         }
     }
     let mut json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-    mask(&mut json);
+    mask(&mut json, "");
     json
 }
 
@@ -109,5 +113,19 @@ mod tests {
         assert_eq!(json["consumers"][0]["name"], "a");
         assert_eq!(json["filters"][0]["jwt"]["secret"], "***");
         assert_eq!(json["filters"][0]["jwt"]["issuer"], "i");
+    }
+
+    #[test]
+    fn a_rate_limit_key_is_not_a_secret() {
+        let v: Value = serde_yaml::from_str(
+            "filters: [{rate_limit: {key: client_ip}}]
+tls: {key: k.pem}
+admin: {token: t}",
+        )
+        .expect("yaml");
+        let json = masked_json(&v);
+        assert_eq!(json["filters"][0]["rate_limit"]["key"], "client_ip");
+        assert_eq!(json["tls"]["key"], "***");
+        assert_eq!(json["admin"]["token"], "***");
     }
 }

@@ -7,12 +7,14 @@
 //!
 //! Every error names file, line, column and YAML path.
 
+mod admin;
 mod compile;
 mod env;
 mod file;
 mod locate;
 pub mod model;
 
+pub use admin::{AdminAccess, AdminToken};
 pub use model::*;
 
 use locate::Locations;
