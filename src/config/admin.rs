@@ -26,6 +26,9 @@ pub struct AdminAccess {
     pub token: Option<AdminToken>,
     /// Serve `/metrics` without the token (for a Prometheus that cannot send one).
     pub metrics_public: bool,
+    /// The host name `admin.listen` was written with, when it is a name rather than an IP
+    /// address: requests may name it in `Host` besides the address itself.
+    pub name: Option<String>,
 }
 
 /// The admin token. Its `Debug` never shows it, and it is compared in constant time.
@@ -84,7 +87,9 @@ pub(super) fn compile(file: Option<AdminFile>, errors: &mut Errors<'_>) -> (Opti
             );
         }
     }
-    (addr, AdminAccess { token, metrics_public: file.metrics_public })
+    let host = file.listen.rsplit_once(':').map_or(file.listen.as_str(), |(h, _)| h);
+    let name = (host.parse::<std::net::IpAddr>().is_err() && !host.starts_with('[')).then(|| host.to_ascii_lowercase());
+    (addr, AdminAccess { token, metrics_public: file.metrics_public, name })
 }
 
 #[cfg(test)]
@@ -120,7 +125,7 @@ mod tests {
     fn elsewhere_a_token_is_required_and_must_be_long() {
         let e = load("{listen: \"0.0.0.0:9901\"}").expect_err("needs a token");
         assert_eq!(e.0.len(), 1, "{e}");
-        assert_eq!((e.0[0].path.as_str(), e.0[0].position), ("admin.listen", Some((1, 16))), "{e}");
+        assert_eq!((e.0[0].path.as_str(), e.0[0].position), ("admin.listen", Some((1, 9))), "{e}");
         assert!(e.0[0].message.contains("set `admin.token`"), "{e}");
         let e = load("{listen: \"0.0.0.0:9901\", token: short}").expect_err("too short");
         assert_eq!(e.0.len(), 1, "one error, about the token: {e}");

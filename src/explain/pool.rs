@@ -54,6 +54,12 @@ pub struct TargetPlan {
     pub address: String,
     /// Relative share.
     pub weight: usize,
+    /// Whether it passes its health checks now (the admin API knows; the CLI does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+    /// Whether outlier detection keeps it out now (the admin API knows; the CLI does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ejected: Option<bool>,
 }
 
 /// Upstream timeouts in milliseconds.
@@ -110,7 +116,11 @@ impl PoolPlan {
                 Balance::LeastLoaded => "least_loaded",
             },
             hash_key,
-            targets: u.targets.iter().map(|t| TargetPlan { address: t.addr.to_string(), weight: t.weight }).collect(),
+            targets: u
+                .targets
+                .iter()
+                .map(|t| TargetPlan { address: t.addr.to_string(), weight: t.weight, healthy: None, ejected: None })
+                .collect(),
             discovery: u
                 .dns
                 .as_ref()

@@ -256,7 +256,25 @@ fn pool(out: &mut String, p: &PoolPlan) {
     let targets: Vec<String> = p
         .targets
         .iter()
-        .map(|t| if t.weight == 1 { t.address.clone() } else { format!("{} (weight {})", t.address, t.weight) })
+        .map(|t| {
+            let mut notes = Vec::new();
+            if t.weight != 1 {
+                notes.push(format!("weight {}", t.weight));
+            }
+            match t.healthy {
+                Some(true) => notes.push("up".into()),
+                Some(false) => notes.push("down".into()),
+                None => {}
+            }
+            if t.ejected == Some(true) {
+                notes.push("ejected".into());
+            }
+            if notes.is_empty() {
+                t.address.clone()
+            } else {
+                format!("{} ({})", t.address, notes.join(", "))
+            }
+        })
         .collect();
     if !targets.is_empty() {
         b.line("targets", &targets.join(", "));
