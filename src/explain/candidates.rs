@@ -19,16 +19,34 @@ pub(super) fn candidate(route: &RouteSpec, rank: usize, req: &RequestView<'_>) -
     }
 }
 
-/// The routes closest to taking a request nothing took: fewest failed rules first, a matching
-/// path counting for more than a matching host, then precedence.
+/// The routes closest to taking a request nothing took: those whose path matches first, then
+/// those whose path rule shares the longest start with the request's path (`/user/7` is near
+/// `/users`), then fewest other failed rules, then precedence.
 pub(super) fn nearest(lr: &ListenerRouter, req: &RequestView<'_>) -> Vec<Candidate> {
-    let mut all: Vec<(usize, Vec<Miss>, usize)> =
-        lr.routes().iter().enumerate().map(|(i, r)| (i, misses(r, req), i + 1)).collect();
-    all.sort_by_key(|(_, m, rank)| {
-        let weight: usize = m.iter().map(|x| if *x == Miss::Path { 3 } else { 2 }).sum();
-        (weight, *rank)
-    });
-    all.into_iter().take(NEAREST).map(|(i, _, rank)| candidate(&lr.routes()[i], rank, req)).collect()
+    let mut all: Vec<(usize, (bool, std::cmp::Reverse<usize>, usize, usize))> = lr
+        .routes()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let m = misses(r, req);
+            let path_missed = m.contains(&Miss::Path);
+            let shared = if path_missed { shared_start(&r.matcher.path, req.path) } else { 0 };
+            let others = m.iter().filter(|x| **x != Miss::Path).count();
+            (i, (path_missed, std::cmp::Reverse(shared), others, i))
+        })
+        .collect();
+    all.sort_by_key(|(_, key)| *key);
+    all.into_iter().take(NEAREST).map(|(i, _)| candidate(&lr.routes()[i], i + 1, req)).collect()
+}
+
+/// How many leading bytes a path rule's literal start shares with `path`.
+fn shared_start(p: &PathPattern, path: &str) -> usize {
+    let literal = match p {
+        PathPattern::Prefix(s) | PathPattern::Exact(s) => s.as_str(),
+        PathPattern::Regex(r) => r.as_str().trim_start_matches('^'),
+        PathPattern::Any => "",
+    };
+    literal.bytes().zip(path.bytes()).take_while(|(a, b)| a == b).count()
 }
 
 fn report_miss(route: &RouteSpec, miss: &Miss, req: &RequestView<'_>) -> MissReport {

@@ -6,9 +6,12 @@ mod security;
 mod support;
 mod tokens;
 
+mod admin;
 mod balancing;
 mod config_check;
+mod dashboard;
 mod edge_filters;
+mod explain;
 mod health;
 mod limits;
 mod observability;
