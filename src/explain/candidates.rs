@@ -23,7 +23,9 @@ pub(super) fn candidate(route: &RouteSpec, rank: usize, req: &RequestView<'_>) -
 /// those whose path rule shares the longest start with the request's path (`/user/7` is near
 /// `/users`), then fewest other failed rules, then precedence.
 pub(super) fn nearest(lr: &ListenerRouter, req: &RequestView<'_>) -> Vec<Candidate> {
-    let mut all: Vec<(usize, (bool, std::cmp::Reverse<usize>, usize, usize))> = lr
+    // (path missed, longest shared start first, other misses, precedence)
+    type Nearness = (bool, std::cmp::Reverse<usize>, usize, usize);
+    let mut all: Vec<(usize, Nearness)> = lr
         .routes()
         .iter()
         .enumerate()
