@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod config;
 pub mod daemon;
+pub mod explain;
 pub mod keepalive;
 pub mod logging;
 pub mod mirror;

@@ -178,6 +178,7 @@ impl Shared {
             }
         };
         self.metrics.reload(result.is_ok());
+        self.last_reload.store(Some(Arc::new(crate::state::LastReload::now(result.clone()))));
         match &result {
             Ok(g) => log::info!("config reloaded from {} (generation {g})", path.display()),
             Err(e) => log::error!("config reload rejected, keeping the running config:\n{e}"),

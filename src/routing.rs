@@ -6,7 +6,7 @@
 //! a microsecond (see `benches/routing.rs`).
 
 use crate::config::{HostPattern, MatchSpec, PathPattern, RouteSpec};
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderName, Method};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -294,18 +294,72 @@ fn path_matches(p: &PathPattern, path: &str) -> bool {
 }
 
 fn headers_match(m: &MatchSpec, headers: &HeaderMap) -> bool {
-    m.headers
-        .iter()
-        .all(|(name, want)| headers.get_all(name).iter().any(|v| want == "*" || v.as_bytes() == want.as_bytes()))
+    m.headers.iter().all(|(name, want)| header_matches(name, want, headers))
+}
+
+fn header_matches(name: &HeaderName, want: &str, headers: &HeaderMap) -> bool {
+    headers.get_all(name).iter().any(|v| want == "*" || v.as_bytes() == want.as_bytes())
 }
 
 fn query_matches(m: &MatchSpec, query: Option<&str>) -> bool {
-    m.query.iter().all(|(name, want)| {
-        query.unwrap_or("").split('&').any(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            k == name && (want == "*" || v == want)
-        })
+    m.query.iter().all(|(name, want)| query_param_matches(name, want, query))
+}
+
+fn query_param_matches(name: &str, want: &str, query: Option<&str>) -> bool {
+    query.unwrap_or("").split('&').any(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        k == name && (want == "*" || v == want)
     })
+}
+
+// === explaining a match ===
+
+/// One rule of a route's match that a request fails; `/explain` says why a route did not
+/// take a request with these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    /// None of the route's hosts.
+    Host,
+    /// The path rule.
+    Path,
+    /// This header is missing or has another value.
+    Header(HeaderName),
+    /// This query parameter is missing or has another value.
+    Query(String),
+    /// The route takes other methods (the request would get 405 if nothing else matched).
+    Method,
+}
+
+impl ListenerRouter {
+    /// The listener's routes in precedence order, the order [`ListenerRouter::find`] tries them
+    /// in: what `GET /routes` lists.
+    pub fn routes(&self) -> &[Arc<RouteSpec>] {
+        &self.routes
+    }
+}
+
+/// The rules of `route` that `req` fails, in the order routing checks them; empty when the
+/// route would take the request. Built from the same predicates as [`ListenerRouter::find`], so
+/// an explanation cannot disagree with routing.
+pub fn misses(route: &RouteSpec, req: &RequestView<'_>) -> Vec<Miss> {
+    let m = &route.matcher;
+    let mut out = Vec::new();
+    if !host_matches(m, &req.host.to_ascii_lowercase()) {
+        out.push(Miss::Host);
+    }
+    if !path_matches(&m.path, req.path) {
+        out.push(Miss::Path);
+    }
+    out.extend(
+        m.headers.iter().filter(|(n, w)| !header_matches(n, w, req.headers)).map(|(n, _)| Miss::Header(n.clone())),
+    );
+    out.extend(
+        m.query.iter().filter(|(n, w)| !query_param_matches(n, w, req.query)).map(|(n, _)| Miss::Query(n.clone())),
+    );
+    if m.methods.as_ref().is_some_and(|ms| !ms.iter().any(|x| x == req.method)) {
+        out.push(Miss::Method);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -84,6 +84,25 @@ pub struct Shared {
     pub(crate) generation: AtomicU64,
     /// False once shutdown starts, for `/ready`.
     pub ready: AtomicBool,
+    /// The latest reload attempt (SIGHUP or admin API), for the dashboard.
+    pub last_reload: arc_swap::ArcSwapOption<LastReload>,
+}
+
+/// How the latest reload went.
+#[derive(Debug)]
+pub struct LastReload {
+    /// When it finished, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The new generation, or why the new file was refused.
+    pub result: Result<u64, crate::reload::ReloadError>,
+}
+
+impl LastReload {
+    /// The outcome of a reload that just finished.
+    pub fn now(result: Result<u64, crate::reload::ReloadError>) -> Self {
+        let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        LastReload { at_ms: at_ms as u64, result }
+    }
 }
 
 impl Shared {
@@ -96,6 +115,7 @@ impl Shared {
             access_log,
             reload_lock: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(true),
+            last_reload: Default::default(),
         })
     }
 }

@@ -89,12 +89,20 @@ fn expand(s: &str) -> Result<String, String> {
 /// Keys whose values are secrets wherever they appear: masked in `GET /config`.
 const SECRET_KEYS: &[&str] = &["api_keys", "secret", "password", "password_hash", "token", "redis", "key"];
 
-/// Whether the value under `key` (at YAML path `path`) is a secret by its name.
-///
-/// The one place that decides by name: fields that a filter declares secret would be checked
-/// here too, by `path`.
-fn is_secret_key(key: &str, _path: &str) -> bool {
-    SECRET_KEYS.contains(&key)
+/// Secret-looking keys that are not secrets under this parent: a rate limiter's `key` says what
+/// it counts by (`client_ip`), and `/explain` shows it.
+const NOT_SECRET_UNDER: &[(&str, &str)] = &[("rate_limit", "key")];
+
+/// Whether the value under `key` (whose parent mapping sits under `parent`) is a secret by its
+/// name. Fields that filters declare secret are masked by [`mask_filter_secrets`].
+fn is_secret_key(key: &str, parent: &str) -> bool {
+    SECRET_KEYS.contains(&key) && !NOT_SECRET_UNDER.contains(&(parent, key))
+}
+
+/// The last mapping key of a YAML path (`rate_limit` of `routes[0].filters[1].rate_limit`).
+fn last_key(path: &str) -> &str {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    last.split('[').next().unwrap_or(last)
 }
 
 /// The config as JSON for `GET /config`, every secret value replaced by `"***"`: values under a
@@ -112,7 +120,7 @@ fn mask(v: &mut Value, path: &str, substituted: &Substituted) {
         Value::Mapping(map) => {
             for (k, v) in map.iter_mut() {
                 let child = key_path(path, k);
-                if is_secret_key(k.as_str().unwrap_or("?"), &child) {
+                if is_secret_key(k.as_str().unwrap_or("?"), last_key(path)) {
                     hide(v);
                 } else {
                     mask(v, &child, substituted);
@@ -199,5 +207,16 @@ mod tests {
         assert_eq!(json["listen"], "127.0.0.1:8080");
         assert_eq!(json["routes"][0]["name"], "r");
         assert_eq!(json["consumers"][0]["api_keys"][0], "***", "secret key names are still masked");
+    }
+
+    #[test]
+    fn a_rate_limit_key_is_not_a_secret() {
+        let v: Value =
+            serde_yaml::from_str("filters: [{rate_limit: {key: client_ip}}]\ntls: {key: k.pem}\nadmin: {token: t}")
+                .expect("yaml");
+        let json = masked_json(&v, &Substituted::default());
+        assert_eq!(json["filters"][0]["rate_limit"]["key"], "client_ip");
+        assert_eq!(json["tls"]["key"], "***");
+        assert_eq!(json["admin"]["token"], "***");
     }
 }

@@ -53,6 +53,11 @@ pub struct ServerFile {
 #[serde(deny_unknown_fields)]
 pub struct AdminFile {
     pub listen: String,
+    // Checked with `listen` in super::admin.
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub metrics_public: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@
 //!
 //! Every error names file, line, column and YAML path.
 
+mod admin;
 mod compile;
 pub mod defaults;
 mod env;
@@ -17,6 +18,7 @@ pub mod log;
 pub mod model;
 pub mod tracing;
 
+pub use admin::{AdminAccess, AdminToken};
 pub use model::*;
 
 use locate::Locations;

@@ -19,6 +19,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// Where the admin API listens, if anywhere.
     pub admin: Option<SocketAddr>,
+    /// Who may use the admin API (a reload may change it, unlike the address).
+    pub admin_access: super::AdminAccess,
     /// Where access-log lines go.
     pub access_log: AccessLogTarget,
     /// The listeners, in file order.
@@ -366,6 +368,28 @@ pub struct Rewrite {
     pub add_prefix: Option<String>,
     /// The `Host` header sent upstream.
     pub host: Option<HeaderValue>,
+}
+
+impl Rewrite {
+    /// The path sent upstream for a request `path` (no query): `strip_prefix` removed when the
+    /// path starts with it at a segment boundary, then `add_prefix` put in front.
+    pub fn path(&self, path: &str) -> String {
+        let stripped = match &self.strip_prefix {
+            Some(p) if path.starts_with(p.as_str()) && (path.len() == p.len() || path.as_bytes()[p.len()] == b'/') => {
+                &path[p.len()..]
+            }
+            _ => path,
+        };
+        let mut new_path = String::with_capacity(stripped.len() + 32);
+        if let Some(add) = &self.add_prefix {
+            new_path.push_str(add);
+        }
+        new_path.push_str(stripped);
+        if !new_path.starts_with('/') {
+            new_path.insert(0, '/');
+        }
+        new_path
+    }
 }
 
 /// What failures a retry is allowed for.

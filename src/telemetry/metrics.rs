@@ -174,6 +174,12 @@ impl Metrics {
         self.registry.register(collector)
     }
 
+    /// Every metric's current values, for the admin API's `/stats` (JSON the dashboard reads,
+    /// computed from the same series `/metrics` exports).
+    pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);

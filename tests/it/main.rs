@@ -6,10 +6,13 @@ mod security;
 mod support;
 mod tokens;
 
+mod admin;
 mod balancing;
 mod config_check;
 mod custom_filter;
+mod dashboard;
 mod edge_filters;
+mod explain;
 mod health;
 mod limits;
 mod observability;

@@ -43,7 +43,7 @@ pub(super) fn compile(
 ) -> Config {
     // Process-wide settings.
     let server = server::settings(file.server);
-    let admin = server::admin(file.admin, errors);
+    let (admin, admin_access) = super::admin::compile(file.admin, errors);
     let access_log = server::access_log(file.access_log, base_dir);
 
     // Consumers, then what every filter is built with.
@@ -65,6 +65,7 @@ pub(super) fn compile(
         source_path: path.to_path_buf(),
         server,
         admin,
+        admin_access,
         access_log,
         listeners,
         upstreams,

@@ -1,11 +1,10 @@
 //! The process-wide sections: `server`, `admin`, `access_log`, and the `rate_limit_store` check.
 
-use super::{resolve, socket_addr};
+use super::resolve;
 use crate::config::defaults;
-use crate::config::file::{AccessLogFile, AdminFile, RateLimitStoreFile, ServerFile};
+use crate::config::file::{AccessLogFile, RateLimitStoreFile, ServerFile};
 use crate::config::model::{AccessLogTarget, ServerSettings};
 use crate::config::Errors;
-use std::net::SocketAddr;
 use std::path::Path;
 
 /// Pingora's process settings, each key defaulted.
@@ -19,11 +18,6 @@ pub(super) fn settings(s: ServerFile) -> ServerSettings {
         work_stealing: s.work_stealing.unwrap_or(defaults::WORK_STEALING),
         upstream_keepalive_pool_size: s.upstream_keepalive_pool_size.unwrap_or(defaults::UPSTREAM_KEEPALIVE_POOL_SIZE),
     }
-}
-
-/// The admin listener's address; no `admin` section, no admin API.
-pub(super) fn admin(admin: Option<AdminFile>, errors: &mut Errors<'_>) -> Option<SocketAddr> {
-    admin.and_then(|a| socket_addr(&a.listen, "admin.listen", errors))
 }
 
 /// Where access-log lines go: `stdout` (or `-`), `stderr`, `off` (or empty), or a file path.
