@@ -1,0 +1,36 @@
+use super::*;
+use crate::config::{BreakerSpec, Timeouts};
+use breaker::{Admission, State};
+
+/// A pool with a breaker and no targets at all: every selection finds nothing.
+fn empty_pool_with_breaker() -> Pool {
+    Pool::new(Arc::new(UpstreamSpec {
+        name: "empty".into(),
+        targets: Vec::new(),
+        dns: None,
+        balance: Balance::RoundRobin,
+        hash_key: crate::config::HashKey::Path,
+        health: None,
+        timeouts: Timeouts::default(),
+        tls: None,
+        http2: false,
+        outlier: None,
+        breaker: Some(BreakerSpec { failure_ratio: 0.5, min_requests: 1, open_ms: 1000 }),
+        max_in_flight: None,
+    }))
+}
+
+#[test]
+fn a_half_open_probe_that_found_no_target_leaves_the_breaker_half_open() {
+    let pool = empty_pool_with_breaker();
+    let breaker = pool.breaker.as_ref().expect("a breaker");
+    let t = 1_000_000;
+    breaker.record(breaker.admit(t), false, t);
+    assert_eq!(breaker.state(), State::Open);
+
+    let probe = breaker.admit(t + 1_000);
+    assert_eq!(probe, Admission::Probe);
+    assert!(pool.select_admitted(b"", &[], t + 1_000, probe).is_none());
+    assert_eq!(breaker.state(), State::HalfOpen, "no target answered, so nothing closed the breaker");
+    assert_eq!(breaker.admit(t + 1_001), Admission::Probe, "the probe place was given back");
+}
