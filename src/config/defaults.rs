@@ -3,7 +3,7 @@
 //! The file structs (`config/file.rs`) hold only what the user wrote (`Option` for anything with a
 //! default); `config/compile/` fills the gaps from here, so `portico -t`, the running proxy and
 //! the README read the same values. A key that is absent and has no constant here means "none"
-//! (no admin listener, no TLS, no retries, Pingora's own timeouts) or an empty list.
+//! (no admin listener, no TLS, no retries) or an empty list.
 
 use super::model::{Balance, HashKey, Role};
 
@@ -77,7 +77,18 @@ pub const HEALTH_EXPECT_STATUS: u16 = 200;
 pub const UPSTREAM_TLS_VERIFY: bool = true;
 /// `upstreams.*.http2`: HTTP/1.1 to the targets unless asked.
 pub const UPSTREAM_HTTP2: bool = false;
-// `upstreams.*.timeouts.*`: unset keys leave Pingora's defaults.
+/// `upstreams.*.timeouts.connect_ms`: a TCP (and TLS) connect that takes longer than 5 s is
+/// given up, so a target that drops SYNs cannot hold requests (Pingora alone waits as long as
+/// the kernel does, about two minutes).
+pub const UPSTREAM_CONNECT_MS: u64 = 5_000;
+/// `upstreams.*.timeouts.read_ms`: 60 s, nginx's `proxy_read_timeout`, between two reads from
+/// the upstream: a hung upstream answers 504 after a minute instead of never. Raise it for
+/// long polls, server-sent events and WebSockets that stay quiet longer.
+pub const UPSTREAM_READ_MS: u64 = 60_000;
+/// `upstreams.*.timeouts.write_ms`: 60 s, nginx's `proxy_send_timeout`, for each write to the
+/// upstream.
+pub const UPSTREAM_WRITE_MS: u64 = 60_000;
+// `upstreams.*.timeouts.idle_ms`: unset, Pingora's default for pooled connections.
 // `upstreams.*.tls.sni`: empty (no SNI sent, no name checked beyond the chain).
 
 // === routes ===

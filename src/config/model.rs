@@ -238,7 +238,8 @@ pub enum HealthKind {
     Tcp,
 }
 
-/// Upstream timeouts; `None` leaves Pingora's default.
+/// Upstream timeouts; `None` leaves Pingora's default (the compiled config always sets connect,
+/// read and write, from `config/defaults.rs` when the file does not).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timeouts {
     /// TCP connect.

@@ -34,3 +34,22 @@ fn a_half_open_probe_that_found_no_target_leaves_the_breaker_half_open() {
     assert_eq!(breaker.state(), State::HalfOpen, "no target answered, so nothing closed the breaker");
     assert_eq!(breaker.admit(t + 1_001), Admission::Probe, "the probe place was given back");
 }
+
+#[test]
+fn a_peer_gets_the_default_timeouts_when_the_file_sets_none() {
+    let yaml = "listeners: [{name: web, listen: \"127.0.0.1:0\"}]\n\
+                upstreams: {u: {targets: [\"127.0.0.1:9\"]}, t: {targets: [\"127.0.0.1:9\"], timeouts: {read_ms: 300}}}\n\
+                routes: [{name: r, upstream: u}]\n";
+    let config = crate::config::load_str(yaml, std::path::Path::new("t.yaml")).expect("valid");
+    let backend = Backend::new("127.0.0.1:9").expect("an address");
+    let peer = |name: &str| {
+        let spec = config.upstreams.iter().find(|u| &*u.name == name).expect("the upstream").clone();
+        build_peer(&Pool::new(spec), &backend)
+    };
+    let (u, t) = (peer("u"), peer("t"));
+    let s = std::time::Duration::from_secs;
+    assert_eq!(u.options.connection_timeout, Some(s(5)), "no hung connect holds a request forever");
+    assert_eq!((u.options.read_timeout, u.options.write_timeout), (Some(s(60)), Some(s(60))));
+    assert_eq!(t.options.read_timeout, Some(std::time::Duration::from_millis(300)), "a set key wins");
+    assert_eq!(t.options.connection_timeout, Some(s(5)), "the keys left out keep their defaults");
+}

@@ -1,7 +1,7 @@
 //! A file that leaves everything out compiles to the values in `config/defaults.rs`.
 
 use crate::config::defaults as d;
-use crate::config::{load_str, AccessLogTarget, Action, HealthKind, Role, ServerSettings};
+use crate::config::{load_str, AccessLogTarget, Action, HealthKind, Role, ServerSettings, Timeouts};
 use std::path::Path;
 use std::time::Duration;
 
@@ -45,6 +45,17 @@ routes:
     assert_eq!(h.timeout, Duration::from_millis(d::HEALTH_TIMEOUT_MS));
     assert_eq!((h.healthy_after, h.unhealthy_after), (d::HEALTHY_AFTER, d::UNHEALTHY_AFTER));
     assert_eq!(u.tls.as_ref().map(|t| t.verify), Some(d::UPSTREAM_TLS_VERIFY));
+    let ms = |v| Some(Duration::from_millis(v));
+    assert_eq!(
+        u.timeouts,
+        Timeouts {
+            connect: ms(d::UPSTREAM_CONNECT_MS),
+            read: ms(d::UPSTREAM_READ_MS),
+            write: ms(d::UPSTREAM_WRITE_MS),
+            idle: None,
+        }
+    );
+    assert_eq!((d::UPSTREAM_CONNECT_MS, d::UPSTREAM_READ_MS, d::UPSTREAM_WRITE_MS), (5_000, 60_000, 60_000));
 
     let r = &c.routes[0];
     assert_eq!(r.priority, d::PRIORITY);
