@@ -169,6 +169,12 @@ impl Metrics {
         self.reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
     }
 
+    /// Adds a metric that another part owns (the access log's drop counter) to what
+    /// `/metrics` renders.
+    pub fn register(&self, metric: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(metric)
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);

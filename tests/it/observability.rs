@@ -182,3 +182,28 @@ async fn config_shows_values_from_the_environment_masked() {
     assert!(!config.to_string().contains("token-from-env"), "{config}");
     assert_eq!(route["match"]["path"], "/api", "values not from the environment are shown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_host_or_path_is_cut_in_the_access_log_and_dropped_lines_are_counted() {
+    let a = Origin::start("a").await;
+    let p = Portico::start(config(&a)).await;
+    let long_path = format!("/echo/{}", "x".repeat(20_000));
+    let long_host = format!("{}.example", "h".repeat(2_000));
+    let r = client().get(p.url("web", &long_path)).header("host", &long_host).send().await.expect("req");
+    assert_eq!(r.status(), 200);
+
+    let mut line = serde_json::Value::Null;
+    eventually(Duration::from_secs(5), "the access log line", || {
+        line = p.access_log().lines().next().and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+        let found = !line.is_null();
+        async move { found }
+    })
+    .await;
+    let path = line["path"].as_str().expect("path");
+    let host = line["host"].as_str().expect("host");
+    assert!(path.starts_with("/echo/xxx") && path.ends_with("...[truncated]") && path.len() < 4200, "{path}");
+    assert!(host.starts_with("hhh") && host.ends_with("...[truncated]") && host.len() < 300, "{host}");
+    // The writer keeps up, so nothing was dropped; the counter is there to alert on.
+    let text = p.metrics().await;
+    assert!(text.contains("portico_access_log_dropped_total 0"), "{text}");
+}
