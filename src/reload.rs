@@ -1,5 +1,5 @@
-//! Reload: what a new config may change in a running process, the SIGHUP service, and the typed
-//! error a refused reload carries.
+//! Reload: what a new config may change in a running process, the SIGHUP service (with SIGUSR1
+//! for the access log), and the typed error a refused reload carries.
 //!
 //! A reload re-reads the file the process started with, validates it completely, and swaps the
 //! new [`Runtime`] in atomically; requests already running keep the snapshot they started on.
@@ -172,6 +172,9 @@ impl Shared {
                 }
             }
         };
+        // Whatever the file says, a reload lets go of a rotated access-log file (logrotate's
+        // `postrotate` often sends SIGHUP).
+        self.access_log.reopen();
         self.metrics.reload(result.is_ok());
         match &result {
             Ok(g) => log::info!("config reloaded from {} (generation {g})", path.display()),
@@ -181,7 +184,9 @@ impl Shared {
     }
 }
 
-/// Reloads the config on SIGHUP, for the life of the process.
+/// Reloads the config on SIGHUP and reopens the access-log file on SIGUSR1 (for logrotate:
+/// rename the file, send SIGUSR1, and lines go to a new file at the configured path), for the
+/// life of the process.
 pub struct SighupReload {
     shared: Arc<Shared>,
 }
@@ -197,19 +202,24 @@ impl SighupReload {
 impl BackgroundService for SighupReload {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                log::error!("cannot listen for SIGHUP: {e}");
+        let (mut hup, mut usr1) = match (signal(SignalKind::hangup()), signal(SignalKind::user_defined1())) {
+            (Ok(hup), Ok(usr1)) => (hup, usr1),
+            (Err(e), _) | (_, Err(e)) => {
+                log::error!("cannot listen for SIGHUP and SIGUSR1: {e}");
                 return;
             }
         };
+        log::info!("listening for SIGHUP (reload the config) and SIGUSR1 (reopen the access log)");
         loop {
             tokio::select! {
                 _ = hup.recv() => {
                     log::info!("SIGHUP received, reloading config");
                     // The outcome is logged and counted by `reload` itself.
                     let _ = self.shared.reload().await;
+                }
+                _ = usr1.recv() => {
+                    log::info!("SIGUSR1 received, reopening the access log");
+                    self.shared.access_log.reopen();
                 }
                 _ = shutdown.changed() => return,
             }
