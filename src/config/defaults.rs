@@ -57,6 +57,10 @@ pub const REDIRECT_HTTPS_PORT: u16 = 443;
 pub const TARGET_WEIGHT: usize = 1;
 /// `upstreams.*.discovery.dns.refresh_s` (at least 1).
 pub const DNS_REFRESH_S: u64 = 5;
+/// `upstreams.*.discovery.dns.timeout_ms` (at least 1): a resolver that does not answer in 2 s
+/// fails that round, and the targets found last keep serving (the system resolver alone may
+/// wait 5 s per server and attempt).
+pub const DNS_TIMEOUT_MS: u64 = 2_000;
 /// `upstreams.*.balance`.
 pub const BALANCE: Balance = Balance::RoundRobin;
 /// `upstreams.*.hash_key`, what `consistent_hash` keys on.

@@ -205,6 +205,9 @@ pub struct DnsSpec {
     pub port: u16,
     /// How often to resolve again.
     pub refresh: Duration,
+    /// How long one resolution may take before it counts as failed (the targets found last
+    /// stay).
+    pub timeout: Duration,
 }
 
 /// Active health checking.

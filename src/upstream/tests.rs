@@ -53,3 +53,22 @@ fn a_peer_gets_the_default_timeouts_when_the_file_sets_none() {
     assert_eq!(t.options.read_timeout, Some(std::time::Duration::from_millis(300)), "a set key wins");
     assert_eq!(t.options.connection_timeout, Some(s(5)), "the keys left out keep their defaults");
 }
+
+#[test]
+fn a_vanished_targets_metric_series_are_removed() {
+    let metrics = crate::telemetry::Metrics::new().expect("metrics");
+    let (gone, kept): (SocketAddr, SocketAddr) = ("10.0.0.1:80".parse().expect("a"), "10.0.0.2:80".parse().expect("b"));
+    for t in [gone, kept] {
+        metrics.set_target_health("svc", t, true);
+        metrics.outlier_ejection("svc", t);
+    }
+    metrics.remove_target("svc", gone);
+    let text = String::from_utf8(metrics.render()).expect("utf-8");
+    assert!(!text.contains("10.0.0.1:80"), "{text}");
+    for name in
+        ["portico_upstream_target_healthy", "portico_upstream_target_ejected", "portico_outlier_ejections_total"]
+    {
+        assert!(text.contains(&format!("{name}{{target=\"10.0.0.2:80\",upstream=\"svc\"}} 1")), "{name}: {text}");
+    }
+    metrics.remove_target("svc", gone);
+}

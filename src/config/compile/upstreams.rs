@@ -41,6 +41,7 @@ fn upstream(name: String, u: UpstreamFile, base_dir: &Path, errors: &mut Errors<
         name: d.dns.name,
         port: d.dns.port,
         refresh: Duration::from_secs(d.dns.refresh_s.unwrap_or(defaults::DNS_REFRESH_S).max(1)),
+        timeout: Duration::from_millis(d.dns.timeout_ms.unwrap_or(defaults::DNS_TIMEOUT_MS).max(1)),
     });
     if u.targets.is_empty() && dns.is_none() {
         errors.at(at.clone(), "an upstream needs `targets` or `discovery`");
