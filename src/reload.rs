@@ -4,7 +4,10 @@
 //! A reload re-reads the file the process started with, validates it completely, and swaps the
 //! new [`Runtime`] in atomically; requests already running keep the snapshot they started on.
 //! Anything bound when the process starts (listening sockets and their TLS and buffer settings,
-//! the admin address, the access-log sink, Pingora's server settings) cannot change this way:
+//! the admin address, the access-log sink, Pingora's server settings) cannot change this way,
+//! with two exceptions that follow files at unchanged paths: every listener's certificates and
+//! keys are read again (a bad one refuses the reload), and the access-log file is reopened.
+//! Everything else start-bound:
 //! [`StartupShape`] names those parts, and a file that changes them is refused with a message
 //! saying which, while the running config keeps serving.
 
@@ -162,13 +165,16 @@ impl Shared {
             Err(errors) => Err(ReloadError::Invalid(errors)),
             Ok(new) => {
                 let changed = StartupShape::of(&current.config).changes_to(&StartupShape::of(&new));
-                if changed.is_empty() {
+                let tls = new.listeners.iter().filter_map(|l| l.tls.as_ref().map(|t| (&l.name, t)));
+                if !changed.is_empty() {
+                    Err(ReloadError::NeedsRestart { file: path.clone(), changed })
+                } else if let Err(failed) = self.certs.reload(tls) {
+                    Err(ReloadError::Invalid(certificate_errors(&path, &new, failed)))
+                } else {
                     let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
                     let runtime = Runtime::build(new, Some(&current), &self.metrics, generation).await;
                     self.runtime.store(Arc::new(runtime));
                     Ok(generation)
-                } else {
-                    Err(ReloadError::NeedsRestart { file: path.clone(), changed })
                 }
             }
         };
@@ -182,6 +188,24 @@ impl Shared {
         }
         result
     }
+}
+
+/// A certificate or key file that could not be read again (or no longer matches), as a config
+/// error at its listener's `tls`; the message names the file.
+fn certificate_errors(file: &std::path::Path, config: &Config, failed: Vec<(Arc<str>, String)>) -> ConfigErrors {
+    let errors = failed
+        .into_iter()
+        .map(|(listener, message)| {
+            let index = config.listeners.iter().position(|l| l.name == listener).unwrap_or_default();
+            config::ConfigError {
+                file: file.to_path_buf(),
+                position: None,
+                path: format!("listeners[{index}].tls"),
+                message: format!("listener {listener}: {message}"),
+            }
+        })
+        .collect();
+    ConfigErrors(errors)
 }
 
 /// Reloads the config on SIGHUP and reopens the access-log file on SIGUSR1 (for logrotate:

@@ -79,6 +79,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The access log.
     pub access_log: AccessLog,
+    /// Every TLS listener's certificates, read again by reloads (src/tls/listener.rs).
+    pub certs: crate::tls::CertRegistry,
     /// Serializes reloads (src/reload.rs).
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
     /// The last generation handed out.
@@ -98,6 +100,7 @@ impl Shared {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             access_log,
+            certs: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(true),
         })
