@@ -57,6 +57,13 @@ fn main() -> ExitCode {
         println!("portico: {} is valid", cli.config.display());
         return ExitCode::SUCCESS;
     }
+    // The pid file's and upgrade socket's default directory: private, or no start.
+    if let Some(dir) = &config.server.runtime_dir {
+        if let Err(e) = portico::config::runtime_dir::prepare(dir, portico::config::runtime_dir::euid()) {
+            eprintln!("portico: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let shared = match portico::server::build_shared(config) {
         Ok(s) => s,
         Err(e) => {

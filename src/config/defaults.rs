@@ -17,10 +17,14 @@ pub const THREADS: usize = 2;
 pub const GRACE_PERIOD_S: u64 = 5;
 /// `server.graceful_shutdown_timeout_s`: seconds draining may take before the process exits.
 pub const GRACEFUL_SHUTDOWN_TIMEOUT_S: u64 = 5;
-/// `server.pid_file`.
-pub const PID_FILE: &str = "/tmp/portico.pid";
-/// `server.upgrade_sock`: where `portico -u` takes the listening sockets over.
-pub const UPGRADE_SOCK: &str = "/tmp/portico_upgrade.sock";
+/// `server.pid_file`: this name in the private runtime directory (`$RUNTIME_DIRECTORY`,
+/// `$XDG_RUNTIME_DIR/portico`, `/run/portico` as root, else `portico-UID` under the temp
+/// directory; created 0700 at start, see `config/runtime_dir.rs`).
+pub const PID_FILE_NAME: &str = "portico.pid";
+/// `server.upgrade_sock`: where `portico -u` takes the listening sockets over; this name in the
+/// same private directory, never a world-writable one (whoever replaces the socket gets the
+/// listening sockets).
+pub const UPGRADE_SOCK_NAME: &str = "portico_upgrade.sock";
 /// `server.work_stealing`: off, so each thread keeps the connections it accepted (about 12 %
 /// less CPU per request, benches/RESULTS.md).
 pub const WORK_STEALING: bool = false;

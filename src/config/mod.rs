@@ -14,6 +14,7 @@ mod env;
 mod file;
 mod locate;
 pub mod model;
+pub mod runtime_dir;
 
 pub use model::*;
 

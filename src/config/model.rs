@@ -47,6 +47,9 @@ pub struct ServerSettings {
     pub pid_file: String,
     /// The socket used to hand listeners to a new binary on `--upgrade`.
     pub upgrade_sock: String,
+    /// The private directory the defaults of `pid_file` and `upgrade_sock` point into, created
+    /// and checked at start; `None` when the file sets both.
+    pub runtime_dir: Option<PathBuf>,
     /// Tokio work stealing across a service's threads. Off by default: each thread then runs
     /// its own single-threaded runtime and keeps the connections it accepted, as Envoy's and
     /// nginx's workers do; measured about 12 % less CPU per request (benches/RESULTS.md). On

@@ -17,3 +17,4 @@ mod resilience;
 mod routing;
 mod tls;
 mod traffic_basics;
+mod upgrade;

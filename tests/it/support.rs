@@ -269,6 +269,11 @@ impl Portico {
     }
 
     pub fn spawn(config: impl Into<Yaml>) -> Portico {
+        Self::spawn_with_env(config, &[])
+    }
+
+    /// [`Portico::spawn`] with more environment variables for the process.
+    pub fn spawn_with_env(config: impl Into<Yaml>, env: &[(&str, &std::ffi::OsStr)]) -> Portico {
         let body = config.into();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut ports = HashMap::new();
@@ -287,6 +292,7 @@ impl Portico {
             .arg("-c")
             .arg(&config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file"))
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file"))
             .stdin(Stdio::null())

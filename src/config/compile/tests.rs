@@ -1,6 +1,7 @@
 //! A file that leaves everything out compiles to the values in `config/defaults.rs`.
 
 use crate::config::defaults as d;
+use crate::config::runtime_dir;
 use crate::config::{load_str, AccessLogTarget, Action, HealthKind, Role, ServerSettings, Timeouts};
 use std::path::Path;
 use std::time::Duration;
@@ -21,8 +22,9 @@ routes:
             threads: d::THREADS,
             grace_period_s: d::GRACE_PERIOD_S,
             graceful_shutdown_timeout_s: d::GRACEFUL_SHUTDOWN_TIMEOUT_S,
-            pid_file: d::PID_FILE.into(),
-            upgrade_sock: d::UPGRADE_SOCK.into(),
+            pid_file: runtime_dir::default_dir().join(d::PID_FILE_NAME).display().to_string(),
+            upgrade_sock: runtime_dir::default_dir().join(d::UPGRADE_SOCK_NAME).display().to_string(),
+            runtime_dir: Some(runtime_dir::default_dir()),
             work_stealing: d::WORK_STEALING,
             upstream_keepalive_pool_size: d::UPSTREAM_KEEPALIVE_POOL_SIZE,
         }
