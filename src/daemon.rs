@@ -94,6 +94,13 @@ impl Daemon {
             return ExitCode::SUCCESS;
         }
         crate::logging::apply(config.log);
+        // The pid file's and upgrade socket's default directory: private, or no start.
+        if let Some(dir) = &config.server.runtime_dir {
+            if let Err(e) = crate::config::runtime_dir::prepare(dir, crate::config::runtime_dir::euid()) {
+                eprintln!("portico: cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
         let shared = match crate::server::build_shared(config) {
             Ok(s) => s,
             Err(e) => {

@@ -1,10 +1,13 @@
-//! Reload: what a new config may change in a running process, the SIGHUP service, and the typed
-//! error a refused reload carries.
+//! Reload: what a new config may change in a running process, the SIGHUP service (with SIGUSR1
+//! for the access log), and the typed error a refused reload carries.
 //!
 //! A reload re-reads the file the process started with, validates it completely, and swaps the
 //! new [`Runtime`] in atomically; requests already running keep the snapshot they started on.
 //! Anything bound when the process starts (listening sockets and their TLS and buffer settings,
-//! the admin address, the access-log sink, Pingora's server settings) cannot change this way:
+//! the admin address, the access-log sink, Pingora's server settings) cannot change this way,
+//! with two exceptions that follow files at unchanged paths: every listener's certificates and
+//! keys are read again (a bad one refuses the reload), and the access-log file is reopened.
+//! Everything else start-bound:
 //! [`StartupShape`] names those parts, and a file that changes them is refused with a message
 //! saying which, while the running config keeps serving.
 
@@ -167,16 +170,22 @@ impl Shared {
             Err(errors) => Err(ReloadError::Invalid(errors)),
             Ok(new) => {
                 let changed = StartupShape::of(&current.config).changes_to(&StartupShape::of(&new));
-                if changed.is_empty() {
+                let tls = new.listeners.iter().filter_map(|l| l.tls.as_ref().map(|t| (&l.name, t)));
+                if !changed.is_empty() {
+                    Err(ReloadError::NeedsRestart { file: path.clone(), changed })
+                } else if let Err(failed) = self.certs.reload(tls) {
+                    Err(ReloadError::Invalid(certificate_errors(&path, &new, failed)))
+                } else {
                     let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
                     let runtime = Runtime::build(new, Some(&current), &self.metrics, generation).await;
                     self.runtime.store(Arc::new(runtime));
                     Ok(generation)
-                } else {
-                    Err(ReloadError::NeedsRestart { file: path.clone(), changed })
                 }
             }
         };
+        // Whatever the file says, a reload lets go of a rotated access-log file (logrotate's
+        // `postrotate` often sends SIGHUP).
+        self.access_log.reopen();
         self.metrics.reload(result.is_ok());
         self.last_reload.store(Some(Arc::new(crate::state::LastReload::now(result.clone()))));
         match &result {
@@ -187,7 +196,27 @@ impl Shared {
     }
 }
 
-/// Reloads the config on SIGHUP, for the life of the process.
+/// A certificate or key file that could not be read again (or no longer matches), as a config
+/// error at its listener's `tls`; the message names the file.
+fn certificate_errors(file: &std::path::Path, config: &Config, failed: Vec<(Arc<str>, String)>) -> ConfigErrors {
+    let errors = failed
+        .into_iter()
+        .map(|(listener, message)| {
+            let index = config.listeners.iter().position(|l| l.name == listener).unwrap_or_default();
+            config::ConfigError {
+                file: file.to_path_buf(),
+                position: None,
+                path: format!("listeners[{index}].tls"),
+                message: format!("listener {listener}: {message}"),
+            }
+        })
+        .collect();
+    ConfigErrors(errors)
+}
+
+/// Reloads the config on SIGHUP and reopens the access-log file on SIGUSR1 (for logrotate:
+/// rename the file, send SIGUSR1, and lines go to a new file at the configured path), for the
+/// life of the process.
 pub struct SighupReload {
     shared: Arc<Shared>,
 }
@@ -203,19 +232,24 @@ impl SighupReload {
 impl BackgroundService for SighupReload {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                log::error!("cannot listen for SIGHUP: {e}");
+        let (mut hup, mut usr1) = match (signal(SignalKind::hangup()), signal(SignalKind::user_defined1())) {
+            (Ok(hup), Ok(usr1)) => (hup, usr1),
+            (Err(e), _) | (_, Err(e)) => {
+                log::error!("cannot listen for SIGHUP and SIGUSR1: {e}");
                 return;
             }
         };
+        log::info!("listening for SIGHUP (reload the config) and SIGUSR1 (reopen the access log)");
         loop {
             tokio::select! {
                 _ = hup.recv() => {
                     log::info!("SIGHUP received, reloading config");
                     // The outcome is logged and counted by `reload` itself.
                     let _ = self.shared.reload().await;
+                }
+                _ = usr1.recv() => {
+                    log::info!("SIGUSR1 received, reopening the access log");
+                    self.shared.access_log.reopen();
                 }
                 _ = shutdown.changed() => return,
             }

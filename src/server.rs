@@ -65,7 +65,7 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
                 L4BufferSettings::default()
                     .read(listener.read_buffer_bytes.unwrap_or(crate::config::defaults::PLAIN_READ_BUFFER_BYTES)),
             ),
-            Some(tls) => match crate::tls::listener_settings(tls, listener.http2) {
+            Some(tls) => match shared.certs.listener_settings(&listener.name, tls, listener.http2) {
                 Ok(settings) => {
                     let endpoint = endpoint.tls(settings);
                     match listener.read_buffer_bytes {

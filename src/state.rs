@@ -3,6 +3,7 @@
 
 use crate::config::{AccessLogTarget, Config, ListenerSpec};
 use crate::routing::Router;
+use crate::telemetry::access_log::Sink;
 use crate::telemetry::{AccessLog, Metrics, RouteMetrics};
 use crate::upstream::budget::RetryBudget;
 use crate::upstream::limit::Limit;
@@ -78,6 +79,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The access log.
     pub access_log: AccessLog,
+    /// Every TLS listener's certificates, read again by reloads (src/tls/listener.rs).
+    pub certs: crate::tls::CertRegistry,
     /// Serializes reloads (src/reload.rs).
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
     /// The last generation handed out.
@@ -108,11 +111,15 @@ impl LastReload {
 impl Shared {
     /// Shared state around a first runtime.
     pub fn new(runtime: Runtime, metrics: Metrics, access_log: AccessLog) -> Arc<Self> {
+        if let Err(e) = metrics.register(Box::new(access_log.dropped_counter())) {
+            log::error!("cannot register the access log's drop counter: {e}");
+        }
         Arc::new(Shared {
             generation: AtomicU64::new(runtime.generation),
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             access_log,
+            certs: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(true),
             last_reload: Default::default(),
@@ -121,11 +128,6 @@ impl Shared {
 }
 
 /// Opens the access-log sink a config asks for.
-pub fn access_log_sink(target: &AccessLogTarget) -> std::io::Result<Option<Box<dyn std::io::Write + Send>>> {
-    Ok(match target {
-        AccessLogTarget::Off => None,
-        AccessLogTarget::Stdout => Some(Box::new(std::io::stdout())),
-        AccessLogTarget::Stderr => Some(Box::new(std::io::stderr())),
-        AccessLogTarget::File(p) => Some(Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?)),
-    })
+pub fn access_log_sink(target: &AccessLogTarget) -> std::io::Result<Option<Sink>> {
+    Sink::open(target)
 }

@@ -2,21 +2,18 @@
 //! optional or required client certificates) and TLS/mTLS towards upstreams.
 //!
 //! Certificates are PEM files, parsed when the config is loaded so that a bad file is a config
-//! error naming it.
+//! error naming it. A listener's certificates are read again on every reload (`tls/listener.rs`):
+//! renewed files at the same paths serve new handshakes, and a bad one refuses the reload.
 
-use crate::config::{ListenerTls, UpstreamTls};
-use async_trait::async_trait;
-use pingora::listeners::tls::TlsSettings;
-use pingora::listeners::TlsAccept;
-use pingora::protocols::tls::TlsRef;
-use pingora::tls::ext;
+mod listener;
+
+pub use listener::CertRegistry;
+
+use crate::config::UpstreamTls;
 use pingora::tls::nid::Nid;
 use pingora::tls::pkey::{PKey, Private};
-use pingora::tls::ssl::{NameType, SslVerifyMode, SslVersion};
 use pingora::tls::x509::X509;
 use pingora::utils::tls::CertKey;
-use std::any::Any;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -55,18 +52,6 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<LoadedCert, String> {
         return Err(format!("{} does not belong to certificate {}", key.display(), cert.display()));
     }
     Ok(LoadedCert { chain, key: key_pem, names: Vec::new() })
-}
-
-/// The DNS names a certificate is for: SAN DNS entries, else the subject CN.
-fn cert_names(cert: &X509) -> Vec<String> {
-    let mut names: Vec<String> = cert
-        .subject_alt_names()
-        .map(|sans| sans.iter().filter_map(|n| n.dnsname().map(|d| d.to_ascii_lowercase())).collect())
-        .unwrap_or_default();
-    if names.is_empty() {
-        names.extend(subject_cn(cert));
-    }
-    names
 }
 
 fn subject_cn(cert: &X509) -> Option<String> {
@@ -120,101 +105,6 @@ impl ClientIdentity {
         }
         ClientIdentity { subject_cn: subject_cn(cert), uris, dns }
     }
-}
-
-// === impl SniCerts ===
-
-/// Picks the certificate for a handshake by SNI (exact name, then `*.` wildcard), falling
-/// back to the first one; records the client certificate's identity when there is one.
-struct SniCerts {
-    certs: Vec<LoadedCert>,
-    exact: HashMap<String, usize>,
-    wildcard: Vec<(String, usize)>,
-}
-
-impl SniCerts {
-    fn new(certs: Vec<LoadedCert>) -> Self {
-        let mut exact = HashMap::new();
-        let mut wildcard = Vec::new();
-        for (i, c) in certs.iter().enumerate() {
-            let names = if c.names.is_empty() { cert_names(&c.chain[0]) } else { c.names.clone() };
-            for name in names {
-                match name.strip_prefix('*') {
-                    Some(suffix) => wildcard.push((suffix.to_string(), i)),
-                    None => {
-                        exact.entry(name).or_insert(i);
-                    }
-                }
-            }
-        }
-        SniCerts { certs, exact, wildcard }
-    }
-
-    fn pick(&self, server_name: Option<&str>) -> &LoadedCert {
-        let idx = server_name
-            .map(str::to_ascii_lowercase)
-            .and_then(|name| {
-                self.exact.get(&name).copied().or_else(|| {
-                    self.wildcard
-                        .iter()
-                        .find(|(suffix, _)| name.ends_with(suffix.as_str()) && name.len() > suffix.len())
-                        .map(|(_, i)| *i)
-                })
-            })
-            .unwrap_or(0);
-        &self.certs[idx]
-    }
-}
-
-#[async_trait]
-impl TlsAccept for SniCerts {
-    async fn certificate_callback(&self, ssl: &mut TlsRef) {
-        let cert = self.pick(ssl.servername(NameType::HOST_NAME));
-        let ok = ext::ssl_use_certificate(ssl, &cert.chain[0]).is_ok()
-            && ext::ssl_use_private_key(ssl, &cert.key).is_ok()
-            && cert.chain[1..].iter().all(|c| ext::ssl_add_chain_cert(ssl, c).is_ok());
-        if !ok {
-            log::error!("could not install the TLS certificate for a handshake");
-        }
-    }
-
-    async fn handshake_complete_callback(&self, ssl: &TlsRef) -> Option<Arc<dyn Any + Send + Sync>> {
-        let cert = ssl.peer_certificate()?;
-        Some(Arc::new(ClientIdentity::from_cert(&cert)))
-    }
-}
-
-/// TLS settings for a listener: SNI certificates, TLS 1.2 and newer, HTTP/2 by ALPN when asked,
-/// and client-certificate verification against `client_ca`.
-pub fn listener_settings(tls: &ListenerTls, http2: bool) -> Result<TlsSettings, String> {
-    let certs = tls
-        .certs
-        .iter()
-        .map(|c| load_pair(&c.cert, &c.key).map(|loaded| LoadedCert { names: c.sni.clone(), ..loaded }))
-        .collect::<Result<Vec<_>, _>>()?;
-    if certs.is_empty() {
-        return Err("a TLS listener needs at least one certificate".into());
-    }
-    let mut settings =
-        TlsSettings::with_callbacks(Box::new(SniCerts::new(certs))).map_err(|e| format!("TLS setup: {e}"))?;
-    settings.set_min_proto_version(Some(SslVersion::TLS1_2)).map_err(|e| format!("TLS setup: {e}"))?;
-    if http2 {
-        settings.enable_h2();
-    }
-    if let Some(ca) = &tls.client_ca {
-        let ca_path = ca.to_string_lossy();
-        settings.set_ca_file(&*ca_path).map_err(|e| format!("cannot load client_ca {ca_path}: {e}"))?;
-        for cert in load_chain(ca)? {
-            settings.add_client_ca(&cert).map_err(|e| format!("cannot use client_ca {ca_path}: {e}"))?;
-        }
-        let mode = if tls.require_client_cert {
-            SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT
-        } else {
-            SslVerifyMode::PEER
-        };
-        settings.set_verify(mode);
-    }
-    Ok(settings)
 }
 
 // === upstream TLS ===

@@ -3,7 +3,7 @@
 //! The file structs (`config/file.rs`) hold only what the user wrote (`Option` for anything with a
 //! default); `config/compile/` fills the gaps from here, so `portico -t`, the running proxy and
 //! the README read the same values. A key that is absent and has no constant here means "none"
-//! (no admin listener, no TLS, no retries, Pingora's own timeouts) or an empty list.
+//! (no admin listener, no TLS, no retries) or an empty list.
 
 use super::model::{Balance, HashKey, Role};
 
@@ -17,10 +17,14 @@ pub const THREADS: usize = 2;
 pub const GRACE_PERIOD_S: u64 = 5;
 /// `server.graceful_shutdown_timeout_s`: seconds draining may take before the process exits.
 pub const GRACEFUL_SHUTDOWN_TIMEOUT_S: u64 = 5;
-/// `server.pid_file`.
-pub const PID_FILE: &str = "/tmp/portico.pid";
-/// `server.upgrade_sock`: where `portico -u` takes the listening sockets over.
-pub const UPGRADE_SOCK: &str = "/tmp/portico_upgrade.sock";
+/// `server.pid_file`: this name in the private runtime directory (`$RUNTIME_DIRECTORY`,
+/// `$XDG_RUNTIME_DIR/portico`, `/run/portico` as root, else `portico-UID` under the temp
+/// directory; created 0700 at start, see `config/runtime_dir.rs`).
+pub const PID_FILE_NAME: &str = "portico.pid";
+/// `server.upgrade_sock`: where `portico -u` takes the listening sockets over; this name in the
+/// same private directory, never a world-writable one (whoever replaces the socket gets the
+/// listening sockets).
+pub const UPGRADE_SOCK_NAME: &str = "portico_upgrade.sock";
 /// `server.work_stealing`: off, so each thread keeps the connections it accepted (about 12 %
 /// less CPU per request, benches/RESULTS.md).
 pub const WORK_STEALING: bool = false;
@@ -57,6 +61,10 @@ pub const REDIRECT_HTTPS_PORT: u16 = 443;
 pub const TARGET_WEIGHT: usize = 1;
 /// `upstreams.*.discovery.dns.refresh_s` (at least 1).
 pub const DNS_REFRESH_S: u64 = 5;
+/// `upstreams.*.discovery.dns.timeout_ms` (at least 1): a resolver that does not answer in 2 s
+/// fails that round, and the targets found last keep serving (the system resolver alone may
+/// wait 5 s per server and attempt).
+pub const DNS_TIMEOUT_MS: u64 = 2_000;
 /// `upstreams.*.balance`.
 pub const BALANCE: Balance = Balance::RoundRobin;
 /// `upstreams.*.hash_key`, what `consistent_hash` keys on.
@@ -77,7 +85,18 @@ pub const HEALTH_EXPECT_STATUS: u16 = 200;
 pub const UPSTREAM_TLS_VERIFY: bool = true;
 /// `upstreams.*.http2`: HTTP/1.1 to the targets unless asked.
 pub const UPSTREAM_HTTP2: bool = false;
-// `upstreams.*.timeouts.*`: unset keys leave Pingora's defaults.
+/// `upstreams.*.timeouts.connect_ms`: a TCP (and TLS) connect that takes longer than 5 s is
+/// given up, so a target that drops SYNs cannot hold requests (Pingora alone waits as long as
+/// the kernel does, about two minutes).
+pub const UPSTREAM_CONNECT_MS: u64 = 5_000;
+/// `upstreams.*.timeouts.read_ms`: 60 s, nginx's `proxy_read_timeout`, between two reads from
+/// the upstream: a hung upstream answers 504 after a minute instead of never. Raise it for
+/// long polls, server-sent events and WebSockets that stay quiet longer.
+pub const UPSTREAM_READ_MS: u64 = 60_000;
+/// `upstreams.*.timeouts.write_ms`: 60 s, nginx's `proxy_send_timeout`, for each write to the
+/// upstream.
+pub const UPSTREAM_WRITE_MS: u64 = 60_000;
+// `upstreams.*.timeouts.idle_ms`: unset, Pingora's default for pooled connections.
 // `upstreams.*.tls.sni`: empty (no SNI sent, no name checked beyond the chain).
 
 // === routes ===

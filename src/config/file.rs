@@ -202,6 +202,8 @@ pub struct DnsDiscoveryFile {
     pub port: u16,
     #[serde(default)]
     pub refresh_s: Option<u64>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ mod file;
 mod locate;
 pub mod log;
 pub mod model;
+pub mod runtime_dir;
 pub mod tracing;
 
 pub use admin::{AdminAccess, AdminToken};

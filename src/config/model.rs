@@ -52,6 +52,9 @@ pub struct ServerSettings {
     pub pid_file: String,
     /// The socket used to hand listeners to a new binary on `--upgrade`.
     pub upgrade_sock: String,
+    /// The private directory the defaults of `pid_file` and `upgrade_sock` point into, created
+    /// and checked at start; `None` when the file sets both.
+    pub runtime_dir: Option<PathBuf>,
     /// Tokio work stealing across a service's threads. Off by default: each thread then runs
     /// its own single-threaded runtime and keeps the connections it accepted, as Envoy's and
     /// nginx's workers do; measured about 12 % less CPU per request (benches/RESULTS.md). On
@@ -210,6 +213,9 @@ pub struct DnsSpec {
     pub port: u16,
     /// How often to resolve again.
     pub refresh: Duration,
+    /// How long one resolution may take before it counts as failed (the targets found last
+    /// stay).
+    pub timeout: Duration,
 }
 
 /// Active health checking.
@@ -243,7 +249,8 @@ pub enum HealthKind {
     Tcp,
 }
 
-/// Upstream timeouts; `None` leaves Pingora's default.
+/// Upstream timeouts; `None` leaves Pingora's default (the compiled config always sets connect,
+/// read and write, from `config/defaults.rs` when the file does not).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timeouts {
     /// TCP connect.

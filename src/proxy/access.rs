@@ -44,11 +44,16 @@ pub fn write(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Ctx, s
     });
 }
 
-/// The path with the values of secret query parameters replaced by `[redacted]`.
+/// The path with the values of secret query parameters replaced by `[redacted]`. Names are
+/// compared percent-decoded, as the filters read them: `access%5Ftoken=` is the same parameter
+/// as `access_token=` to a filter, so it is to the log too.
 fn redact_query<'a, 's>(path: &'a str, secrets: impl Iterator<Item = &'s String>) -> Cow<'a, str> {
     let Some((base, query)) = path.split_once('?') else { return path.into() };
     let secrets: Vec<&String> = secrets.collect();
-    let is_secret = |pair: &str| secrets.iter().any(|s| pair.split('=').next() == Some(s.as_str()));
+    let is_secret = |pair: &str| {
+        let name = percent_decode(pair.split('=').next().unwrap_or(""));
+        secrets.iter().any(|s| *name == ***s)
+    };
     if secrets.is_empty() || !query.split('&').any(is_secret) {
         return path.into();
     }
@@ -62,6 +67,31 @@ fn redact_query<'a, 's>(path: &'a str, secrets: impl Iterator<Item = &'s String>
     format!("{base}?{}", redacted.join("&")).into()
 }
 
+/// `%XX` escapes decoded (byte-wise, so a name that decodes to invalid UTF-8 matches no secret
+/// name); a malformed escape is kept as it is, and `+` stays `+`, as the filters decode.
+fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s);
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%').then(|| bytes.get(i + 1..i + 3)).flatten();
+        match hex.and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_or(Cow::Borrowed(s), Cow::Owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +102,17 @@ mod tests {
         assert_eq!(redact_query("/a?x=1&access_token=abc", secrets.iter()), "/a?x=1&access_token=[redacted]");
         assert_eq!(redact_query("/a?x=1", secrets.iter()), "/a?x=1");
         assert_eq!(redact_query("/a?access_token_x=1", secrets.iter()), "/a?access_token_x=1");
+    }
+
+    #[test]
+    fn percent_encoded_secret_names_are_redacted_too() {
+        let secrets = ["access_token".to_string()];
+        assert_eq!(redact_query("/a?access%5Ftoken=abc&x=1", secrets.iter()), "/a?access%5Ftoken=[redacted]&x=1");
+        assert_eq!(redact_query("/a?%61ccess_token=abc", secrets.iter()), "/a?%61ccess_token=[redacted]");
+        assert_eq!(redact_query("/a?access%5ftoken", secrets.iter()), "/a?access%5ftoken");
+        assert_eq!(redact_query("/a?access%5Gtoken=abc", secrets.iter()), "/a?access%5Gtoken=abc");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("a+b%20c"), "a+b c");
     }
 }

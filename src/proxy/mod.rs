@@ -229,10 +229,7 @@ impl ProxyHttp for Portico {
         // 3. Which target: a healthy one, by the pool's algorithm; retries avoid tried ones.
         let mut ip_buf = [0u8; 16];
         let key = select::hash_key(&pool, session.req_header(), ctx.filter.client_ip, &mut ip_buf);
-        let Some(backend) = pool.select(key, &ctx.upstream.tried, now) else {
-            if let Some(b) = &pool.breaker {
-                b.record(admission, true, now);
-            }
+        let Some(backend) = pool.select_admitted(key, &ctx.upstream.tried, now, admission) else {
             return Err(ctx.outcome.refuse(Answer::NoHealthyUpstream { upstream: &name }));
         };
 

@@ -159,6 +159,17 @@ impl Metrics {
         self.ejected.with_label_values(&[upstream, &target.to_string()]).set(i64::from(ejected));
     }
 
+    /// Removes every per-target series of a target that discovery no longer finds, so the
+    /// label set does not grow with every address a name ever resolved to.
+    pub fn remove_target(&self, upstream: &str, target: SocketAddr) {
+        let target = target.to_string();
+        let labels = [upstream, target.as_str()];
+        // An error only says the series was never created.
+        let _ = self.target_health.remove_label_values(&labels);
+        let _ = self.ejected.remove_label_values(&labels);
+        let _ = self.ejections.remove_label_values(&labels);
+    }
+
     /// Records a breaker's state (0 closed, 1 open, 2 half-open).
     pub fn set_breaker_state(&self, upstream: &str, state: u8) {
         self.breaker_state.with_label_values(&[upstream]).set(i64::from(state));
@@ -169,7 +180,7 @@ impl Metrics {
         self.reloads.with_label_values(&[if ok { "success" } else { "failure" }]).inc();
     }
 
-    /// Adds a metric made elsewhere (the OTLP exporter's counters) to what `/metrics` shows.
+    /// Adds a metric made elsewhere (the OTLP exporter's counters, the access log's drop counter) to what `/metrics` shows.
     pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> Result<(), prometheus::Error> {
         self.registry.register(collector)
     }

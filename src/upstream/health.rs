@@ -6,6 +6,8 @@ use crate::state::Shared;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -57,13 +59,17 @@ impl BackgroundService for HealthSupervisor {
 
 async fn supervise(pool: Weak<Pool>, shared: Arc<Shared>) {
     let mut next_discovery = Instant::now();
+    let mut known: Option<BTreeSet<SocketAddr>> = None;
     loop {
         let Some(p) = pool.upgrade() else { return };
         if let Some(dns) = &p.spec.dns {
             if Instant::now() >= next_discovery {
-                if let Err(e) = p.update().await {
-                    log::warn!("upstream {}: discovery failed: {e}", p.spec.name);
+                let before = known.take().unwrap_or_else(|| addrs(&p));
+                match p.update().await {
+                    Ok(()) => prune(&p, &shared, &before),
+                    Err(e) => log::warn!("upstream {}: discovery failed: {e}", p.spec.name),
                 }
+                known = Some(addrs(&p));
                 next_discovery = Instant::now() + dns.refresh;
             }
         }
@@ -80,5 +86,25 @@ async fn supervise(pool: Weak<Pool>, shared: Arc<Shared>) {
         p.checked.store(true, std::sync::atomic::Ordering::Release);
         drop(p);
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// The pool's targets now.
+fn addrs(pool: &Pool) -> BTreeSet<SocketAddr> {
+    pool.health().into_iter().map(|(a, _)| a).collect()
+}
+
+/// After a discovery round: forgets the targets that were in `before` and are gone now, their
+/// per-target state and their metric series.
+fn prune(pool: &Pool, shared: &Shared, before: &BTreeSet<SocketAddr>) {
+    let now = addrs(pool);
+    let gone = super::dns::vanished(before, &now);
+    if gone.is_empty() {
+        return;
+    }
+    pool.targets.retain(&now);
+    for addr in gone {
+        log::info!("upstream {}: target {addr} is no longer in DNS; removed", pool.spec.name);
+        shared.metrics.remove_target(&pool.spec.name, addr);
     }
 }

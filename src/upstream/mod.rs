@@ -146,6 +146,26 @@ impl Pool {
         }
     }
 
+    /// [`Pool::select`] for a request the breaker admitted. When no target is left the request
+    /// never reached the upstream, so the breaker learns nothing from it: a half-open breaker's
+    /// probe place is given back (recording a success would close it without any target having
+    /// answered; a failure would hold it open because of our own health checks).
+    pub fn select_admitted(
+        &self,
+        key: &[u8],
+        exclude: &[SocketAddr],
+        now_ms: u64,
+        admission: breaker::Admission,
+    ) -> Option<Backend> {
+        let picked = self.select(key, exclude, now_ms);
+        if picked.is_none() {
+            if let Some(b) = &self.breaker {
+                b.release(admission);
+            }
+        }
+        picked
+    }
+
     /// Runs discovery (static targets resolve at once) and rebuilds the selector.
     pub async fn update(&self) -> pingora::Result<()> {
         with_lb!(&self.balancer, lb => lb.update().await)
@@ -261,3 +281,6 @@ impl Pools {
         self.by_name.values()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -83,6 +83,17 @@ impl Targets {
         Outcome::Unchanged
     }
 
+    /// Forgets every target not in `keep` (discovery no longer finds them), so the map does not
+    /// grow with every address a name ever had. An attempt still running at a forgotten target
+    /// keeps its own handle to the state.
+    pub fn retain(&self, keep: &std::collections::BTreeSet<SocketAddr>) {
+        self.map.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.retain(|a, _| keep.contains(a));
+            m
+        });
+    }
+
     /// Every known target with whether it is ejected now.
     pub fn ejections(&self, now_ms: u64) -> Vec<(SocketAddr, bool)> {
         self.map.load().iter().map(|(a, s)| (*a, s.ejected(now_ms))).collect()
@@ -105,5 +116,18 @@ mod tests {
         assert_eq!(t.record(&addr, false, now), Outcome::Ejected);
         assert_eq!(t.peek(&addr, |s| s.ejected(now + 999)), Some(true));
         assert_eq!(t.peek(&addr, |s| s.ejected(now + 1000)), Some(false));
+    }
+
+    #[test]
+    fn targets_discovery_lost_are_forgotten() {
+        let (a, b): (SocketAddr, SocketAddr) = ("127.0.0.1:1".parse().expect("a"), "127.0.0.1:2".parse().expect("b"));
+        let t = Targets::new([a, b], None);
+        let held = t.get(&a);
+        t.retain(&[b].into());
+        assert!(t.peek(&a, |_| ()).is_none(), "a is gone from the map");
+        assert!(t.peek(&b, |_| ()).is_some());
+        assert_eq!(t.ejections(0).len(), 1);
+        held.in_flight.fetch_add(1, Ordering::AcqRel);
+        assert_eq!(held.in_flight.load(Ordering::Acquire), 1, "a running attempt keeps its handle");
     }
 }

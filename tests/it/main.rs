@@ -23,3 +23,4 @@ mod routing;
 mod tls;
 mod tracing;
 mod traffic_basics;
+mod upgrade;

@@ -182,3 +182,78 @@ async fn config_shows_values_from_the_environment_masked() {
     assert!(!config.to_string().contains("token-from-env"), "{config}");
     assert_eq!(route["match"]["path"], "/api", "values not from the environment are shown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_host_or_path_is_cut_in_the_access_log_and_dropped_lines_are_counted() {
+    let a = Origin::start("a").await;
+    let p = Portico::start(config(&a)).await;
+    let long_path = format!("/echo/{}", "x".repeat(20_000));
+    let long_host = format!("{}.example", "h".repeat(2_000));
+    let r = client().get(p.url("web", &long_path)).header("host", &long_host).send().await.expect("req");
+    assert_eq!(r.status(), 200);
+
+    let mut line = serde_json::Value::Null;
+    eventually(Duration::from_secs(5), "the access log line", || {
+        line = p.access_log().lines().next().and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+        let found = !line.is_null();
+        async move { found }
+    })
+    .await;
+    let path = line["path"].as_str().expect("path");
+    let host = line["host"].as_str().expect("host");
+    assert!(path.starts_with("/echo/xxx") && path.ends_with("...[truncated]") && path.len() < 4200, "{path}");
+    assert!(host.starts_with("hhh") && host.ends_with("...[truncated]") && host.len() < 300, "{host}");
+    // The writer keeps up, so nothing was dropped; the counter is there to alert on.
+    let text = p.metrics().await;
+    assert!(text.contains("portico_access_log_dropped_total 0"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_access_log_is_reopened_on_sigusr1_and_on_reload() {
+    let a = Origin::start("a").await;
+    let p = Portico::start(config(&a)).await;
+    let log = p.dir.path().join("access.log");
+    let c = client();
+    assert_eq!(c.get(p.url("web", "/ping?n=first")).send().await.expect("req").status(), 200);
+    eventually(Duration::from_secs(5), "the first line", || {
+        let found = p.access_log().contains("n=first");
+        async move { found }
+    })
+    .await;
+
+    // logrotate renames the file, then signals.
+    std::fs::rename(&log, p.dir.path().join("access.log.1")).expect("rename");
+    eventually(Duration::from_secs(5), "the signal handlers", || {
+        let up = p.stderr().contains("SIGUSR1 (reopen the access log)");
+        async move { up }
+    })
+    .await;
+    p.signal("USR1");
+    let mut n = 0;
+    eventually(Duration::from_secs(5), "a line in a new file at the old path", || {
+        n += 1;
+        let url = p.url("web", &format!("/ping?n=after-usr1-{n}"));
+        let found = p.access_log().contains("n=after-usr1");
+        async move {
+            let _ = client().get(url).send().await;
+            found
+        }
+    })
+    .await;
+    let rotated = std::fs::read_to_string(p.dir.path().join("access.log.1")).expect("rotated file");
+    assert!(rotated.contains("n=first"), "lines before the signal stay in the renamed file: {rotated}");
+    assert!(!p.access_log().contains("n=first"), "the new file starts empty: {}", p.access_log());
+
+    // A reload reopens it too, before it answers.
+    std::fs::rename(&log, p.dir.path().join("access.log.2")).expect("rename");
+    let r = c.post(p.admin_url("/reload")).send().await.expect("reload");
+    assert_eq!(r.status(), 200);
+    assert_eq!(c.get(p.url("web", "/ping?n=after-reload")).send().await.expect("req").status(), 200);
+    eventually(Duration::from_secs(5), "the line after the reload in a new file", || {
+        let found = p.access_log().contains("n=after-reload");
+        async move { found }
+    })
+    .await;
+    let second = std::fs::read_to_string(p.dir.path().join("access.log.2")).expect("second rotated file");
+    assert!(!second.contains("n=after-reload"), "{second}");
+}

@@ -63,6 +63,8 @@ routes:
     // From a cookie, or a query parameter.
     assert_eq!(get(&url, &[("cookie", &format!("a=b; token={good}"))]).await.0, 200);
     assert_eq!(get(&format!("{url}?access_token={good}"), &[]).await.0, 200);
+    // The parameter's name percent-encoded is the same parameter (and is redacted in the log).
+    assert_eq!(get(&format!("{url}?access%5Ftoken={good}"), &[]).await.0, 200);
 
     // Each refusal says which.
     let cases = [
@@ -117,12 +119,13 @@ routes:
     eventually(Duration::from_secs(5), "access log lines", || {
         log = p.access_log();
         let n = log.lines().count();
-        async move { n >= 13 }
+        async move { n >= 14 }
     })
     .await;
     let leaked = log.lines().find(|l| l.contains(&good) || l.contains(&rs));
     assert!(leaked.is_none(), "a token was written to the access log: {leaked:?}");
     assert!(log.contains("access_token=[redacted]"), "{log}");
+    assert!(log.contains("access%5Ftoken=[redacted]"), "{log}");
     assert!(log.contains("\"consumer\":\"alice\""), "{log}");
     assert!(!p.stderr().contains(&good));
 }

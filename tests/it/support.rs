@@ -269,17 +269,22 @@ impl Portico {
     }
 
     pub fn spawn(config: impl Into<Yaml>) -> Portico {
-        Self::spawn_with(Path::new(env!("CARGO_BIN_EXE_portico")), config)
+        Self::spawn_with(Path::new(env!("CARGO_BIN_EXE_portico")), config, &[])
+    }
+
+    /// [`Portico::spawn`] with more environment variables for the process.
+    pub fn spawn_with_env(config: impl Into<Yaml>, env: &[(&str, &std::ffi::OsStr)]) -> Portico {
+        Self::spawn_with(Path::new(env!("CARGO_BIN_EXE_portico")), config, env)
     }
 
     /// [`Portico::start`] with another build of Portico (one with filters of its own).
     pub async fn start_with(binary: &Path, config: impl Into<Yaml>) -> Portico {
-        let p = Self::spawn_with(binary, config);
+        let p = Self::spawn_with(binary, config, &[]);
         p.wait_ready().await;
         p
     }
 
-    pub fn spawn_with(binary: &Path, config: impl Into<Yaml>) -> Portico {
+    pub fn spawn_with(binary: &Path, config: impl Into<Yaml>, env: &[(&str, &std::ffi::OsStr)]) -> Portico {
         let body = config.into();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut ports = HashMap::new();
@@ -298,6 +303,7 @@ impl Portico {
             .arg("-c")
             .arg(&config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file"))
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("stderr file"))
             .stdin(Stdio::null())

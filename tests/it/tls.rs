@@ -305,3 +305,97 @@ routes:
     );
     assert!(!r.ok, "an untrusted client certificate was accepted");
 }
+
+/// The subject of the certificate a new handshake with `localhost` on `port` gets.
+fn served_subject(port: u16) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find(|l| l.starts_with("subject=")).unwrap_or("no certificate").to_string()
+}
+
+/// Copies `name.crt`/`name.key` over the files the listener serves.
+fn install(pki: &Pki, name: &str) {
+    for ext in ["crt", "key"] {
+        std::fs::copy(pki.path(&format!("{name}.{ext}")), pki.path(&format!("site.{ext}"))).expect("copy");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_certificate_files_are_served_after_a_reload_and_broken_ones_refused() {
+    use std::io::{BufRead, Read, Write};
+    let pki = Pki::new();
+    pki.issue("ca", "first", "first.test", "DNS:localhost,IP:127.0.0.1", false);
+    pki.issue("ca", "second", "second.test", "DNS:localhost,IP:127.0.0.1", false);
+    install(&pki, "first");
+    let p = Portico::start(
+        Yaml::new(
+            r#"
+listeners:
+  - {name: https, listen: "127.0.0.1:$https", tls: {certs: [{cert: $cert, key: $key}]}}
+routes:
+  - {name: hello, respond: {body: hello}}
+"#,
+        )
+        .set("cert", pki.path("site.crt").display())
+        .set("key", pki.path("site.key").display()),
+    )
+    .await;
+    let port = p.port("https");
+    assert_eq!(served_subject(port), "subject=CN = first.test");
+
+    // A connection made before the renewal, kept open across it.
+    let mut open = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost", "-ign_eof"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_client runs");
+    let mut out = std::io::BufReader::new(open.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.starts_with("subject=") {
+        line.clear();
+        assert!(out.read_line(&mut line).expect("s_client output") > 0, "the open connection got no certificate");
+    }
+    assert_eq!(line.trim_end(), "subject=CN = first.test");
+
+    // The files are renewed at the same paths: a reload serves them to new handshakes.
+    install(&pki, "second");
+    let c = client();
+    let r = c.post(p.admin_url("/reload")).send().await.expect("reload");
+    assert_eq!(r.status(), 200);
+    assert_eq!(served_subject(port), "subject=CN = second.test");
+    let ca = pki.path("ca.crt");
+    let r = curl(&["--cacert", ca.to_str().expect("path")], &format!("https://localhost:{port}/"));
+    assert!(r.ok && r.status == 200 && r.body == "hello", "{}", r.body);
+
+    // The connection made before still works, with the certificate it started with.
+    let mut stdin = open.stdin.take().expect("stdin");
+    stdin.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("request");
+    drop(stdin);
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("response");
+    let _ = open.wait();
+    assert!(rest.contains("HTTP/1.1 200") && rest.contains("hello"), "{rest}");
+
+    // A key that is not the certificate's, or a file that is not a certificate: the reload is
+    // refused naming the file, and the last good certificate keeps serving.
+    std::fs::copy(pki.path("first.key"), pki.path("site.key")).expect("copy");
+    let r = c.post(p.admin_url("/reload")).send().await.expect("reload");
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    let text = body["errors"].to_string();
+    assert!(text.contains("site.key does not belong to certificate") && text.contains("site.crt"), "{body}");
+    install(&pki, "second");
+    std::fs::write(pki.path("site.crt"), "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
+        .expect("write");
+    let r = c.post(p.admin_url("/reload")).send().await.expect("reload");
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert!(body["errors"].to_string().contains("site.crt"), "{body}");
+    assert_eq!(served_subject(port), "subject=CN = second.test");
+}

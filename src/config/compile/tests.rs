@@ -1,7 +1,8 @@
 //! A file that leaves everything out compiles to the values in `config/defaults.rs`.
 
 use crate::config::defaults as d;
-use crate::config::{load_str, AccessLogTarget, Action, HealthKind, Role, ServerSettings};
+use crate::config::runtime_dir;
+use crate::config::{load_str, AccessLogTarget, Action, HealthKind, Role, ServerSettings, Timeouts};
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,8 +22,9 @@ routes:
             threads: d::THREADS,
             grace_period_s: d::GRACE_PERIOD_S,
             graceful_shutdown_timeout_s: d::GRACEFUL_SHUTDOWN_TIMEOUT_S,
-            pid_file: d::PID_FILE.into(),
-            upgrade_sock: d::UPGRADE_SOCK.into(),
+            pid_file: runtime_dir::default_dir().join(d::PID_FILE_NAME).display().to_string(),
+            upgrade_sock: runtime_dir::default_dir().join(d::UPGRADE_SOCK_NAME).display().to_string(),
+            runtime_dir: Some(runtime_dir::default_dir()),
             work_stealing: d::WORK_STEALING,
             upstream_keepalive_pool_size: d::UPSTREAM_KEEPALIVE_POOL_SIZE,
         }
@@ -45,6 +47,17 @@ routes:
     assert_eq!(h.timeout, Duration::from_millis(d::HEALTH_TIMEOUT_MS));
     assert_eq!((h.healthy_after, h.unhealthy_after), (d::HEALTHY_AFTER, d::UNHEALTHY_AFTER));
     assert_eq!(u.tls.as_ref().map(|t| t.verify), Some(d::UPSTREAM_TLS_VERIFY));
+    let ms = |v| Some(Duration::from_millis(v));
+    assert_eq!(
+        u.timeouts,
+        Timeouts {
+            connect: ms(d::UPSTREAM_CONNECT_MS),
+            read: ms(d::UPSTREAM_READ_MS),
+            write: ms(d::UPSTREAM_WRITE_MS),
+            idle: None,
+        }
+    );
+    assert_eq!((d::UPSTREAM_CONNECT_MS, d::UPSTREAM_READ_MS, d::UPSTREAM_WRITE_MS), (5_000, 60_000, 60_000));
 
     let r = &c.routes[0];
     assert_eq!(r.priority, d::PRIORITY);

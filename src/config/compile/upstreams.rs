@@ -41,6 +41,7 @@ fn upstream(name: String, u: UpstreamFile, base_dir: &Path, errors: &mut Errors<
         name: d.dns.name,
         port: d.dns.port,
         refresh: Duration::from_secs(d.dns.refresh_s.unwrap_or(defaults::DNS_REFRESH_S).max(1)),
+        timeout: Duration::from_millis(d.dns.timeout_ms.unwrap_or(defaults::DNS_TIMEOUT_MS).max(1)),
     });
     if u.targets.is_empty() && dns.is_none() {
         errors.at(at.clone(), "an upstream needs `targets` or `discovery`");
@@ -74,10 +75,11 @@ fn upstream(name: String, u: UpstreamFile, base_dir: &Path, errors: &mut Errors<
         errors.at(format!("{at}.max_in_flight"), "must be at least 1");
     }
     let ms = |v: Option<u64>| v.map(Duration::from_millis);
+    let or = |v: Option<u64>, default: u64| Some(Duration::from_millis(v.unwrap_or(default)));
     let timeouts = Timeouts {
-        connect: ms(u.timeouts.connect_ms),
-        read: ms(u.timeouts.read_ms),
-        write: ms(u.timeouts.write_ms),
+        connect: or(u.timeouts.connect_ms, defaults::UPSTREAM_CONNECT_MS),
+        read: or(u.timeouts.read_ms, defaults::UPSTREAM_READ_MS),
+        write: or(u.timeouts.write_ms, defaults::UPSTREAM_WRITE_MS),
         idle: ms(u.timeouts.idle_ms),
     };
     let tls = u.tls.map(|t| tls(t, base_dir, &at, errors));
