@@ -39,7 +39,7 @@
 //!    `ctx.error`; the access log's `trace_id` is `span.trace_id_hex()`.
 //!
 //! A mirrored request (`mirror.rs`) may get its own client span the same way. On shutdown
-//! (the draining service in `reload.rs`), `tracer.flush(...)` sends what is still queued; a
+//! (the draining service in `server.rs`), `tracer.flush(...)` sends what is still queued; a
 //! replaced tracer sends its queue by itself once the last request holding it is done.
 
 pub mod context;
@@ -93,6 +93,29 @@ impl Tracer {
             sink: Sink::Export(exporter),
             settings: settings.clone(),
         }))
+    }
+
+    /// The tracer a (re)loaded config runs with: `previous` kept while its settings equal
+    /// `settings` (its exporter, queue and connection carry on), a new one started when they
+    /// differ (the old one sends its queue once the last request holding it is done), none
+    /// without a `tracing:` section. An exporter thread that cannot start is logged, and the
+    /// config runs untraced rather than not at all.
+    pub fn for_config(
+        settings: Option<&TracingSettings>,
+        previous: Option<&Arc<Tracer>>,
+        metrics: &TracingMetrics,
+    ) -> Option<Arc<Tracer>> {
+        let settings = settings?;
+        if let Some(p) = previous.filter(|p| p.settings == *settings) {
+            return Some(p.clone());
+        }
+        match Tracer::start(settings, metrics.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                log::error!("tracing: cannot start the OTLP exporter ({e}); requests are not traced");
+                None
+            }
+        }
     }
 
     /// The settings it was started with (a reload compares them to decide whether to keep it).
