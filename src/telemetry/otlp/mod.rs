@@ -13,11 +13,11 @@
 //!
 //! # Where each call belongs
 //!
-//! One [`Tracer`] per `tracing:` section, kept where requests find it (beside the metrics in
-//! `Shared`, or in the `Runtime` reusing the previous one while the settings are equal, so a
-//! reload that leaves `tracing:` alone keeps the exporter and its queue). One [`RequestSpan`]
-//! per request, in the CTX in place of today's `TraceContext` (it carries the same trace context
-//! when tracing is off). In Pingora's phases:
+//! One [`Tracer`] per `tracing:` section, in the `Runtime` (`state.rs`), which reuses the
+//! previous one while the settings are equal ([`Tracer::for_config`]), so a reload that leaves
+//! `tracing:` alone keeps the exporter and its queue, and a request keeps the tracer of the
+//! config it arrived on. One [`RequestSpan`] per request, in the CTX (`ctx.request.span`; it
+//! carries the trace context upstream when tracing is off too). In Pingora's phases:
 //!
 //! 1. `early_request_filter`, once the request id is known: `RequestSpan::start(tracer,
 //!    session.req_header(), &Incoming { listener, client, tls, request_id })`.
