@@ -164,7 +164,8 @@ impl Shared {
                 let changed = StartupShape::of(&current.config).changes_to(&StartupShape::of(&new));
                 if changed.is_empty() {
                     let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-                    let runtime = Runtime::build(new, Some(&current), &self.metrics, &self.tracing_metrics, generation).await;
+                    let runtime =
+                        Runtime::build(new, Some(&current), &self.metrics, &self.tracing_metrics, generation).await;
                     self.runtime.store(Arc::new(runtime));
                     Ok(generation)
                 } else {

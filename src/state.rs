@@ -104,7 +104,12 @@ pub struct Shared {
 
 impl Shared {
     /// Shared state around a first runtime.
-    pub fn new(runtime: Runtime, metrics: Metrics, tracing_metrics: TracingMetrics, access_log: AccessLog) -> Arc<Self> {
+    pub fn new(
+        runtime: Runtime,
+        metrics: Metrics,
+        tracing_metrics: TracingMetrics,
+        access_log: AccessLog,
+    ) -> Arc<Self> {
         Arc::new(Shared {
             generation: AtomicU64::new(runtime.generation),
             runtime: ArcSwap::from_pointee(runtime),
