@@ -177,7 +177,8 @@ impl Shared {
                     Err(ReloadError::Invalid(certificate_errors(&path, &new, failed)))
                 } else {
                     let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-                    let runtime = Runtime::build(new, Some(&current), &self.metrics, generation).await;
+                    let runtime =
+                        Runtime::build(new, Some(&current), &self.metrics, &self.tracing_metrics, generation).await;
                     self.runtime.store(Arc::new(runtime));
                     Ok(generation)
                 }

@@ -7,6 +7,7 @@ use crate::keepalive::KeepaliveApp;
 use crate::proxy::Portico;
 use crate::reload::SighupReload;
 use crate::state::{access_log_sink, Runtime, Shared};
+use crate::telemetry::otlp::TracingMetrics;
 use crate::telemetry::{AccessLog, Metrics};
 use crate::upstream::HealthSupervisor;
 use async_trait::async_trait;
@@ -21,11 +22,12 @@ use std::sync::Arc;
 /// Builds the shared state for a config (pools resolved, access log opened).
 pub fn build_shared(config: Config) -> Result<Arc<Shared>, String> {
     let metrics = Metrics::new().map_err(|e| format!("metrics: {e}"))?;
+    let tracing_metrics = TracingMetrics::register(&metrics).map_err(|e| format!("metrics: {e}"))?;
     let sink = access_log_sink(&config.access_log).map_err(|e| format!("access log: {e}"))?;
     let access_log = AccessLog::new(sink);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("runtime: {e}"))?;
-    let runtime = rt.block_on(Runtime::build(config, None, &metrics, 1));
-    Ok(Shared::new(runtime, metrics, access_log))
+    let runtime = rt.block_on(Runtime::build(config, None, &metrics, &tracing_metrics, 1));
+    Ok(Shared::new(runtime, metrics, tracing_metrics, access_log))
 }
 
 /// Starts Portico and runs until it is told to stop.
@@ -117,9 +119,15 @@ impl DrainOnShutdown {
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        // Let the last responses leave their sockets, and the access log reach its file.
+        // Let the last responses leave their sockets, the access log reach its file, and the
+        // last spans their collector.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         self.shared.access_log.flush(std::time::Duration::from_secs(1));
+        if let Some(tracer) = &self.shared.runtime.load().tracer {
+            if !tracer.flush(std::time::Duration::from_secs(2)) {
+                log::warn!("tracing: spans still queued at exit are lost");
+            }
+        }
         log::info!("drained; exiting");
         std::process::exit(0);
     }

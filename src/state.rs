@@ -1,9 +1,10 @@
-//! What every request reads: the current runtime config (swapped atomically on reload), the
-//! metrics and the access log.
+//! What every request reads: the current runtime config (swapped atomically on reload, with
+//! its tracer), the metrics and the access log.
 
 use crate::config::{AccessLogTarget, Config, ListenerSpec};
 use crate::routing::Router;
 use crate::telemetry::access_log::Sink;
+use crate::telemetry::otlp::{Tracer, TracingMetrics};
 use crate::telemetry::{AccessLog, Metrics, RouteMetrics};
 use crate::upstream::budget::RetryBudget;
 use crate::upstream::limit::Limit;
@@ -29,13 +30,23 @@ pub struct Runtime {
     pub routes: Vec<RouteRuntime>,
     /// Metric handles for requests no route took.
     pub unrouted_metrics: RouteMetrics,
+    /// The span exporter of the `tracing:` section, when there is one; the previous config's
+    /// when the section did not change, so a reload keeps its queue and connection.
+    pub tracer: Option<Arc<Tracer>>,
     /// Increments with every successful reload.
     pub generation: u64,
 }
 
 impl Runtime {
-    /// Compiles routes and pools for `config`, reusing unchanged pools from `previous`.
-    pub async fn build(config: Config, previous: Option<&Runtime>, metrics: &Metrics, generation: u64) -> Self {
+    /// Compiles routes and pools for `config`, reusing unchanged pools (and an unchanged tracer)
+    /// from `previous`; `tracing` are the process's tracing counters.
+    pub async fn build(
+        config: Config,
+        previous: Option<&Runtime>,
+        metrics: &Metrics,
+        tracing: &TracingMetrics,
+        generation: u64,
+    ) -> Self {
         let names: Vec<Arc<str>> = config.listeners.iter().map(|l| l.name.clone()).collect();
         let router = Router::new(&names, &config.routes);
         let pools = Pools::build(&config.upstreams, previous.map(|p| &p.pools)).await;
@@ -49,6 +60,7 @@ impl Runtime {
                 limit: r.max_in_flight.map(Limit::new),
             })
             .collect();
+        let tracer = Tracer::for_config(config.tracing.as_ref(), previous.and_then(|p| p.tracer.as_ref()), tracing);
         Runtime {
             config: Arc::new(config),
             router,
@@ -56,6 +68,7 @@ impl Runtime {
             listeners,
             routes,
             unrouted_metrics: metrics.route(""),
+            tracer,
             generation,
         }
     }
@@ -77,6 +90,9 @@ pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The tracing exporter's counters, registered once and shared by every tracer a reload
+    /// starts.
+    pub tracing_metrics: TracingMetrics,
     /// The access log.
     pub access_log: AccessLog,
     /// Every TLS listener's certificates, read again by reloads (src/tls/listener.rs).
@@ -110,7 +126,12 @@ impl LastReload {
 
 impl Shared {
     /// Shared state around a first runtime.
-    pub fn new(runtime: Runtime, metrics: Metrics, access_log: AccessLog) -> Arc<Self> {
+    pub fn new(
+        runtime: Runtime,
+        metrics: Metrics,
+        tracing_metrics: TracingMetrics,
+        access_log: AccessLog,
+    ) -> Arc<Self> {
         if let Err(e) = metrics.register(Box::new(access_log.dropped_counter())) {
             log::error!("cannot register the access log's drop counter: {e}");
         }
@@ -118,6 +139,7 @@ impl Shared {
             generation: AtomicU64::new(runtime.generation),
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
+            tracing_metrics,
             access_log,
             certs: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),

@@ -26,7 +26,7 @@ pub fn write(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Ctx, s
     log.write(&AccessLine {
         time: &time,
         request_id: &ctx.filter.request_id,
-        trace_id: ctx.request.trace.trace_id(),
+        trace_id: ctx.request.span.as_ref().map_or("", |s| s.trace_id_hex()),
         client: &client,
         listener: &ctx.filter.listener,
         method: req.method.as_str(),

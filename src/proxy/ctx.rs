@@ -5,7 +5,8 @@ use super::errors::{Answer, ErrorKind, UpstreamErrorKind};
 use super::guards::{Attempt, InFlight};
 use crate::config::{ListenerSpec, RouteSpec};
 use crate::state::{RouteRuntime, Runtime};
-use crate::telemetry::{self, Metrics, TraceContext};
+use crate::telemetry::otlp::{Incoming, RequestSpan};
+use crate::telemetry::{self, Metrics};
 use crate::upstream::limit::Slot;
 use crate::upstream::Pool;
 use http::HeaderValue;
@@ -40,8 +41,9 @@ pub struct Request {
     pub started: Instant,
     /// The request id as a header value, made once for the upstream request and the response.
     pub id_header: Option<http::HeaderValue>,
-    /// Trace context for the upstream request.
-    pub trace: TraceContext,
+    /// The request's trace context and, when sampled, its spans: started here, added to by
+    /// the later phases (route, refusals, attempts), finished in `logging`.
+    pub span: Option<RequestSpan>,
     /// The verified client certificate's identity, on mTLS listeners.
     pub client_cert: Option<crate::tls::ClientIdentity>,
     /// This request's place in the in-flight gauge.
@@ -78,6 +80,8 @@ pub struct Upstream {
     pub started: Option<Instant>,
     /// Set when a response status asked for a retry.
     pub retry_status: Option<u16>,
+    /// How the previous attempt failed: the next attempt's retry reason on its span.
+    pub last_failure: Option<&'static str>,
 }
 
 /// Written as the request ends.
@@ -120,7 +124,7 @@ impl Ctx {
                 listener: None,
                 started: Instant::now(),
                 id_header: None,
-                trace: TraceContext::default(),
+                span: None,
                 client_cert: None,
                 in_flight: None,
             },
@@ -144,9 +148,17 @@ impl Ctx {
             _ => telemetry::new_request_id(),
         };
         self.request.id_header = HeaderValue::from_str(&self.filter.request_id).ok();
-        // Trace context: continued with a new span id, or started.
-        self.request.trace = TraceContext::continue_or_start(req.headers.get("traceparent").map(|v| v.as_bytes()));
         self.filter.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        // Trace context: continued with a new span id, or started; recorded when sampled.
+        let tracer = self.request.runtime.as_ref().and_then(|r| r.tracer.as_ref());
+        let tls = self.request.listener.as_ref().is_some_and(|l| l.tls.is_some());
+        let incoming = Incoming {
+            listener: &self.filter.listener,
+            client: self.filter.client_ip,
+            tls,
+            request_id: &self.filter.request_id,
+        };
+        self.request.span = Some(RequestSpan::start(tracer, req, &incoming));
         // Identity from a verified client certificate (recorded at the end of the handshake).
         let identity = session
             .digest()
@@ -156,6 +168,11 @@ impl Ctx {
             self.filter.identity = id.primary().map(str::to_string);
             self.request.client_cert = Some(id.clone());
         }
+    }
+
+    /// The request span, from the first phase on.
+    pub fn span(&mut self) -> Option<&mut RequestSpan> {
+        self.request.span.as_mut()
     }
 
     /// The listener's filter chain, then the route's (once one is matched): every chain walk

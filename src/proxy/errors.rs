@@ -231,6 +231,18 @@ impl UpstreamErrorKind {
             UpstreamErrorKind::Other => "other",
         }
     }
+
+    /// The attempt's `error.type` on its client span, which is also the next attempt's retry
+    /// reason: the names retry policies use (`connect_error`, `timeout`), `status` for a status
+    /// the route retries on, and OpenTelemetry's fallback `_OTHER` for the rest.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::Timeout => "timeout",
+            UpstreamErrorKind::Connect => "connect_error",
+            UpstreamErrorKind::Status => "status",
+            UpstreamErrorKind::Other => "_OTHER",
+        }
+    }
 }
 
 /// Why a request did not end well, as the access log's `error` field names it.
@@ -256,6 +268,16 @@ impl ErrorKind {
             ErrorKind::Upstream(kind) => kind.as_str(),
             ErrorKind::RouteTimeout => "route_timeout",
             ErrorKind::ClientClosed => "client_closed",
+        }
+    }
+
+    /// The server span's `error.type` for a request that ended with `status`: none for an
+    /// answer below 500 (a refusal is the client's doing, and the status and the refusal's
+    /// event say it all), the access log's value otherwise.
+    pub fn span_error(self, status: u16) -> Option<&'static str> {
+        match self {
+            ErrorKind::Answered(_) if status < 500 => None,
+            kind => Some(kind.as_str()),
         }
     }
 
@@ -305,5 +327,8 @@ mod tests {
         assert_eq!(ErrorKind::RouteTimeout.as_str(), "route_timeout");
         assert!(!ErrorKind::Failed("internal_error").is_expected());
         assert!(ErrorKind::ClientClosed.is_expected());
+        assert_eq!(UpstreamErrorKind::Connect.error_type(), "connect_error", "as retry policies name it");
+        assert_eq!(ErrorKind::Answered("unauthorized").span_error(401), None, "a refusal is no server error");
+        assert_eq!(ErrorKind::Answered("circuit_open").span_error(503), Some("circuit_open"));
     }
 }

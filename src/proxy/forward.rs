@@ -132,8 +132,8 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
     if let Some(id) = &ctx.request.id_header {
         req.insert_header("x-request-id", id.clone())?;
     }
-    if let Some(tp) = ctx.request.trace.traceparent() {
-        req.insert_header("traceparent", tp.clone())?;
+    if let Some(span) = &ctx.request.span {
+        req.insert_header("traceparent", span.traceparent())?;
     }
     Ok(())
 }

@@ -133,6 +133,9 @@ impl ProxyHttp for Portico {
         };
         ctx.filter.route = route.name.clone();
         ctx.routing.route = Some(route.clone());
+        if let Some(span) = ctx.span() {
+            span.set_route(&route.name);
+        }
 
         // 2. The listener's filters, then the route's.
         for chain in ctx.chains().iter() {
@@ -146,6 +149,11 @@ impl ProxyHttp for Portico {
                     respond::write(session, ctx, r.status, &r.headers, r.body).await?;
                     return Ok(true);
                 }
+            }
+        }
+        if let (Some(span), Some(caller)) = (ctx.request.span.as_mut(), ctx.filter.caller()) {
+            if span.is_recording() {
+                span.set_attribute("portico.consumer", caller.to_string());
             }
         }
 
@@ -239,6 +247,10 @@ impl ProxyHttp for Portico {
         select::bound_timeouts(&mut peer, remaining);
         if let Some(addr) = backend.as_inet() {
             ctx.upstream.tried.push(*addr);
+            let reason = ctx.upstream.last_failure.take();
+            if let Some(span) = ctx.request.span.as_mut() {
+                span.attempt(&pool.spec.name, *addr, reason);
+            }
             ctx.upstream.attempt = Some(Attempt::start(pool, *addr, admission));
         }
         ctx.upstream.started = Some(Instant::now());
@@ -249,6 +261,10 @@ impl ProxyHttp for Portico {
     fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
         let kind = UpstreamErrorKind::of(&e);
         ctx.upstream.finish_attempt(&self.shared.metrics, false, kind);
+        ctx.upstream.last_failure = Some(kind.error_type());
+        if let Some(span) = ctx.span() {
+            span.attempt_failed(kind.error_type());
+        }
         e.set_retry(retry::after_connect_failure(&self.shared.metrics, session, ctx, kind));
         e
     }
@@ -275,7 +291,11 @@ impl ProxyHttp for Portico {
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.outcome.upstream_time = ctx.upstream.started.map(|s| s.elapsed());
-        match retry::on_status(&self.shared.metrics, session, ctx, upstream_response.status.as_u16()) {
+        let status = upstream_response.status.as_u16();
+        if let Some(span) = ctx.span() {
+            span.attempt_status(status);
+        }
+        match retry::on_status(&self.shared.metrics, session, ctx, status) {
             Some(retry) => Err(retry),
             None => Ok(()),
         }
@@ -325,6 +345,11 @@ impl ProxyHttp for Portico {
         let status_retry = ctx.upstream.retry_status.take().is_some();
         let counted = if status_retry { UpstreamErrorKind::Status } else { kind };
         ctx.upstream.finish_attempt(&self.shared.metrics, false, counted);
+        ctx.upstream.last_failure = Some(counted.error_type());
+        // A status retry's span has its status already (phase 7); it ends with the next attempt.
+        if let (Some(span), false) = (ctx.request.span.as_mut(), status_retry) {
+            span.attempt_failed(kind.error_type());
+        }
         let mut e = e.more_context(format!("Peer: {peer}"));
         retry::after_proxy_error(&self.shared.metrics, session, ctx, &mut e, kind, status_retry, client_reused);
         e
@@ -379,9 +404,13 @@ impl ProxyHttp for Portico {
                 crate::mirror::send(runtime, m, req, body);
             }
         }
-        // 4. The access-log line.
+        // 4. The access-log line, then the request's spans.
         if self.shared.access_log.enabled() {
             access::write(&self.shared.access_log, session, e, ctx, status, elapsed);
+        }
+        let error = ctx.outcome.error.or_else(|| e.map(|e| ErrorKind::Upstream(UpstreamErrorKind::of(e))));
+        if let Some(span) = ctx.span() {
+            span.finish(status, error.and_then(|k| k.span_error(status)));
         }
     }
 }

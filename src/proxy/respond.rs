@@ -23,6 +23,9 @@ pub async fn reject(session: &mut Session, ctx: &mut Ctx, r: &Reject) -> pingora
         serde_json::to_vec(&ErrorBody { error: r.error, message: &r.message, request_id: &ctx.filter.request_id })
             .unwrap_or_default();
     ctx.outcome.error = Some(ErrorKind::Answered(r.error));
+    if let Some(span) = ctx.span() {
+        span.refused(r.status, r.error);
+    }
     let mut headers = Vec::with_capacity(r.headers.len() + 1);
     headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
     headers.extend(r.headers.iter().cloned());

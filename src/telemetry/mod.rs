@@ -4,7 +4,7 @@
 //! |-----------------|------------------------------------------------------------------|
 //! | [`metrics`]     | Prometheus metrics, with per-route handles resolved once         |
 //! | [`access_log`]  | the JSON access-log line, its writer thread and batching         |
-//! | [`trace`]       | request ids and W3C trace context (`traceparent`)                |
+//! | [`trace`]       | request ids                                                      |
 //! | [`text`]        | RFC 3339 time and socket-address text for log fields             |
 //! | [`otlp`]        | OpenTelemetry spans: sampling, the request span API, OTLP export |
 //!
@@ -19,4 +19,4 @@ pub mod trace;
 pub use access_log::{AccessLine, AccessLog};
 pub use metrics::{Metrics, RouteMetrics};
 pub use text::{now_rfc3339, socket_addr_text};
-pub use trace::{new_request_id, valid_request_id, TraceContext};
+pub use trace::{new_request_id, valid_request_id};

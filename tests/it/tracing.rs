@@ -1,9 +1,12 @@
-//! Tracing's export, checked by an independent decoder: `otlp_collector.py` decodes every POST
-//! with the reference `opentelemetry-proto` library and writes each span as a JSON line.
+//! An operator traces requests through Portico: each request is a server span, each upstream
+//! attempt a client span under it whose id the origin receives in `traceparent`, refusals are
+//! events, a sampled caller is always followed, and a dead collector costs requests nothing.
 //!
-//! These tests drive Portico's tracer directly (the request path is wired to it separately);
-//! [`Collector`] is meant for the end-to-end stories too.
+//! Everything is checked by an independent decoder: `otlp_collector.py` decodes every POST with
+//! the reference `opentelemetry-proto` library and writes each span as a JSON line. The first
+//! tests drive Portico's tracer directly; the stories after them go through the real daemon.
 
+use crate::support::{client, eventually, metric, Origin, Portico, Yaml};
 use portico::config::tracing::{OtlpEndpoint, TracingSettings};
 use portico::telemetry::otlp::{Incoming, RequestSpan, Tracer, TracingMetrics};
 use serde_json::Value;
@@ -53,7 +56,24 @@ impl Collector {
     /// Every span decoded so far, in arrival order.
     pub fn spans(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.out).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).expect("a JSON line per span")).collect()
+        // A line being written may be incomplete: only whole lines count.
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole.lines().map(|l| serde_json::from_str(l).expect("a JSON line per span")).collect()
+    }
+
+    /// The spans once the server span of the request with id `request_id` has arrived. Spans
+    /// leave in the order they were submitted, a request's client spans before its server span,
+    /// so by then its attempts and every earlier request's spans are in too.
+    pub async fn spans_through(&self, request_id: &str) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let spans = self.spans();
+            if server_span(&spans, request_id).is_some() {
+                return spans;
+            }
+            assert!(Instant::now() < deadline, "no server span for request {request_id}; got {spans:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -213,4 +233,316 @@ fn a_dead_collector_costs_requests_nothing_and_is_counted() {
     assert_eq!(metrics.exported.get(), 0);
     assert_eq!(metrics.dropped_export_failed.get() + metrics.dropped_queue_full.get(), 2000);
     assert!(metrics.failed_batches.get() >= 1);
+}
+
+// === through the daemon ===
+
+/// The server span of the request with this id (`portico.request_id`, the `x-request-id` the
+/// client got back).
+fn server_span<'a>(spans: &'a [Value], request_id: &str) -> Option<&'a Value> {
+    spans.iter().find(|s| s["kind"] == "SPAN_KIND_SERVER" && s["attributes"]["portico.request_id"] == request_id)
+}
+
+/// The client spans under `server`, in attempt order.
+fn attempts<'a>(spans: &'a [Value], server: &Value) -> Vec<&'a Value> {
+    let mut found: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["kind"] == "SPAN_KIND_CLIENT" && s["trace_id"] == server["trace_id"])
+        .filter(|s| s["parent_span_id"] == server["span_id"])
+        .collect();
+    found.sort_by_key(|s| s["attributes"]["portico.attempt"].as_i64());
+    found
+}
+
+/// What a client saw: the status, the request id, and (from an origin's echo) the body.
+struct Answer {
+    status: u16,
+    request_id: String,
+    body: Value,
+}
+
+impl Answer {
+    /// The `traceparent` the origin received, split: (trace id, parent id, flags).
+    fn traceparent(&self) -> (String, String, String) {
+        let tp =
+            self.body["headers"]["traceparent"].as_str().unwrap_or_else(|| panic!("no traceparent: {}", self.body));
+        let p: Vec<&str> = tp.split('-').collect();
+        assert_eq!((p.len(), p[0]), (4, "00"), "{tp}");
+        (p[1].to_string(), p[2].to_string(), p[3].to_string())
+    }
+}
+
+async fn get(c: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut req = c.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let request_id = r.headers()["x-request-id"].to_str().expect("ASCII").to_string();
+    let body = r.json().await.unwrap_or(Value::Null);
+    Answer { status, request_id, body }
+}
+
+fn gateway(live: &Origin, collector: &Collector) -> Yaml {
+    Yaml::web(
+        r#"
+upstreams:
+  live: {targets: ["$live"]}
+  flaky: {targets: ["127.0.0.1:$dead", "$live"]}
+consumers: [{name: mobile, api_keys: [k-mobile]}]
+routes:
+  - {name: users, match: {path: /users}, upstream: live}
+  - {name: retried, match: {path: /retried}, upstream: flaky,
+     retry: {attempts: 2, on: [connect_error], budget_percent: 100}}
+  - {name: private, match: {path: /private}, upstream: live, filters: [{api_key: {}}]}
+tracing: {otlp_endpoint: "$collector", sample_ratio: $ratio, service_name: it-gateway}
+"#,
+    )
+    .origin(live)
+    .set("collector", collector.endpoint())
+    .set("ratio", "1.0")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_attempts_retries_and_refusals_are_spans_the_origin_and_collector_agree_on() {
+    let collector = Collector::start();
+    let live = Origin::start("live").await;
+    let mut p = Portico::start(gateway(&live, &collector)).await;
+    let c = client();
+
+    // A request without traceparent: a root server span named by its route, one client span
+    // under it, and the origin told that client span's id.
+    let users = get(&c, &p.url("web", "/users/7"), &[]).await;
+    assert_eq!(users.status, 200);
+    let spans = collector.spans_through(&users.request_id).await;
+    let server = server_span(&spans, &users.request_id).expect("server span");
+    assert_eq!((&server["name"], &server["parent_span_id"]), (&"GET users".into(), &"".into()));
+    let a = &server["attributes"];
+    assert_eq!(
+        (&a["http.route"], &a["http.request.method"], &a["http.response.status_code"], &a["url.path"]),
+        (&"users".into(), &"GET".into(), &200.into(), &"/users/7".into())
+    );
+    assert_eq!(server["resource"]["service.name"], "it-gateway");
+    assert_eq!(server["status"]["code"], "STATUS_CODE_UNSET");
+    let clients = attempts(&spans, server);
+    assert_eq!(clients.len(), 1, "{spans:#?}");
+    let a = &clients[0]["attributes"];
+    assert_eq!(
+        (&a["server.address"], &a["server.port"], &a["portico.upstream"], &a["portico.attempt"]),
+        (&"127.0.0.1".into(), &live.port().into(), &"live".into(), &1.into())
+    );
+    assert_eq!(a["http.response.status_code"], 200);
+    let (trace, parent, flags) = users.traceparent();
+    assert_eq!((trace.as_str(), flags.as_str()), (server["trace_id"].as_str().expect("hex"), "01"));
+    assert_eq!(parent, clients[0]["span_id"].as_str().expect("hex"), "the origin's parent is the attempt");
+    // The access log's trace id is the span's.
+    eventually(Duration::from_secs(5), "the access-log line", || {
+        let log = p.access_log();
+        let (rid, trace) = (users.request_id.clone(), trace.clone());
+        async move {
+            log.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .any(|l| l["request_id"] == rid && l["trace_id"] == trace)
+        }
+    })
+    .await;
+
+    // Retries: one target is a closed port, so a request that tries it first goes again to the
+    // live one. Attempts are sibling client spans, numbered, the second saying why.
+    let mut retried = Vec::new();
+    for _ in 0..4 {
+        let r = get(&c, &p.url("web", "/retried"), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        retried.push(r);
+    }
+    let spans = collector.spans_through(&retried[3].request_id).await;
+    let mut seen_retry = false;
+    for r in &retried {
+        let server = server_span(&spans, &r.request_id).expect("server span");
+        assert_eq!(server["attributes"]["http.route"], "retried");
+        let clients = attempts(&spans, server);
+        let last = clients.last().expect("an attempt");
+        assert_eq!(last["attributes"]["server.port"], live.port(), "the last attempt reached the live target");
+        assert_eq!(r.traceparent().1, last["span_id"].as_str().expect("hex"), "the origin saw the last attempt");
+        if clients.len() == 2 {
+            seen_retry = true;
+            let (first, second) = (&clients[0]["attributes"], &clients[1]["attributes"]);
+            assert_eq!((&first["portico.attempt"], &second["portico.attempt"]), (&1.into(), &2.into()));
+            assert_eq!(first["server.port"], p.port("dead"));
+            assert_eq!(
+                (&first["error.type"], &clients[0]["status"]["code"]),
+                (&"connect_error".into(), &"STATUS_CODE_ERROR".into())
+            );
+            assert!(first["portico.retry_reason"].is_null());
+            assert_eq!(
+                (&second["portico.retry_reason"], &second["http.request.resend_count"]),
+                (&"connect_error".into(), &1.into())
+            );
+            assert_eq!(second["http.response.status_code"], 200);
+            assert!(clients[0]["end"].as_u64() <= clients[1]["start"].as_u64(), "one after the other");
+        } else {
+            assert_eq!(clients.len(), 1, "{spans:#?}");
+        }
+    }
+    assert!(seen_retry, "round robin over two targets sent one of four requests to the closed port first");
+
+    // A filter's refusal is an event on the server span (which stays unset: a 401 is the
+    // client's doing), and no attempt is made; the consumer a key names is on the span.
+    let refused = get(&c, &p.url("web", "/private"), &[]).await;
+    assert_eq!((refused.status, refused.body["error"].as_str()), (401, Some("unauthorized")));
+    let allowed = get(&c, &p.url("web", "/private"), &[("x-api-key", "k-mobile")]).await;
+    assert_eq!(allowed.status, 200);
+    let spans = collector.spans_through(&allowed.request_id).await;
+    let server = server_span(&spans, &refused.request_id).expect("server span of the refusal");
+    assert_eq!(
+        (&server["attributes"]["http.route"], &server["attributes"]["http.response.status_code"]),
+        (&"private".into(), &401.into())
+    );
+    assert_eq!(server["status"]["code"], "STATUS_CODE_UNSET");
+    let events = server["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{server:#}");
+    assert_eq!(events[0]["name"], "portico.refused");
+    assert_eq!(
+        (&events[0]["attributes"]["http.response.status_code"], &events[0]["attributes"]["error.type"]),
+        (&401.into(), &"unauthorized".into())
+    );
+    assert!(attempts(&spans, server).is_empty(), "a refused request goes nowhere");
+    let server = server_span(&spans, &allowed.request_id).expect("server span");
+    assert_eq!(server["attributes"]["portico.consumer"], "mobile");
+
+    // Reloaded with `sample_ratio: 0`: new traces are not recorded (and say so upstream), a
+    // caller's sampled trace still is, under the caller's span.
+    p.rewrite_config(gateway(&live, &collector).set("ratio", "0"));
+    let r = c.post(p.admin_url("/reload")).send().await.expect("reload");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let fresh = get(&c, &p.url("web", "/users/fresh"), &[]).await;
+    assert_eq!(fresh.traceparent().2, "00", "not recorded, and the origin is told so");
+    let unsampled = "00-1af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    let declined = get(&c, &p.url("web", "/users/declined"), &[("traceparent", unsampled)]).await;
+    assert_eq!(declined.traceparent().2, "00");
+    let followed =
+        get(&c, &p.url("web", "/users/followed"), &[("traceparent", INCOMING), ("tracestate", "rojo=1")]).await;
+    // Stopped at once (well before the exporter's 1 s interval), Portico sends what is still
+    // queued on its way out.
+    p.signal("TERM");
+    assert!(p.wait_exit(Duration::from_secs(15)).await, "a clean exit:\n{}", p.stderr());
+    let spans = collector.spans();
+    let server = server_span(&spans, &followed.request_id).expect("recorded at ratio 0, sent at shutdown");
+    assert_eq!(
+        (&server["trace_id"], &server["parent_span_id"], &server["trace_state"]),
+        (&"0af7651916cd43dd8448eb211c80319c".into(), &"b7ad6b7169203331".into(), &"rojo=1".into())
+    );
+    assert_eq!(server["flags"], 0x301, "sampled, parent remote");
+    let clients = attempts(&spans, server);
+    assert_eq!(clients.len(), 1);
+    let (trace, parent, flags) = followed.traceparent();
+    assert_eq!(
+        (trace.as_str(), parent.as_str(), flags.as_str()),
+        ("0af7651916cd43dd8448eb211c80319c", clients[0]["span_id"].as_str().expect("hex"), "01")
+    );
+    for r in [&fresh, &declined] {
+        assert!(server_span(&spans, &r.request_id).is_none(), "request {} must not be recorded", r.request_id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenth_of_a_thousand_new_traces_are_recorded_and_the_origin_is_told_which() {
+    let collector = Collector::start();
+    let live = Origin::start("live").await;
+    let p = Portico::start(gateway(&live, &collector).set("ratio", "0.1")).await;
+    let c = client();
+    let mut sampled = std::collections::HashSet::new();
+    for _ in 0..1000 {
+        let r = get(&c, &p.url("web", "/users"), &[]).await;
+        assert_eq!(r.status, 200);
+        if r.traceparent().2 == "01" {
+            sampled.insert(r.request_id);
+        }
+    }
+    // A caller's sampled request last: once its spans are in, every earlier one is.
+    let last = get(&c, &p.url("web", "/users"), &[("traceparent", INCOMING)]).await;
+    let spans = collector.spans_through(&last.request_id).await;
+    let recorded: std::collections::HashSet<String> = spans
+        .iter()
+        .filter(|s| {
+            s["kind"] == "SPAN_KIND_SERVER" && s["attributes"]["portico.request_id"] != last.request_id.as_str()
+        })
+        .map(|s| s["attributes"]["portico.request_id"].as_str().expect("request id").to_string())
+        .collect();
+    assert_eq!(recorded, sampled, "recorded exactly the requests whose traceparent said sampled");
+    // Binomial(1000, 0.1): mean 100, standard deviation 9.5; this is 4.5 of them either side.
+    assert!((58..=142).contains(&recorded.len()), "{} of 1000 recorded at 0.1", recorded.len());
+    assert_eq!(spans.len(), 2 * (recorded.len() + 1), "a server and a client span each");
+    let exported = spans.len() as f64;
+    eventually(Duration::from_secs(5), "the exported spans counted", || {
+        let url = p.admin_url("/metrics");
+        async move {
+            let text = client().get(url).send().await.expect("metrics").text().await.expect("text");
+            metric(&text, "portico_tracing_spans_exported_total", "") == exported
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_collector_slows_no_request_and_its_dropped_spans_are_counted() {
+    let live = Origin::start("live").await;
+    let yaml = Yaml::web(
+        r#"
+upstreams: {live: {targets: ["$live"]}}
+routes: [{name: users, upstream: live}]
+"#,
+    )
+    .origin(&live);
+    // Nothing listens on `$nobody`: every export is refused at connect.
+    let traced = Portico::start(yaml.clone().add("tracing: {otlp_endpoint: \"http://127.0.0.1:$nobody\"}\n")).await;
+    let plain = Portico::start(yaml).await;
+    let c = client();
+
+    // Both run the same requests, interleaved in rounds so a busy machine slows both alike.
+    let run = |url: String| {
+        let c = c.clone();
+        async move {
+            let started = Instant::now();
+            for _ in 0..50 {
+                let r = c.get(&url).send().await.expect("request");
+                assert_eq!(r.status(), 200);
+                let _ = r.bytes().await;
+            }
+            started.elapsed()
+        }
+    };
+    let (mut with_tracing, mut without) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..11 {
+        let t = run(traced.url("web", "/x")).await;
+        let u = run(plain.url("web", "/x")).await;
+        // Round 0 warms both up (connections, caches) and is not counted.
+        if round > 0 {
+            with_tracing += t;
+            without += u;
+        }
+    }
+    assert!(
+        with_tracing <= without * 2 + Duration::from_millis(500),
+        "500 traced requests took {with_tracing:?}, untraced {without:?}"
+    );
+
+    // Every span (a server and a client span for each of 550 requests) is dropped and counted.
+    let spans = 2.0 * 550.0;
+    eventually(Duration::from_secs(20), "every span counted as dropped", || {
+        let url = traced.admin_url("/metrics");
+        async move {
+            let text = client().get(url).send().await.expect("metrics").text().await.expect("text");
+            let dropped = metric(&text, "portico_tracing_spans_dropped_total", "reason=\"export_failed\"")
+                + metric(&text, "portico_tracing_spans_dropped_total", "reason=\"queue_full\"");
+            dropped == spans
+        }
+    })
+    .await;
+    let text = traced.metrics().await;
+    assert_eq!(metric(&text, "portico_tracing_spans_exported_total", ""), 0.0);
+    assert!(metric(&text, "portico_tracing_export_failures_total", "") >= 1.0, "{text}");
+    let text = plain.metrics().await;
+    assert_eq!(metric(&text, "portico_tracing_spans_dropped_total", "reason=\"export_failed\""), 0.0);
 }

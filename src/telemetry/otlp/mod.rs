@@ -13,11 +13,11 @@
 //!
 //! # Where each call belongs
 //!
-//! One [`Tracer`] per `tracing:` section, kept where requests find it (beside the metrics in
-//! `Shared`, or in the `Runtime` reusing the previous one while the settings are equal, so a
-//! reload that leaves `tracing:` alone keeps the exporter and its queue). One [`RequestSpan`]
-//! per request, in the CTX in place of today's `TraceContext` (it carries the same trace context
-//! when tracing is off). In Pingora's phases:
+//! One [`Tracer`] per `tracing:` section, in the `Runtime` (`state.rs`), which reuses the
+//! previous one while the settings are equal ([`Tracer::for_config`]), so a reload that leaves
+//! `tracing:` alone keeps the exporter and its queue, and a request keeps the tracer of the
+//! config it arrived on. One [`RequestSpan`] per request, in the CTX (`ctx.request.span`; it
+//! carries the trace context upstream when tracing is off too). In Pingora's phases:
 //!
 //! 1. `early_request_filter`, once the request id is known: `RequestSpan::start(tracer,
 //!    session.req_header(), &Incoming { listener, client, tls, request_id })`.
@@ -39,7 +39,7 @@
 //!    `ctx.error`; the access log's `trace_id` is `span.trace_id_hex()`.
 //!
 //! A mirrored request (`mirror.rs`) may get its own client span the same way. On shutdown
-//! (the draining service in `reload.rs`), `tracer.flush(...)` sends what is still queued; a
+//! (the draining service in `server.rs`), `tracer.flush(...)` sends what is still queued; a
 //! replaced tracer sends its queue by itself once the last request holding it is done.
 
 pub mod context;
@@ -93,6 +93,29 @@ impl Tracer {
             sink: Sink::Export(exporter),
             settings: settings.clone(),
         }))
+    }
+
+    /// The tracer a (re)loaded config runs with: `previous` kept while its settings equal
+    /// `settings` (its exporter, queue and connection carry on), a new one started when they
+    /// differ (the old one sends its queue once the last request holding it is done), none
+    /// without a `tracing:` section. An exporter thread that cannot start is logged, and the
+    /// config runs untraced rather than not at all.
+    pub fn for_config(
+        settings: Option<&TracingSettings>,
+        previous: Option<&Arc<Tracer>>,
+        metrics: &TracingMetrics,
+    ) -> Option<Arc<Tracer>> {
+        let settings = settings?;
+        if let Some(p) = previous.filter(|p| p.settings == *settings) {
+            return Some(p.clone());
+        }
+        match Tracer::start(settings, metrics.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                log::error!("tracing: cannot start the OTLP exporter ({e}); requests are not traced");
+                None
+            }
+        }
     }
 
     /// The settings it was started with (a reload compares them to decide whether to keep it).

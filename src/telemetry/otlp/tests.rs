@@ -193,3 +193,21 @@ fn the_counters_appear_on_metrics() {
     assert!(text.contains("portico_tracing_export_failures_total 0"), "{text}");
     assert!(TracingMetrics::register(&m).is_err(), "a second registration is refused, so reloads reuse the first");
 }
+
+#[test]
+fn a_reload_keeps_the_tracer_while_its_settings_are_equal() {
+    let metrics = TracingMetrics::unregistered();
+    let settings = |ratio| TracingSettings {
+        endpoint: OtlpEndpoint::parse("http://127.0.0.1:4318").expect("valid"),
+        sample_ratio: ratio,
+        service_name: "t".into(),
+    };
+    assert!(Tracer::for_config(None, None, &metrics).is_none(), "no section, no tracer");
+    let first = Tracer::for_config(Some(&settings(1.0)), None, &metrics).expect("started");
+    let kept = Tracer::for_config(Some(&settings(1.0)), Some(&first), &metrics).expect("kept");
+    assert!(Arc::ptr_eq(&first, &kept), "equal settings keep the exporter and its queue");
+    let replaced = Tracer::for_config(Some(&settings(0.5)), Some(&first), &metrics).expect("replaced");
+    assert!(!Arc::ptr_eq(&first, &replaced), "changed settings start a new one");
+    assert_eq!(replaced.settings().sample_ratio, 0.5);
+    assert!(Tracer::for_config(None, Some(&first), &metrics).is_none(), "a removed section drops it");
+}

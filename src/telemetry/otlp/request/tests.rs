@@ -114,6 +114,17 @@ fn without_a_tracer_the_trace_context_is_passed_on_as_before() {
 }
 
 #[test]
+fn an_invalid_traceparent_starts_a_new_trace() {
+    for bad in ["garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"] {
+        let span = RequestSpan::start(None, &request("GET", Some(bad)), &incoming());
+        let (trace, parent, flags) = parts(&span.traceparent());
+        assert_eq!((trace.as_str(), flags.as_str()), (span.trace_id_hex(), "01"), "{bad}");
+        assert_ne!(trace, "0".repeat(32));
+        assert_ne!(parent, "00f067aa0ba902b7");
+    }
+}
+
+#[test]
 fn a_new_trace_is_unsampled_at_ratio_zero_and_says_so_upstream() {
     let tracer = Tracer::capturing(0.0);
     let mut span = RequestSpan::start(Some(&tracer), &request("GET", None), &incoming());
