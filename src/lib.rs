@@ -4,6 +4,7 @@
 //! and benchmarks can drive the same code. See `README.md` for the tour.
 
 pub mod admin;
+pub mod canonical;
 pub mod chain;
 pub mod config;
 pub mod keepalive;
