@@ -11,8 +11,10 @@
 //! ```
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use portico::canonical::{canonical_host, canonical_path, canonical_target, check_framing, strip_forgeable, HeaderLimits};
 use pingora::http::RequestHeader;
+use portico::canonical::{
+    canonical_host, canonical_path, canonical_target, check_framing, strip_forgeable, HeaderLimits,
+};
 use std::hint::black_box;
 
 /// A typical API path, already canonical.

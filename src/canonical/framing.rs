@@ -14,8 +14,10 @@
 //!   looked at only when `Transfer-Encoding` is present. A request carrying both is a smuggling
 //!   attempt in practice (RFC 9112 6.1: "ought to be handled as an error").
 //! - **A `Transfer-Encoding` other than exactly `chunked`.** Pingora only looks at the text after
-//!   the last comma, so `xchunked, chunked`, `chunked, chunked`, `chunked\t` and `,chunked` pass
-//!   it, and upstreams that parse the list differently frame the body differently. The rule here:
+//!   the last comma, so `chunked, chunked`, `gzip\t, chunked`, `,chunked` and `xchunked, chunked`
+//!   pass it, and upstreams that parse the list differently frame the body differently.
+//!   (Whitespace around the whole field value is trimmed by the parser, so `chunked\t` arrives,
+//!   and is forwarded, as `chunked`.) The rule here:
 //!   the codings across all `Transfer-Encoding` fields are tokens separated by commas with optional
 //!   spaces (no tabs, no empty elements, no parameters), `chunked` (any case) appears exactly once
 //!   and last. A list that breaks that is malformed: 400 (RFC 9112 6.3: chunked not final "MUST
@@ -117,7 +119,11 @@ impl std::error::Error for FramingError {}
 ///
 /// The common request (no `Transfer-Encoding`, one or no `Content-Length`) costs one pass over the
 /// header map to count bytes and two lookups.
-pub fn check_framing(req: &RequestHeader, raw_header: Option<&[u8]>, limits: &HeaderLimits) -> Result<(), FramingError> {
+pub fn check_framing(
+    req: &RequestHeader,
+    raw_header: Option<&[u8]>,
+    limits: &HeaderLimits,
+) -> Result<(), FramingError> {
     check_limits(req, limits)?;
     let has_te = req.headers.contains_key(TRANSFER_ENCODING);
     if has_te {

@@ -32,7 +32,10 @@ async fn ordinary_requests_pass() {
     assert_eq!(check(&te("CHUNKED")).await, Ok(()));
     assert_eq!(check(b"GET / HTTP/1.0\r\n\r\n").await, Ok(()));
     // Identical duplicates are one length (RFC 9110 8.6), as Pingora also accepts.
-    assert_eq!(check(b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc").await, Ok(()));
+    assert_eq!(
+        check(b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc").await,
+        Ok(())
+    );
     assert_eq!(check(b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\nabc").await, Ok(()));
 }
 
@@ -55,9 +58,13 @@ async fn content_length_with_transfer_encoding_is_400() {
     let mut req = RequestHeader::build("POST", b"/", None).expect("request");
     req.insert_header("content-length", "5").expect("cl");
     req.insert_header("transfer-encoding", "chunked").expect("te");
-    assert_eq!(check_framing(&req, None, &HeaderLimits::default()), Err(FramingError::ContentLengthWithTransferEncoding));
+    assert_eq!(
+        check_framing(&req, None, &HeaderLimits::default()),
+        Err(FramingError::ContentLengthWithTransferEncoding)
+    );
     // A header whose value merely mentions content-length is no CL field.
-    let mention = b"POST /a HTTP/1.1\r\nHost: h\r\nX-Note: content-length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let mention =
+        b"POST /a HTTP/1.1\r\nHost: h\r\nX-Note: content-length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     assert_eq!(check(mention).await, Ok(()));
 }
 
@@ -88,11 +95,10 @@ async fn differing_content_lengths_are_400() {
 async fn obfuscated_transfer_encodings_pingora_lets_through_are_400() {
     for value in [
         "chunked, chunked",
-        "xchunked, chunked",
         ", chunked",
         "chunked ,, chunked",
-        "chunked\t",
-        "\tchunked",
+        "gzip\t, chunked",
+        "gzip,\tchunked",
         "chu nked, chunked",
         "x;y, chunked",
         "chunked;a=b, chunked",
@@ -108,8 +114,15 @@ async fn obfuscated_transfer_encodings_pingora_lets_through_are_400() {
             Err(e) => panic!("expected pingora to accept {value:?}: {e}"),
         }
     }
+    // Whitespace around the whole value is trimmed by the parser: what goes upstream is `chunked`.
+    for value in ["chunked\t", "\tchunked", " chunked "] {
+        let s = read(&te(value)).await.expect("pingora accepts");
+        assert_eq!(s.req_header().headers.get(TRANSFER_ENCODING).map(|v| v.as_bytes()), Some(&b"chunked"[..]));
+        assert_eq!(check(&te(value)).await, Ok(()), "{value:?}");
+    }
     // Two fields of `chunked`: chunked applied twice.
-    let two = b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let two =
+        b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     assert_eq!(check(two).await, Err(FramingError::MalformedTransferEncoding));
 }
 
@@ -129,10 +142,18 @@ async fn chunked_not_last_is_refused_by_pingora_and_here() {
 
 #[tokio::test]
 async fn other_codings_before_chunked_are_501() {
-    for value in ["gzip, chunked", "gzip,chunked", "deflate , chunked", "identity, chunked", "x-custom, GZIP, chunked"] {
+    for value in [
+        "gzip, chunked",
+        "gzip,chunked",
+        "deflate , chunked",
+        "identity, chunked",
+        "x-custom, GZIP, chunked",
+        "xchunked, chunked",
+    ] {
         assert_eq!(check(&te(value)).await, Err(FramingError::UnsupportedTransferEncoding), "{value:?}");
     }
-    let split = b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let split =
+        b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     assert_eq!(check(split).await, Err(FramingError::UnsupportedTransferEncoding));
     assert_eq!(FramingError::UnsupportedTransferEncoding.status(), 501);
 }

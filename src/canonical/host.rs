@@ -20,6 +20,7 @@
 //! a target without authority).
 
 use http::{header, Version};
+use pingora::http::authority::raw_target_authority;
 use pingora::http::RequestHeader;
 use std::borrow::Cow;
 use std::io::Write;
@@ -102,7 +103,8 @@ pub fn canonical_host(raw: &[u8]) -> Result<Cow<'_, str>, HostError> {
     };
     check_port(rest)?;
     let name = name.strip_suffix(b".").unwrap_or(name);
-    if name.is_empty() || name.split(|&b| b == b'.').any(|label| label.is_empty() || !label.iter().all(|&b| is_name_byte(b)))
+    if name.is_empty()
+        || name.split(|&b| b == b'.').any(|label| label.is_empty() || !label.iter().all(|&b| is_name_byte(b)))
     {
         return Err(HostError::InvalidName);
     }
@@ -138,12 +140,12 @@ fn canonical_ip_literal(raw: &[u8]) -> Result<Cow<'_, str>, HostError> {
 /// documentation. `None`: the request has no host (HTTP/1.0 without `Host`, or an empty `Host`).
 pub fn routing_host<'a>(
     host: Option<&'a [u8]>,
-    authority: Option<&'a str>,
+    authority: Option<&'a [u8]>,
     version: Version,
 ) -> Result<Option<Cow<'a, str>>, HostError> {
     match (authority, host) {
         // RFC 9112 3.2.2: the target's authority wins; `Host` is ignored.
-        (Some(a), _) => canonical_host(a.as_bytes()).map(Some),
+        (Some(a), _) => canonical_host(a).map(Some),
         (None, Some(h)) if h.is_empty() => Ok(None),
         (None, Some(h)) => canonical_host(h).map(Some),
         (None, None) if version == Version::HTTP_10 || version == Version::HTTP_09 => Ok(None),
@@ -152,14 +154,20 @@ pub fn routing_host<'a>(
 }
 
 /// [`routing_host`] of a request as Pingora parsed it: its `Host` field (refused when there are
-/// several) and its URI's authority (absolute-form target, HTTP/2 `:authority`).
+/// several) and the target's authority. Pingora keeps an HTTP/1 absolute-form target verbatim
+/// and puts only its path in the URI, so the authority is read from `raw_path` with Pingora's
+/// own splitter; HTTP/2's `:authority` is in the URI.
 pub fn request_host(req: &RequestHeader) -> Result<Option<Cow<'_, str>>, HostError> {
     let mut hosts = req.headers.get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
         return Err(HostError::Duplicate);
     }
-    routing_host(host.map(|h| h.as_bytes()), req.uri.authority().map(|a| a.as_str()), req.version)
+    let authority = match req.uri.authority() {
+        Some(a) => Some(a.as_str().as_bytes()),
+        None => raw_target_authority(req.raw_path()).authority(),
+    };
+    routing_host(host.map(|h| h.as_bytes()), authority, req.version)
 }
 
 #[cfg(test)]

@@ -48,7 +48,10 @@ fn ipv6_literals_keep_brackets_and_lose_the_port() {
     assert_eq!(host("[2001:db8:0:0:0:0:0:1]"), "[2001:db8::1]");
     assert_eq!(host("[::ffff:192.0.2.1]:8080"), "[::ffff:192.0.2.1]");
     for raw in ["[::1", "[]", "[::g]", "[v1.fe]", "[fe80::1%25eth0]", "[1.2.3.4]", "[::1]x", "[::1]::80", "[::1]]"] {
-        assert!(matches!(bad(raw), HostError::InvalidIpLiteral | HostError::InvalidName | HostError::InvalidPort), "{raw}");
+        assert!(
+            matches!(bad(raw), HostError::InvalidIpLiteral | HostError::InvalidName | HostError::InvalidPort),
+            "{raw}"
+        );
     }
     assert_eq!(bad("[::1]:99999"), HostError::InvalidPort);
 }
@@ -89,7 +92,7 @@ fn invalid_names_and_ports_are_refused() {
 fn the_absolute_form_authority_wins_over_host() {
     let v11 = Version::HTTP_11;
     let pick = |h: Option<&'static str>, a: Option<&'static str>, v| {
-        routing_host(h.map(str::as_bytes), a, v).map(|o| o.map(Cow::into_owned))
+        routing_host(h.map(str::as_bytes), a.map(str::as_bytes), v).map(|o| o.map(Cow::into_owned))
     };
     assert_eq!(pick(Some("a.example"), None, v11), Ok(Some("a.example".into())));
     assert_eq!(pick(None, Some("B.example:80"), v11), Ok(Some("b.example".into())));

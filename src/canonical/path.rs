@@ -30,6 +30,7 @@
 //! Cost: an already-canonical path (the common case) is one table-driven scan and no allocation
 //! (`Cow::Borrowed`); see `benches/canonical.rs`.
 
+use pingora::http::authority::{raw_target_authority, RawTargetAuthority};
 use std::borrow::Cow;
 
 /// Why a request path was refused. Every variant is a 400 with the `invalid_path` code; the
@@ -318,21 +319,15 @@ pub fn split_query(target: &str) -> (&str, Option<&str>) {
 }
 
 /// The origin-form part (`/path?query`) of an absolute-form target (`http://host/path?query`), or
-/// the target itself when it is not absolute-form. The scheme must be `http` or `https` (any
-/// case); the authority ends at the first `/`, `?` or `#`. An absolute-form target without a path
-/// gives `""` or `?query`, which [`canonical_target_bytes`] turns into `/` and `/?query`.
+/// the target itself when it is not absolute-form. The boundaries are Pingora's own
+/// (`pingora::http::authority::raw_target_authority`), so this path and the authority Pingora
+/// checked against `Host` come from the same split. An absolute-form target without a path gives
+/// `""` or `?query`, which [`canonical_target_bytes`] turns into `/` and `/?query`. A target
+/// Pingora calls ambiguous (`http:/\host`) is returned as is, and refused as not origin-form.
 pub fn strip_absolute_form(target: &[u8]) -> &[u8] {
-    let after_scheme = if target.len() >= 7 && target[..7].eq_ignore_ascii_case(b"http://") {
-        7
-    } else if target.len() >= 8 && target[..8].eq_ignore_ascii_case(b"https://") {
-        8
-    } else {
-        return target;
-    };
-    let rest = &target[after_scheme..];
-    match rest.iter().position(|b| matches!(b, b'/' | b'?' | b'#')) {
-        Some(end) => &rest[end..],
-        None => b"",
+    match raw_target_authority(target) {
+        RawTargetAuthority::Absolute { path_and_query, .. } => path_and_query,
+        _ => target,
     }
 }
 

@@ -205,7 +205,10 @@ fn absolute_form_leaves_its_path() {
     assert_eq!(strip_absolute_form(b"http://h.example"), b"");
     assert_eq!(strip_absolute_form(b"http://h.example?x=1"), b"?x=1");
     assert_eq!(strip_absolute_form(b"/http://h/a"), b"/http://h/a");
-    assert_eq!(strip_absolute_form(b"ftp://h/a"), b"ftp://h/a");
+    // Any scheme with an authority, as Pingora splits it; an ambiguous one stays and is refused.
+    assert_eq!(strip_absolute_form(b"ftp://h/a"), b"/a");
+    assert_eq!(strip_absolute_form(b"http:/\\h/a"), b"http:/\\h/a");
+    assert_eq!(canonical_path_bytes(strip_absolute_form(b"http:/\\h/a")), Err(PathError::NotOriginForm));
     assert_eq!(
         canonical_target_bytes(strip_absolute_form(b"http://h.example/api/x/../admin")).expect("abs"),
         &b"/api/admin"[..]
