@@ -146,7 +146,7 @@ pub fn routing_host<'a>(
     match (authority, host) {
         // RFC 9112 3.2.2: the target's authority wins; `Host` is ignored.
         (Some(a), _) => canonical_host(a).map(Some),
-        (None, Some(h)) if h.is_empty() => Ok(None),
+        (None, Some([])) => Ok(None),
         (None, Some(h)) => canonical_host(h).map(Some),
         (None, None) if version == Version::HTTP_10 || version == Version::HTTP_09 => Ok(None),
         (None, None) => Err(HostError::Missing),
