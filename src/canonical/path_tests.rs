@@ -329,3 +329,37 @@ proptest! {
         }
     }
 }
+
+/// The target as Pingora parsed it, canonicalized and written back as the integrator will.
+async fn through_pingora(request_line: &[u8]) -> Result<(String, String), PathError> {
+    let mut bytes = request_line.to_vec();
+    bytes.extend_from_slice(b"\r\nHost: h\r\n\r\n");
+    let s = crate::canonical::framing::tests::read(&bytes).await.expect("pingora accepts");
+    let mut req = s.req_header().clone();
+    let target = canonical_target_bytes(strip_absolute_form(req.raw_path()))?.into_owned();
+    req.set_raw_path(&target).expect("a canonical target is a valid target");
+    Ok((req.uri.path().to_string(), String::from_utf8_lossy(req.raw_path()).into_owned()))
+}
+
+#[tokio::test]
+async fn on_real_pingora_sessions() {
+    let path = |p: &str| Ok((p.to_string(), p.to_string()));
+    // curl --path-as-is sends these as they are; the upstream then gets the canonical form.
+    assert_eq!(through_pingora(b"GET /api/x/../admin/users HTTP/1.1").await, path("/api/admin/users"));
+    assert_eq!(through_pingora(b"GET //api/admin HTTP/1.1").await, path("/api/admin"));
+    assert_eq!(through_pingora(b"GET /api/%61dmin HTTP/1.1").await, path("/api/admin"));
+    assert_eq!(
+        through_pingora(b"GET /api/./x/%2e%2E/admin?q=%2F/../ HTTP/1.1").await,
+        Ok(("/api/admin".into(), "/api/admin?q=%2F/../".into()))
+    );
+    // Absolute-form: the authority is the host's business, the path is canonicalized.
+    assert_eq!(through_pingora(b"GET http://h//api/%61dmin HTTP/1.1").await, path("/api/admin"));
+    assert_eq!(through_pingora(b"GET http://h HTTP/1.1").await, path("/"));
+    // Pingora percent-encodes the bytes httparse refuses (controls, space, quotes) before we see
+    // them: a raw NUL arrives as %00 and is refused as such; a space arrives as %20.
+    assert_eq!(through_pingora(b"GET /a\x00b HTTP/1.1").await, Err(PathError::EncodedNul));
+    assert_eq!(through_pingora(b"GET /a b/../c HTTP/1.1").await, path("/c"));
+    assert_eq!(through_pingora(b"GET /a%2fb HTTP/1.1").await, Err(PathError::EncodedSeparator));
+    assert_eq!(through_pingora(b"GET /.. HTTP/1.1").await, Err(PathError::AboveRoot));
+    assert_eq!(through_pingora(b"GET /a\\b HTTP/1.1").await, Err(PathError::Backslash));
+}
