@@ -144,6 +144,11 @@ impl Filter for Jwt {
         self.from.query.iter().cloned().collect()
     }
 
+    /// The `forward_claims` headers: an upstream takes them for verified claims.
+    fn sets_request_headers(&self) -> Vec<HeaderName> {
+        self.forward.iter().map(|(_, header)| header.clone()).collect()
+    }
+
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Flow> {
         match self.authenticate(session.req_header()).await {
             Ok((consumer, claims)) => {

@@ -90,6 +90,13 @@ async fn hmac_token_identifies_the_consumer_and_forwards_claims() {
     let upstream = unverified.upstream_request(&f);
     assert!(upstream.headers.get("x-user-id").is_none());
 
+    // The core strips these from client requests on edge listeners, on every route.
+    assert_eq!(f.sets_request_headers(), ["x-level", "x-user-id"]);
+    let chain = crate::FilterChain::new(vec![Arc::new(f) as Arc<dyn Filter>]);
+    assert_eq!(chain.identity_headers(), ["x-level", "x-user-id"]);
+    let f = build("{secret: s3cret, forward_claims: {sub: x-user-id}}").expect("valid");
+    assert!(build("{secret: s3cret}").expect("valid").sets_request_headers().is_empty());
+
     // An unknown subject becomes a bare consumer of that name.
     let token = hs256("s3cret", json!({"sub": "bob", "exp": now() + 60}));
     let consumer = pass(&f, bearer(&token).await).await.consumer;
