@@ -35,7 +35,7 @@ mod verify;
 mod tests;
 
 pub use claims::JwtClaims;
-pub use config::{JwtConfig, OneOrMany, TokenFromConfig};
+pub use config::{JwtConfig, OneOrMany, TokenFromConfig, MAX_LEEWAY_S};
 
 use crate::credentials::{cookie, query_param, VerifiedCache};
 use crate::{Consumer, Filter, Flow, Reject, RequestCtx, RequestHeader, Session};

@@ -243,6 +243,27 @@ async fn verified_tokens_are_cached_until_they_expire() {
 }
 
 #[tokio::test]
+async fn expiry_times_near_the_end_of_the_integers_do_not_overflow() {
+    // The largest leeway, and times at the top of u64 and i64: verified, then served from the
+    // cache (whose liveness check adds the leeway to `exp`), never a panic or a wrap to "expired".
+    let f = build(&format!("{{secret: k, leeway_s: {MAX_LEEWAY_S}}}")).expect("valid");
+    for exp in [json!(u64::MAX), json!(i64::MAX), json!(u64::MAX - 1), json!(1.8e19)] {
+        let token = hs256("k", json!({"sub": "alice", "exp": exp, "nbf": 0, "iat": exp}));
+        for _ in 0..2 {
+            let ctx = pass(&f, bearer(&token).await).await;
+            assert_eq!(ctx.consumer.expect("sub").name, "alice", "exp {exp}");
+        }
+    }
+    // An `nbf` at the top is simply not yet valid.
+    let token = hs256("k", json!({"exp": u64::MAX, "nbf": u64::MAX}));
+    assert_eq!(refusal(&f, bearer(&token).await).await.0, "token not yet valid");
+    // A leeway past a day is a config error rather than a wrap inside the validation.
+    let err = build(&format!("{{secret: k, leeway_s: {}}}", MAX_LEEWAY_S + 1)).expect_err("too much leeway");
+    assert_eq!(err.path, "leeway_s");
+    assert_eq!(build(&format!("{{secret: k, leeway_s: {}}}", u64::MAX)).expect_err("u64::MAX").path, "leeway_s");
+}
+
+#[tokio::test]
 async fn remote_fetches_are_rate_limited() {
     let remote = Remote::new("http://127.0.0.1:9/jwks".into(), Duration::from_secs(300)).expect("valid url");
     remote.last_attempt_ms.store(now_ms(), Ordering::Release);
