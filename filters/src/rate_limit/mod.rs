@@ -10,6 +10,9 @@
 //! - `key` (default `client_ip`): `client_ip`, `consumer` (the consumer's name, else the
 //!   verified identity), `route` (one budget for every caller of the route) or `header:NAME`;
 //!   `consumer` and `header:NAME` fall back to the client's address when the request has none.
+//! - `ipv6_prefix` (default 64, 1 to 128): IPv6 clients are counted by their network of this
+//!   many bits, since one client usually holds a whole /64; IPv4 clients (and IPv4-mapped IPv6)
+//!   are counted per address. `128` counts each IPv6 address on its own.
 //! - `requests_per_second` or `requests_per_minute` (exactly one): the sustained rate.
 //! - `burst` (default: the per-period limit, so `requests_per_minute: 60` lets a key at rest send
 //!   60 at once, then one a second): how many requests one key may send at once.
@@ -74,8 +77,8 @@
 
 mod config;
 mod gcra;
-mod key;
-mod local;
+pub(crate) mod key;
+pub(crate) mod local;
 mod redis;
 
 #[cfg(test)]
@@ -108,6 +111,8 @@ pub mod bench {
 #[derive(Debug)]
 pub struct RateLimit {
     key: KeyKind,
+    /// IPv6 client addresses are counted by their network of this many bits.
+    ipv6_prefix: u8,
     shared: Arc<Limiter>,
 }
 
@@ -221,7 +226,7 @@ impl Limiter {
 impl Filter for RateLimit {
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Flow> {
         let mut key = KeyBuf::new();
-        self.key.write_key(&mut key, session.req_header(), ctx);
+        self.key.write_key(&mut key, session.req_header(), ctx, self.ipv6_prefix);
         let outcome = self.shared.decide(key.as_str()).await;
         Ok(self.shared.apply(outcome, ctx))
     }

@@ -169,7 +169,7 @@ fn keys_from_the_request() {
     };
     let key = |kind: &str, request: &RequestHeader, ctx: &RequestCtx| {
         let mut buf = KeyBuf::new();
-        kind.parse::<KeyKind>().expect("key kind").write_key(&mut buf, request, ctx);
+        kind.parse::<KeyKind>().expect("key kind").write_key(&mut buf, request, ctx, 64);
         buf.as_str().to_owned()
     };
     assert_eq!(key("client_ip", &request, &ctx), "ip:10.1.2.3");
@@ -183,6 +183,51 @@ fn keys_from_the_request() {
     let mut long = KeyBuf::new();
     let _ = write!(long, "h:{}", "é".repeat(KEY_MAX));
     assert!(long.as_str().len() <= KEY_MAX && long.as_str().len() >= KEY_MAX - 1);
+}
+
+#[test]
+fn ipv6_clients_are_keyed_by_their_network() {
+    let key = |ip: &str, prefix: u8| {
+        let mut buf = KeyBuf::new();
+        let ctx = RequestCtx { client_ip: Some(ip.parse().expect("ip")), ..Default::default() };
+        let request = RequestHeader::build("GET", b"/", None).expect("request");
+        KeyKind::ClientIp.write_key(&mut buf, &request, &ctx, prefix);
+        buf.as_str().to_owned()
+    };
+    assert_eq!(key("2001:db8:1:2:aaaa::1", 64), "ip:2001:db8:1:2::/64");
+    assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff", 64), "ip:2001:db8:1:2::/64", "the same /64");
+    assert_eq!(key("2001:db8:1:3::1", 64), "ip:2001:db8:1:3::/64", "the next /64");
+    assert_eq!(key("2001:db8:1:2:aaaa::1", 48), "ip:2001:db8:1::/48");
+    assert_eq!(key("2001:db8:1:2:aaaa::1", 128), "ip:2001:db8:1:2:aaaa::1");
+    assert_eq!(key("2001:db8:1:2:aaaa::1", 1), "ip:::/1");
+    assert_eq!(key("10.1.2.3", 64), "ip:10.1.2.3", "IPv4 per address");
+    assert_eq!(key("::ffff:10.1.2.3", 64), "ip:10.1.2.3", "IPv4-mapped per address");
+}
+
+#[tokio::test]
+async fn one_ipv6_client_gets_one_budget_for_its_whole_64() {
+    let from = |ip: &str| {
+        let ip = ip.parse().expect("ip");
+        async move {
+            let mut request = TestRequest::get("/", &[]).await;
+            request.ctx.client_ip = Some(ip);
+            request
+        }
+    };
+    let f = build("{requests_per_minute: 2}", None).expect("valid");
+    for ip in ["2001:db8::1", "2001:db8::2"] {
+        from(ip).await.request(&f).await.expect_continue();
+    }
+    // A third address of the same /64 shares the budget; another /64 has its own.
+    assert_eq!(from("2001:db8::3").await.request(&f).await.expect_reject().status, 429);
+    from("2001:db8:0:1::1").await.request(&f).await.expect_continue();
+    // With `ipv6_prefix: 128` every address is its own client.
+    let f = build("{requests_per_minute: 1, ipv6_prefix: 128}", None).expect("valid");
+    for ip in ["2001:db8::1", "2001:db8::2", "2001:db8::3"] {
+        from(ip).await.request(&f).await.expect_continue();
+    }
+    assert_eq!(build("{requests_per_minute: 1, ipv6_prefix: 0}", None).expect_err("0").path, "ipv6_prefix");
+    assert_eq!(build("{requests_per_minute: 1, ipv6_prefix: 129}", None).expect_err("129").path, "ipv6_prefix");
 }
 
 #[test]
