@@ -10,6 +10,7 @@ mod balancing;
 mod config_check;
 mod custom_filter;
 mod edge_filters;
+mod filter_hardening;
 mod health;
 mod limits;
 mod observability;

@@ -45,7 +45,10 @@
 //!
 //! # The Redis store
 //!
-//! The TAT lives in Redis under `portico:rl:{scope}:{key}`, updated by one Lua script (the
+//! `rate_limit_store.redis` is `redis://` or, for TLS, `rediss://` (OpenSSL, the same library
+//! Portico's listeners use, through `native-tls`; the system's trust store verifies the server,
+//! and `rediss://host:port/#insecure` skips that check). The TAT lives in Redis under
+//! `portico:rl:{scope}:{key}`, updated by one Lua script (the
 //! same GCRA, on Redis's own clock, so instances' clocks do not matter) and expiring when the
 //! key is back at rest. The connection is a `redis` `ConnectionManager` (reconnects by itself),
 //! made on first use; every call is bounded by `redis_timeout_ms`. After a failure Redis is left
@@ -53,7 +56,9 @@
 //! timeout), and a warning is logged at most once a second.
 //!
 //! The fast path, and its trade-off: each instance also keeps a local store at the full rate as
-//! a pre-check, and adopts the TAT Redis returns for a key as its own. A key that is over its
+//! a pre-check, and adopts the TAT Redis returns for a key as its own (held to at most one
+//! window ahead, the most GCRA ever stores: a garbage value in Redis locks a key for one window
+//! at most, and the script overwrites it). A key that is over its
 //! limit as far as this instance knows is refused at once without asking Redis (a flood from one
 //! key costs Redis about one call per freed slot on each instance, not one per request); every
 //! request the pre-check admits waits for Redis's verdict. So refusals are local, admissions
@@ -177,7 +182,8 @@ impl Limiter {
         }
     }
 
-    /// Asks Redis to count one request for `key` and adopts its TAT; `None` when Redis is down,
+    /// Asks Redis to count one request for `key` and adopts its TAT (held to at most one window
+    /// ahead, see [`redis::adopted_tat`]); `None` when Redis is down,
     /// failed or was too slow.
     async fn ask_redis(&self, key: &str) -> Option<Decision> {
         let redis = self.redis.as_ref()?;
@@ -188,7 +194,7 @@ impl Limiter {
         let now = now_ns();
         match answer {
             Ok((admitted, tat_in_ns)) => {
-                let tat = now + tat_in_ns;
+                let tat = redis::adopted_tat(now, tat_in_ns, self.local.gcra.window_ns);
                 self.local.adopt(key, now, tat);
                 Some(self.local.gcra.decision(admitted, tat, now))
             }

@@ -1,0 +1,90 @@
+//! The authentication and limiting filters under strain: a password-guessing flood, an identity
+//! provider that is down during a reload, a Redis reached only over TLS.
+
+use crate::pki::Pki;
+use crate::support::*;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+// === rate_limit over rediss:// ===
+
+/// A `redis-server` that speaks only TLS, with a certificate from `pki`, stopped when dropped.
+struct TlsRedis {
+    child: Child,
+    port: u16,
+}
+
+impl TlsRedis {
+    async fn start(pki: &Pki) -> TlsRedis {
+        pki.issue("ca", "redis", "redis.test", "DNS:redis.test,IP:127.0.0.1", false);
+        let port = free_port();
+        let (cert, key, ca) = (pki.path("redis.crt"), pki.path("redis.key"), pki.path("ca.crt"));
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--tls-cert-file", &cert.display().to_string(), "--tls-key-file", &key.display().to_string()])
+            .args(["--tls-ca-cert-file", &ca.display().to_string(), "--tls-auth-clients", "no"])
+            .args(["--save", "", "--appendonly", "no"])
+            .current_dir(pki.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (bash .ci/install-test-deps installs it)");
+        eventually(Duration::from_secs(10), "redis listens for TLS", || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        })
+        .await;
+        TlsRedis { child, port }
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_redis_config(origin: &Origin, url: &str) -> Yaml {
+    Yaml::web(
+        r#"
+upstreams: {a: {targets: ["$a"]}}
+rate_limit_store: {redis: "$url"}
+routes:
+  - name: shared
+    upstream: a
+    filters:
+      - rate_limit: {key: route, requests_per_minute: 5, store: redis, failure_policy: closed, redis_timeout_ms: 2000}
+"#,
+    )
+    .origin(origin)
+    .set("url", url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_shared_through_a_redis_reached_over_tls() {
+    let pki = Pki::new();
+    let redis = TlsRedis::start(&pki).await;
+    let a = Origin::start("a").await;
+    // `#insecure`: this test CA is not in the system's trust store.
+    let url = format!("rediss://127.0.0.1:{}/#insecure", redis.port);
+    let p1 = Portico::start(tls_redis_config(&a, &url)).await;
+    let p2 = Portico::start(tls_redis_config(&a, &url)).await;
+    let c = client();
+
+    // Two instances, one budget of 5, kept in Redis over TLS.
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let p = if i % 2 == 0 { &p1 } else { &p2 };
+        statuses.push(c.get(p.url("web", "/x")).send().await.expect("request").status().as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}\n{}", p1.stderr());
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+
+    // The server's certificate is checked: one the system does not trust is refused, and with
+    // `failure_policy: closed` the limiter is unavailable.
+    let strict = Portico::start(tls_redis_config(&a, &format!("rediss://127.0.0.1:{}", redis.port))).await;
+    let r = c.get(strict.url("web", "/x")).send().await.expect("request");
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "rate_limiter_unavailable");
+}
