@@ -3,8 +3,63 @@
 
 use crate::pki::Pki;
 use crate::support::*;
+use crate::tokens::{sign, Keys};
+use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+// === jwt: keys through a reload while the identity provider is down ===
+
+fn jwks_config(idp: &Origin, a: &Origin) -> Yaml {
+    Yaml::web(
+        r#"
+upstreams: {a: {targets: ["$a"]}}
+routes:
+  - name: api
+    upstream: a
+    filters:
+      - jwt: {jwks_url: "http://$idp/jwks.json", algorithms: [RS256], audience: api}
+"#,
+    )
+    .origin(idp)
+    .origin(a)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_while_the_identity_provider_is_down_keeps_its_keys() {
+    let keys = Keys::new();
+    keys.rsa("k1");
+    let mut idp = Origin::start("idp").await;
+    idp.set_fixed("/jwks.json", &keys.jwks(&[("k1", "k1")]));
+    let a = Origin::start("a").await;
+    let mut p = Portico::start(jwks_config(&idp, &a)).await;
+    let t1 = sign("RS256", &keys.path("k1.key"), json!({"sub": "u1", "aud": "api"}), Some(300), Some("k1"));
+    let bearer = |t: &str| format!("Bearer {t}");
+    let c = client();
+    let r = c.get(p.url("web", "/x")).header("authorization", bearer(&t1)).send().await.expect("request");
+    assert_eq!(r.status(), 200, "{}", p.stderr());
+
+    // The provider goes down, and the operator reloads (a route added, the jwt filter rebuilt).
+    idp.stop().await;
+    p.rewrite_config(jwks_config(&idp, &a).add("  - {name: extra, match: {path: /extra}, upstream: a}\n"));
+    let r = c.post(p.admin_url("/reload")).send().await.expect("reload");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(c.get(p.url("web", "/extra")).send().await.expect("request").status(), 200, "the new config runs");
+
+    // Tokens signed with the provider's key still pass: the one seen before, and a new one that
+    // the rebuilt filter has never verified.
+    let t2 = sign("RS256", &keys.path("k1.key"), json!({"sub": "u2", "aud": "api"}), Some(300), Some("k1"));
+    for token in [&t1, &t2] {
+        let r = c.get(p.url("web", "/x")).header("authorization", bearer(token)).send().await.expect("request");
+        let status = r.status().as_u16();
+        assert_eq!(status, 200, "{}", r.text().await.unwrap_or_default());
+    }
+    // A forged token is still refused.
+    keys.rsa("other");
+    let forged = sign("RS256", &keys.path("other.key"), json!({"sub": "x", "aud": "api"}), Some(300), Some("k1"));
+    let r = c.get(p.url("web", "/x")).header("authorization", bearer(&forged)).send().await.expect("request");
+    assert_eq!(r.status(), 401);
+}
 
 // === rate_limit over rediss:// ===
 

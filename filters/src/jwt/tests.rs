@@ -300,6 +300,43 @@ async fn remote_key_set_rotation() {
     assert_eq!(refusal(&f, bearer(&token).await).await.0, "unknown key id");
 }
 
+#[tokio::test]
+async fn a_rebuilt_filter_starts_from_the_last_good_key_set_of_its_url() {
+    // Nothing listens on port 9: every fetch here fails at once.
+    let config = "{jwks_url: 'http://127.0.0.1:9/carried.json', algorithms: [RS256]}";
+    let token = signed(Algorithm::RS256, Some("test-rsa"), "rsa.key", json!({"sub": "svc", "exp": now() + 60}));
+    let running = build(config).expect("valid");
+    let doc = std::fs::read(testdata().join("jwks.json")).expect("jwks");
+    running.remote.as_ref().expect("remote").install(KeySet::from_jwks(&doc, "test").expect("parses"));
+    pass(&running, bearer(&token).await).await;
+
+    // A reload while the provider is down: the new filter has the keys before any fetch ...
+    let reloaded = build(config).expect("valid");
+    let remote = reloaded.remote.clone().expect("remote");
+    assert!(remote.loaded.load(Ordering::Acquire), "carried over");
+    pass(&reloaded, bearer(&token).await).await;
+    // ... and a failed fetch leaves them in place.
+    assert_eq!(remote.refetch().await, Fetched::Failed);
+    drop(running);
+    pass(&reloaded, bearer(&token).await).await;
+    assert!(super::jwks::last_good("http://127.0.0.1:9/carried.json").is_some());
+
+    // Another URL starts empty; once no config holds a set, it is gone.
+    let other = build("{jwks_url: 'http://127.0.0.1:9/other.json', algorithms: [RS256]}").expect("valid");
+    assert!(!other.remote.as_ref().expect("remote").loaded.load(Ordering::Acquire));
+    drop((reloaded, remote));
+    // (The background refreshes hold their filter's keys while a fetch is under way.)
+    for _ in 0..200 {
+        if super::jwks::last_good("http://127.0.0.1:9/carried.json").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(super::jwks::last_good("http://127.0.0.1:9/carried.json").is_none());
+    let fresh = build(config).expect("valid");
+    assert!(!fresh.remote.as_ref().expect("remote").loaded.load(Ordering::Acquire));
+}
+
 #[test]
 fn jwks_documents_skip_keys_they_cannot_use() {
     let doc = br#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}, {"kty": "RSA", "alg": "XYZ", "n": "AQ", "e": "AQAB"},
