@@ -81,7 +81,7 @@
 //! counts carry on in any case.
 
 mod config;
-mod gcra;
+pub(crate) mod gcra;
 pub(crate) mod key;
 pub(crate) mod local;
 mod redis;
