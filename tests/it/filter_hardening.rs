@@ -3,10 +3,104 @@
 
 use crate::pki::Pki;
 use crate::support::*;
-use crate::tokens::{sign, Keys};
+use crate::tokens::{password_hash, sign, Keys};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+// === basic_auth: a password-guessing flood ===
+
+/// A bcrypt hash of `password` at `cost`, by Python's `bcrypt`.
+fn bcrypt_at_cost(password: &str, cost: u32) -> String {
+    let script = "import sys, bcrypt; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(rounds=int(sys.argv[2]))).decode())";
+    let out =
+        Command::new("/usr/bin/python3").args(["-c", script, password, &cost.to_string()]).output().expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_guessing_flood_is_throttled_and_sheds_load_while_known_clients_pass() {
+    let a = Origin::start("a").await;
+    let p = Portico::start(
+        Yaml::web(
+            r#"
+upstreams: {a: {targets: ["$a"]}}
+consumers:
+  - {name: ops, basic: {username: ops, password_hash: "$ops"}}
+  - {name: batch, basic: {username: batch, password_hash: "$batch"}}
+routes:
+  - name: ops
+    match: {path: /ops}
+    upstream: a
+    filters:
+      - basic_auth: {realm: ops, failures_per_minute: 5}
+  - name: batch
+    match: {path: /batch}
+    upstream: a
+    filters:
+      - basic_auth: {realm: batch, max_concurrent_hashes: 1, max_queued_hashes: 1, failures_per_minute: 0}
+"#,
+        )
+        .origin(&a)
+        .set("ops", password_hash("bcrypt", "correct horse"))
+        .set("batch", bcrypt_at_cost("battery staple", 11)),
+    )
+    .await;
+    let c = client();
+    let ops = p.url("web", "/ops/x");
+
+    // The operator logs in; then someone at the same address guesses passwords.
+    assert_eq!(c.get(&ops).basic_auth("ops", Some("correct horse")).send().await.expect("req").status(), 200);
+    for i in 0..5 {
+        let r = c.get(&ops).basic_auth("ops", Some(format!("guess {i}"))).send().await.expect("req");
+        assert_eq!(r.status(), 401, "guess {i}");
+    }
+    // Past five failures a minute: 429 with Retry-After, and no hash spent on it.
+    let r = c.get(&ops).basic_auth("ops", Some("guess 6")).send().await.expect("req");
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap_or("").parse().expect("Retry-After in seconds");
+    assert!((1..=12).contains(&retry), "{retry}");
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        (body["error"].as_str(), body["message"].as_str()),
+        (Some("rate_limited"), Some("too many failed logins"))
+    );
+    // The operator, already verified, is not locked out.
+    assert_eq!(c.get(&ops).basic_auth("ops", Some("correct horse")).send().await.expect("req").status(), 200);
+
+    // A route whose pool checks one hash at a time with one waiting: a burst of wrong passwords
+    // is answered 503 beyond that, at once, while a known client keeps passing.
+    let batch = p.url("web", "/batch/x");
+    assert_eq!(c.get(&batch).basic_auth("batch", Some("battery staple")).send().await.expect("req").status(), 200);
+    let flood: Vec<_> = (0..8)
+        .map(|i| {
+            let (c, url) = (c.clone(), batch.clone());
+            tokio::spawn(async move {
+                let r = c.get(&url).basic_auth("batch", Some(format!("wrong {i}"))).send().await.expect("req");
+                let status = r.status().as_u16();
+                let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_string());
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                (status, retry, body)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(c.get(&batch).basic_auth("batch", Some("battery staple")).send().await.expect("req").status(), 200);
+    let mut statuses = Vec::new();
+    for task in flood {
+        let (status, retry, body) = task.await.expect("task");
+        if status == 503 {
+            assert_eq!(body["error"], "overloaded", "{body}");
+            assert_eq!(retry.as_deref(), Some("1"));
+        }
+        statuses.push(status);
+    }
+    statuses.sort();
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 503), "{statuses:?}");
+    assert!(statuses.contains(&503), "nothing was shed: {statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 401).count() >= 1, "nothing was checked: {statuses:?}");
+}
 
 // === jwt: keys through a reload while the identity provider is down ===
 
