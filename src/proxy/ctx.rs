@@ -3,6 +3,7 @@
 
 use super::errors::{Answer, ErrorKind, UpstreamErrorKind};
 use super::guards::{Attempt, InFlight};
+use portico_filters::FilterChain;
 use crate::config::{ListenerSpec, RouteSpec};
 use crate::state::{RouteRuntime, Runtime};
 use crate::telemetry::{self, Metrics, TraceContext};
@@ -10,7 +11,6 @@ use crate::upstream::limit::Slot;
 use crate::upstream::Pool;
 use http::HeaderValue;
 use pingora::proxy::Session;
-use portico_filters::FilterChain;
 use portico_filters::{Reject, RequestCtx};
 use std::net::SocketAddr;
 use std::sync::Arc;
