@@ -2,6 +2,7 @@
 
 use crate::{Filter, Flow, RequestCtx, RequestHeader, ResponseHeader, Session};
 use bytes::Bytes;
+use http::HeaderName;
 use std::sync::Arc;
 
 /// Filters of one listener or one route, in config order. Cheap to clone.
@@ -10,6 +11,7 @@ pub struct FilterChain {
     filters: Arc<[Arc<dyn Filter>]>,
     wants_body: bool,
     secret_query_params: Arc<[String]>,
+    identity_headers: Arc<[HeaderName]>,
 }
 
 impl std::fmt::Debug for FilterChain {
@@ -23,7 +25,18 @@ impl FilterChain {
     pub fn new(filters: Vec<Arc<dyn Filter>>) -> Self {
         let wants_body = filters.iter().any(|f| f.wants_request_body());
         let secret_query_params = filters.iter().flat_map(|f| f.secret_query_params()).collect();
-        FilterChain { filters: filters.into(), wants_body, secret_query_params }
+        let mut identity_headers: Vec<HeaderName> = Vec::new();
+        for name in filters.iter().flat_map(|f| f.sets_request_headers()) {
+            if !identity_headers.contains(&name) {
+                identity_headers.push(name);
+            }
+        }
+        FilterChain {
+            filters: filters.into(),
+            wants_body,
+            secret_query_params,
+            identity_headers: identity_headers.into(),
+        }
     }
 
     /// Whether the chain has no filters.
@@ -34,6 +47,12 @@ impl FilterChain {
     /// Query parameters whose values the access log must not show.
     pub fn secret_query_params(&self) -> &[String] {
         &self.secret_query_params
+    }
+
+    /// The identity headers the chain's filters set upstream ([`Filter::sets_request_headers`]),
+    /// each once, in chain order: what an edge listener strips from client requests.
+    pub fn identity_headers(&self) -> &[HeaderName] {
+        &self.identity_headers
     }
 
     /// Whether any filter wants to see the request body.
@@ -118,6 +137,13 @@ mod tests {
             vec![format!("{}_token", self.name)]
         }
 
+        fn sets_request_headers(&self) -> Vec<HeaderName> {
+            vec![
+                HeaderName::from_static("x-verified"),
+                HeaderName::from_bytes(format!("x-{}", self.name).as_bytes()).expect("a header name"),
+            ]
+        }
+
         fn response(&self, response: &mut ResponseHeader, _ctx: &mut RequestCtx) -> pingora::Result<()> {
             response.append_header("x-order", self.name)?;
             Ok(())
@@ -155,7 +181,9 @@ mod tests {
     fn what_the_filters_ask_for_is_gathered_once() {
         let c = chain(&[("a", false), ("b", false)]);
         assert_eq!(c.secret_query_params(), ["a_token", "b_token"]);
+        assert_eq!(c.identity_headers(), ["x-verified", "x-a", "x-b"], "each name once, in order");
         assert!(!c.wants_body(), "no filter looks at bodies");
         assert!(FilterChain::default().is_empty());
+        assert!(FilterChain::default().identity_headers().is_empty());
     }
 }

@@ -119,6 +119,20 @@ pub trait Filter: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Request headers this filter sets towards the upstream to say who the caller is (a
+    /// verified claim, a consumer name): headers an upstream trusts because Portico set them.
+    /// Asked once, when the chain is built; the core strips these names from every request that
+    /// arrives on an edge listener, on every route, so a client cannot pose as a verified caller
+    /// on a route that lacks this filter (see [`FilterChain::identity_headers`]).
+    ///
+    /// A filter that sets such a header must also remove any value the client sent (on its own
+    /// route the core's strip and the filter's own both apply).
+    ///
+    /// By default none.
+    fn sets_request_headers(&self) -> Vec<http::HeaderName> {
+        Vec::new()
+    }
+
     /// Runs before the response header goes to the client, in reverse chain order; it also runs
     /// on responses Portico makes itself (errors, `respond` routes), so CORS and header edits
     /// apply everywhere.

@@ -13,6 +13,7 @@ mod custom_filter;
 mod dashboard;
 mod edge_filters;
 mod explain;
+mod filter_hardening;
 mod health;
 mod limits;
 mod observability;

@@ -40,7 +40,8 @@ pub struct JwtConfig {
     /// Required `aud` (one value or a list, any of which may match); not checked when unset.
     #[serde(default)]
     pub audience: Option<OneOrMany>,
-    /// Clock skew allowed for `exp` and `nbf`, in seconds; 30 by default.
+    /// Clock skew allowed for `exp` and `nbf`, in seconds; 30 by default, at most
+    /// [`MAX_LEEWAY_S`] (a day).
     #[serde(default = "default_leeway")]
     pub leeway_s: u64,
     /// Where the token is read from; `{header: authorization}` by default.
@@ -79,6 +80,11 @@ pub struct TokenFromConfig {
     #[serde(default)]
     pub query: Option<String>,
 }
+
+/// The largest `leeway_s`: a day of clock skew is already absurd, and `jsonwebtoken` computes
+/// `now - leeway` and `now + leeway` unchecked (a leeway past the current time would wrap, or
+/// panic in a debug build).
+pub const MAX_LEEWAY_S: u64 = 86_400;
 
 fn default_leeway() -> u64 {
     30
@@ -187,6 +193,10 @@ impl FilterFactory for Jwt {
             }
             None => None,
         };
+
+        if config.leeway_s > MAX_LEEWAY_S {
+            return Err(BuildError::at("leeway_s", format!("must be at most {MAX_LEEWAY_S} (a day)")));
+        }
 
         // Claims.
         let required = config.required_claims.unwrap_or_else(|| vec!["exp".to_string()]);

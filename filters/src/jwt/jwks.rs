@@ -1,11 +1,17 @@
 //! A JWKS URL: fetched on first use and then every `jwks_refresh_s` in the background, and again
 //! (at most once every [`MIN_REFETCH`]) when a token names a key id the set does not have.
+//!
+//! The last good key set of each URL is also kept process-wide ([`last_good`]): a filter built by
+//! a reload starts from it, so a reload while the identity provider is down does not leave every
+//! `jwt` filter without keys (and every caller with a 401) until a fetch succeeds. Only a
+//! successful fetch replaces it.
 
 use super::keys::KeySet;
 use crate::RequestHeader;
 use arc_swap::ArcSwap;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -43,6 +49,31 @@ impl Drop for FlightGuard<'_> {
     }
 }
 
+/// The last key set fetched from each JWKS URL, as long as a filter of some live config holds it.
+///
+/// Weak, so sets die with the last config that uses them; a reload builds the new config while
+/// the old one still runs, which is what carries them over. Only building a filter and a
+/// successful fetch take the lock, never a request.
+type LastGood = Mutex<HashMap<String, Weak<KeySet>>>;
+
+fn last_good_sets() -> &'static LastGood {
+    static LAST_GOOD: OnceLock<LastGood> = OnceLock::new();
+    LAST_GOOD.get_or_init(Default::default)
+}
+
+/// The key set a live filter last fetched from `url`, if any.
+pub(super) fn last_good(url: &str) -> Option<Arc<KeySet>> {
+    let sets = last_good_sets().lock().unwrap_or_else(PoisonError::into_inner);
+    sets.get(url).and_then(Weak::upgrade)
+}
+
+/// Makes `set` the last good key set of `url` (and forgets sets no filter holds any more).
+fn remember(url: &str, set: &Arc<KeySet>) {
+    let mut sets = last_good_sets().lock().unwrap_or_else(PoisonError::into_inner);
+    sets.retain(|_, s| s.strong_count() > 0);
+    sets.insert(url.to_string(), Arc::downgrade(set));
+}
+
 pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -68,13 +99,16 @@ impl Remote {
         if uri.host().is_none_or(str::is_empty) {
             return Err("has no host".into());
         }
+        // A set fetched for the config that runs now (before this reload) is the start.
+        let carried = last_good(&url);
+        let loaded = carried.is_some();
         Ok(Remote {
             url,
             uri,
             refresh,
-            keys: ArcSwap::from_pointee(KeySet::default()),
+            keys: ArcSwap::new(carried.unwrap_or_default()),
             generation: AtomicU64::new(0),
-            loaded: AtomicBool::new(false),
+            loaded: AtomicBool::new(loaded),
             last_attempt_ms: AtomicU64::new(0),
             in_flight: AtomicBool::new(false),
             fetched: Notify::new(),
@@ -134,7 +168,9 @@ impl Remote {
             return;
         }
         log::info!("jwt: loaded {} key(s) from {}", set.keys.len(), self.url);
-        self.keys.store(Arc::new(set));
+        let set = Arc::new(set);
+        remember(&self.url, &set);
+        self.keys.store(set);
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.loaded.store(true, Ordering::Release);
     }

@@ -10,7 +10,9 @@
 //! Keys: `secret` (HMAC), `public_key_file` (an RSA, EC or Ed25519 public key in PEM),
 //! `jwks_file`, and `jwks_url`, fetched on first use and then every `jwks_refresh_s` in the
 //! background; a token whose `kid` is unknown makes Portico fetch the set again (at most once
-//! every 5 seconds), which is how key rotation is picked up. Relative files resolve like every
+//! every 5 seconds), which is how key rotation is picked up. A failed fetch keeps the keys it
+//! had, and a reload keeps the last good set of each URL (a filter rebuilt while the identity
+//! provider is down starts from it). Relative files resolve like every
 //! path in the config (beside the config file, else from the working directory).
 //!
 //! The token is read from `Authorization: Bearer ...`, then the cookie, then the query parameter
@@ -35,7 +37,7 @@ mod verify;
 mod tests;
 
 pub use claims::JwtClaims;
-pub use config::{JwtConfig, OneOrMany, TokenFromConfig};
+pub use config::{JwtConfig, OneOrMany, TokenFromConfig, MAX_LEEWAY_S};
 
 use crate::credentials::{cookie, query_param, VerifiedCache};
 use crate::{Consumer, Filter, Flow, Reject, RequestCtx, RequestHeader, Session};
@@ -142,6 +144,11 @@ impl Jwt {
 impl Filter for Jwt {
     fn secret_query_params(&self) -> Vec<String> {
         self.from.query.iter().cloned().collect()
+    }
+
+    /// The `forward_claims` headers: an upstream takes them for verified claims.
+    fn sets_request_headers(&self) -> Vec<HeaderName> {
+        self.forward.iter().map(|(_, header)| header.clone()).collect()
     }
 
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Flow> {

@@ -90,6 +90,13 @@ async fn hmac_token_identifies_the_consumer_and_forwards_claims() {
     let upstream = unverified.upstream_request(&f);
     assert!(upstream.headers.get("x-user-id").is_none());
 
+    // The core strips these from client requests on edge listeners, on every route.
+    assert_eq!(f.sets_request_headers(), ["x-level", "x-user-id"]);
+    let chain = crate::FilterChain::new(vec![Arc::new(f) as Arc<dyn Filter>]);
+    assert_eq!(chain.identity_headers(), ["x-level", "x-user-id"]);
+    let f = build("{secret: s3cret, forward_claims: {sub: x-user-id}}").expect("valid");
+    assert!(build("{secret: s3cret}").expect("valid").sets_request_headers().is_empty());
+
     // An unknown subject becomes a bare consumer of that name.
     let token = hs256("s3cret", json!({"sub": "bob", "exp": now() + 60}));
     let consumer = pass(&f, bearer(&token).await).await.consumer;
@@ -236,6 +243,27 @@ async fn verified_tokens_are_cached_until_they_expire() {
 }
 
 #[tokio::test]
+async fn expiry_times_near_the_end_of_the_integers_do_not_overflow() {
+    // The largest leeway, and times at the top of u64 and i64: verified, then served from the
+    // cache (whose liveness check adds the leeway to `exp`), never a panic or a wrap to "expired".
+    let f = build(&format!("{{secret: k, leeway_s: {MAX_LEEWAY_S}}}")).expect("valid");
+    for exp in [json!(u64::MAX), json!(i64::MAX), json!(u64::MAX - 1), json!(1.8e19)] {
+        let token = hs256("k", json!({"sub": "alice", "exp": exp, "nbf": 0, "iat": exp}));
+        for _ in 0..2 {
+            let ctx = pass(&f, bearer(&token).await).await;
+            assert_eq!(ctx.consumer.expect("sub").name, "alice", "exp {exp}");
+        }
+    }
+    // An `nbf` at the top is simply not yet valid.
+    let token = hs256("k", json!({"exp": u64::MAX, "nbf": u64::MAX}));
+    assert_eq!(refusal(&f, bearer(&token).await).await.0, "token not yet valid");
+    // A leeway past a day is a config error rather than a wrap inside the validation.
+    let err = build(&format!("{{secret: k, leeway_s: {}}}", MAX_LEEWAY_S + 1)).expect_err("too much leeway");
+    assert_eq!(err.path, "leeway_s");
+    assert_eq!(build(&format!("{{secret: k, leeway_s: {}}}", u64::MAX)).expect_err("u64::MAX").path, "leeway_s");
+}
+
+#[tokio::test]
 async fn remote_fetches_are_rate_limited() {
     let remote = Remote::new("http://127.0.0.1:9/jwks".into(), Duration::from_secs(300)).expect("valid url");
     remote.last_attempt_ms.store(now_ms(), Ordering::Release);
@@ -270,6 +298,43 @@ async fn remote_key_set_rotation() {
         "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
     remote.install(KeySet::from_jwks(only_ec, "test").expect("parses"));
     assert_eq!(refusal(&f, bearer(&token).await).await.0, "unknown key id");
+}
+
+#[tokio::test]
+async fn a_rebuilt_filter_starts_from_the_last_good_key_set_of_its_url() {
+    // Nothing listens on port 9: every fetch here fails at once.
+    let config = "{jwks_url: 'http://127.0.0.1:9/carried.json', algorithms: [RS256]}";
+    let token = signed(Algorithm::RS256, Some("test-rsa"), "rsa.key", json!({"sub": "svc", "exp": now() + 60}));
+    let running = build(config).expect("valid");
+    let doc = std::fs::read(testdata().join("jwks.json")).expect("jwks");
+    running.remote.as_ref().expect("remote").install(KeySet::from_jwks(&doc, "test").expect("parses"));
+    pass(&running, bearer(&token).await).await;
+
+    // A reload while the provider is down: the new filter has the keys before any fetch ...
+    let reloaded = build(config).expect("valid");
+    let remote = reloaded.remote.clone().expect("remote");
+    assert!(remote.loaded.load(Ordering::Acquire), "carried over");
+    pass(&reloaded, bearer(&token).await).await;
+    // ... and a failed fetch leaves them in place.
+    assert_eq!(remote.refetch().await, Fetched::Failed);
+    drop(running);
+    pass(&reloaded, bearer(&token).await).await;
+    assert!(super::jwks::last_good("http://127.0.0.1:9/carried.json").is_some());
+
+    // Another URL starts empty; once no config holds a set, it is gone.
+    let other = build("{jwks_url: 'http://127.0.0.1:9/other.json', algorithms: [RS256]}").expect("valid");
+    assert!(!other.remote.as_ref().expect("remote").loaded.load(Ordering::Acquire));
+    drop((reloaded, remote));
+    // (The background refreshes hold their filter's keys while a fetch is under way.)
+    for _ in 0..200 {
+        if super::jwks::last_good("http://127.0.0.1:9/carried.json").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(super::jwks::last_good("http://127.0.0.1:9/carried.json").is_none());
+    let fresh = build(config).expect("valid");
+    assert!(!fresh.remote.as_ref().expect("remote").loaded.load(Ordering::Acquire));
 }
 
 #[test]

@@ -77,7 +77,9 @@ impl Jwt {
     pub(super) async fn verify(&self, token: &str) -> Result<Arc<Verified>, TokenError> {
         let key = digest(token.as_bytes());
         if let Some(v) = self.verified.get(&key) {
-            let live = v.exp.is_none_or(|exp| jsonwebtoken::get_current_timestamp() <= exp + self.leeway_s);
+            // Saturating: a token may carry any `exp` up to `u64::MAX`.
+            let live =
+                v.exp.is_none_or(|exp| jsonwebtoken::get_current_timestamp() <= exp.saturating_add(self.leeway_s));
             if live && v.generation == self.generation() {
                 return Ok(v);
             }

@@ -2,7 +2,7 @@
 //! carried over a reload here.
 
 use super::gcra::Gcra;
-use super::key::KeyKind;
+use super::key::{KeyKind, DEFAULT_IPV6_PREFIX};
 use super::local::LocalLimiter;
 use super::redis::{RedisStore, GCRA_LUA};
 use super::{Limiter, RateLimit};
@@ -52,6 +52,9 @@ pub struct RateLimitConfig {
     /// `local` (default) or `redis`.
     #[serde(default)]
     pub store: Store,
+    /// IPv6 client addresses are counted by their network of this many bits (1 to 128); 64 by
+    /// default. IPv4 addresses are counted one by one.
+    pub ipv6_prefix: Option<u8>,
     /// Redis only: `open` (default) or `closed`.
     pub failure_policy: Option<FailurePolicy>,
     /// Redis only: the longest a request waits for Redis, 50 ms by default.
@@ -88,6 +91,10 @@ impl FilterFactory for RateLimit {
         let burst = config.burst.unwrap_or(requests);
         if burst == 0 {
             return Err(BuildError::at("burst", "must be at least 1"));
+        }
+        let ipv6_prefix = config.ipv6_prefix.unwrap_or(DEFAULT_IPV6_PREFIX);
+        if !(1..=128).contains(&ipv6_prefix) {
+            return Err(BuildError::at("ipv6_prefix", "must be from 1 to 128"));
         }
         let gcra = Gcra::new(requests, Duration::from_secs(period_s), burst).map_err(BuildError::whole)?;
         let policy = HeaderValue::try_from(format!("{requests};w={period_s};burst={burst}"))
@@ -130,7 +137,7 @@ impl FilterFactory for RateLimit {
             }
         };
         let local = carried_counts(cx.place, &config.key, gcra);
-        Ok(RateLimit { key: config.key, shared: Arc::new(Limiter { local, redis, policy }) })
+        Ok(RateLimit { key: config.key, ipv6_prefix, shared: Arc::new(Limiter { local, redis, policy }) })
     }
 }
 

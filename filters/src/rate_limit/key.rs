@@ -4,7 +4,7 @@
 use crate::{RequestCtx, RequestHeader};
 use http::HeaderName;
 use serde::{Deserialize, Deserializer};
-use std::fmt::{self, Write as _};
+use std::fmt::{self, Write};
 use std::net::IpAddr;
 
 /// Longest key kept; longer keys are cut.
@@ -61,29 +61,42 @@ impl fmt::Display for KeyKind {
 }
 
 impl KeyKind {
-    /// Writes the request's key (`ip:..`, `c:..`, `r:..`, `h:..`) into `out`.
-    pub(super) fn write_key(&self, out: &mut KeyBuf, request: &RequestHeader, ctx: &RequestCtx) {
+    /// Writes the request's key (`ip:..`, `c:..`, `r:..`, `h:..`) into `out`; a client address
+    /// is an IPv4 address, or the IPv6 network of `v6_prefix` bits it belongs to.
+    pub(super) fn write_key(&self, out: &mut KeyBuf, request: &RequestHeader, ctx: &RequestCtx, v6_prefix: u8) {
         // Writing to a KeyBuf cannot fail: it cuts what does not fit.
         let _ = match self {
             KeyKind::Route => write!(out, "r:{}", ctx.route),
             KeyKind::Consumer => match ctx.caller() {
                 Some(name) => write!(out, "c:{name}"),
-                None => write_ip(out, ctx.client_ip),
+                None => write_ip(out, ctx.client_ip, v6_prefix),
             },
             KeyKind::Header(name) => match request.headers.get(name).and_then(|v| v.to_str().ok()) {
                 Some(value) => write!(out, "h:{value}"),
-                None => write_ip(out, ctx.client_ip),
+                None => write_ip(out, ctx.client_ip, v6_prefix),
             },
-            KeyKind::ClientIp => write_ip(out, ctx.client_ip),
+            KeyKind::ClientIp => write_ip(out, ctx.client_ip, v6_prefix),
         };
     }
 }
 
-fn write_ip(out: &mut KeyBuf, ip: Option<IpAddr>) -> fmt::Result {
+/// The default `ipv6_prefix`: one IPv6 client is usually a /64 (a home or a cloud VM gets a
+/// whole /64 and may send from any of its 2^64 addresses), so keying by /128 would hand each
+/// client an unbounded number of budgets.
+pub(crate) const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+/// Writes `ip:ADDRESS` for a client address: IPv4 (and IPv4-mapped IPv6) per address, IPv6 as
+/// its network of `v6_prefix` bits (`ip:2001:db8:1:2::/64`; a prefix of 128 or more writes the
+/// bare address); `ip:unknown` when there is none.
+pub(crate) fn write_ip(out: &mut impl Write, ip: Option<IpAddr>, v6_prefix: u8) -> fmt::Result {
     match ip {
         Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
             Some(v4) => write!(out, "ip:{v4}"),
-            None => write!(out, "ip:{v6}"),
+            None if v6_prefix >= 128 => write!(out, "ip:{v6}"),
+            None => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(v6_prefix)).unwrap_or(0);
+                write!(out, "ip:{}/{v6_prefix}", std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            }
         },
         Some(v4) => write!(out, "ip:{v4}"),
         None => out.write_str("ip:unknown"),
@@ -91,17 +104,17 @@ fn write_ip(out: &mut KeyBuf, ip: Option<IpAddr>) -> fmt::Result {
 }
 
 /// A key built on the stack: up to [`KEY_MAX`] bytes, cut at a character boundary.
-pub(super) struct KeyBuf {
+pub(crate) struct KeyBuf {
     bytes: [u8; KEY_MAX],
     len: usize,
 }
 
 impl KeyBuf {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         KeyBuf { bytes: [0; KEY_MAX], len: 0 }
     }
 
-    pub(super) fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         // Only whole characters are ever copied in, so this never falls back.
         std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }

@@ -69,6 +69,16 @@ impl LocalLimiter {
         self.with_slot(key, now_ns, |slot| self.acquire(slot, now_ns))
     }
 
+    /// What [`LocalLimiter::check`] would decide for `key` at `now_ns`, counting nothing (a key
+    /// never seen is at rest, and is not remembered).
+    pub(crate) fn peek(&self, key: &str, now_ns: u64) -> Decision {
+        let index = self.shard_hasher.hash_one(key) as usize & (SHARDS - 1);
+        let shard = self.shards[index].0.read().unwrap_or_else(PoisonError::into_inner);
+        let tat = shard.get(key).map_or(0, |slot| slot.tat.load(Ordering::Relaxed));
+        let allowed = self.gcra.step(tat, now_ns).is_some();
+        self.gcra.decision(allowed, tat.max(now_ns), now_ns)
+    }
+
     /// Keys currently remembered.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.0.read().unwrap_or_else(PoisonError::into_inner).len()).sum()

@@ -10,6 +10,9 @@
 //! - `key` (default `client_ip`): `client_ip`, `consumer` (the consumer's name, else the
 //!   verified identity), `route` (one budget for every caller of the route) or `header:NAME`;
 //!   `consumer` and `header:NAME` fall back to the client's address when the request has none.
+//! - `ipv6_prefix` (default 64, 1 to 128): IPv6 clients are counted by their network of this
+//!   many bits, since one client usually holds a whole /64; IPv4 clients (and IPv4-mapped IPv6)
+//!   are counted per address. `128` counts each IPv6 address on its own.
 //! - `requests_per_second` or `requests_per_minute` (exactly one): the sustained rate.
 //! - `burst` (default: the per-period limit, so `requests_per_minute: 60` lets a key at rest send
 //!   60 at once, then one a second): how many requests one key may send at once.
@@ -42,7 +45,10 @@
 //!
 //! # The Redis store
 //!
-//! The TAT lives in Redis under `portico:rl:{scope}:{key}`, updated by one Lua script (the
+//! `rate_limit_store.redis` is `redis://` or, for TLS, `rediss://` (OpenSSL, the same library
+//! Portico's listeners use, through `native-tls`; the system's trust store verifies the server,
+//! and `rediss://host:port/#insecure` skips that check). The TAT lives in Redis under
+//! `portico:rl:{scope}:{key}`, updated by one Lua script (the
 //! same GCRA, on Redis's own clock, so instances' clocks do not matter) and expiring when the
 //! key is back at rest. The connection is a `redis` `ConnectionManager` (reconnects by itself),
 //! made on first use; every call is bounded by `redis_timeout_ms`. After a failure Redis is left
@@ -50,7 +56,9 @@
 //! timeout), and a warning is logged at most once a second.
 //!
 //! The fast path, and its trade-off: each instance also keeps a local store at the full rate as
-//! a pre-check, and adopts the TAT Redis returns for a key as its own. A key that is over its
+//! a pre-check, and adopts the TAT Redis returns for a key as its own (held to at most one
+//! window ahead, the most GCRA ever stores: a garbage value in Redis locks a key for one window
+//! at most, and the script overwrites it). A key that is over its
 //! limit as far as this instance knows is refused at once without asking Redis (a flood from one
 //! key costs Redis about one call per freed slot on each instance, not one per request); every
 //! request the pre-check admits waits for Redis's verdict. So refusals are local, admissions
@@ -73,9 +81,9 @@
 //! counts carry on in any case.
 
 mod config;
-mod gcra;
-mod key;
-mod local;
+pub(crate) mod gcra;
+pub(crate) mod key;
+pub(crate) mod local;
 mod redis;
 
 #[cfg(test)]
@@ -108,6 +116,8 @@ pub mod bench {
 #[derive(Debug)]
 pub struct RateLimit {
     key: KeyKind,
+    /// IPv6 client addresses are counted by their network of this many bits.
+    ipv6_prefix: u8,
     shared: Arc<Limiter>,
 }
 
@@ -172,7 +182,8 @@ impl Limiter {
         }
     }
 
-    /// Asks Redis to count one request for `key` and adopts its TAT; `None` when Redis is down,
+    /// Asks Redis to count one request for `key` and adopts its TAT (held to at most one window
+    /// ahead, see [`redis::adopted_tat`]); `None` when Redis is down,
     /// failed or was too slow.
     async fn ask_redis(&self, key: &str) -> Option<Decision> {
         let redis = self.redis.as_ref()?;
@@ -183,7 +194,7 @@ impl Limiter {
         let now = now_ns();
         match answer {
             Ok((admitted, tat_in_ns)) => {
-                let tat = now + tat_in_ns;
+                let tat = redis::adopted_tat(now, tat_in_ns, self.local.gcra.window_ns);
                 self.local.adopt(key, now, tat);
                 Some(self.local.gcra.decision(admitted, tat, now))
             }
@@ -221,7 +232,7 @@ impl Limiter {
 impl Filter for RateLimit {
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Flow> {
         let mut key = KeyBuf::new();
-        self.key.write_key(&mut key, session.req_header(), ctx);
+        self.key.write_key(&mut key, session.req_header(), ctx, self.ipv6_prefix);
         let outcome = self.shared.decide(key.as_str()).await;
         Ok(self.shared.apply(outcome, ctx))
     }

@@ -12,13 +12,21 @@ use std::time::Duration;
 /// GCRA on Redis's clock, in microseconds (Lua numbers are doubles: exact to 2^53).
 /// KEYS[1]: the key; ARGV[1]: interval (ns); ARGV[2]: window, burst * interval (ns).
 /// Returns {1 admitted | 0 refused, TAT - now in ns}.
+///
+/// The script never stores a TAT beyond `now + window`, so a value beyond it (or not a number)
+/// was written by something else: it is held to `now + window` and stored so, with an expiry,
+/// so that the key is refused for one window at most and then heals, rather than for ever.
 pub(super) const GCRA_LUA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1]) / 1000
 local window = tonumber(ARGV[2]) / 1000
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
+if tat ~= tat or tat < now then tat = now end
+if tat > now + window then
+  tat = now + window
+  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(window / 1000))
+end
 local new_tat = tat + interval
 if new_tat - now <= window then
   redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
@@ -60,6 +68,14 @@ impl fmt::Debug for RedisStore {
             .field("sync_ns", &self.sync_ns)
             .finish_non_exhaustive()
     }
+}
+
+/// The TAT Redis answered (`tat_in_ns` after Redis's now) as a time on this instance's clock,
+/// held to `[now_ns, now_ns + window_ns]`: the only values GCRA ever produces, so anything
+/// beyond (a key another program wrote, a script of another version) cannot lock the key in
+/// this instance's local view for longer than one window.
+pub(super) fn adopted_tat(now_ns: u64, tat_in_ns: u64, window_ns: u64) -> u64 {
+    now_ns.saturating_add(tat_in_ns.min(window_ns))
 }
 
 impl RedisStore {

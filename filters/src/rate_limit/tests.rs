@@ -169,7 +169,7 @@ fn keys_from_the_request() {
     };
     let key = |kind: &str, request: &RequestHeader, ctx: &RequestCtx| {
         let mut buf = KeyBuf::new();
-        kind.parse::<KeyKind>().expect("key kind").write_key(&mut buf, request, ctx);
+        kind.parse::<KeyKind>().expect("key kind").write_key(&mut buf, request, ctx, 64);
         buf.as_str().to_owned()
     };
     assert_eq!(key("client_ip", &request, &ctx), "ip:10.1.2.3");
@@ -183,6 +183,51 @@ fn keys_from_the_request() {
     let mut long = KeyBuf::new();
     let _ = write!(long, "h:{}", "é".repeat(KEY_MAX));
     assert!(long.as_str().len() <= KEY_MAX && long.as_str().len() >= KEY_MAX - 1);
+}
+
+#[test]
+fn ipv6_clients_are_keyed_by_their_network() {
+    let key = |ip: &str, prefix: u8| {
+        let mut buf = KeyBuf::new();
+        let ctx = RequestCtx { client_ip: Some(ip.parse().expect("ip")), ..Default::default() };
+        let request = RequestHeader::build("GET", b"/", None).expect("request");
+        KeyKind::ClientIp.write_key(&mut buf, &request, &ctx, prefix);
+        buf.as_str().to_owned()
+    };
+    assert_eq!(key("2001:db8:1:2:aaaa::1", 64), "ip:2001:db8:1:2::/64");
+    assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff", 64), "ip:2001:db8:1:2::/64", "the same /64");
+    assert_eq!(key("2001:db8:1:3::1", 64), "ip:2001:db8:1:3::/64", "the next /64");
+    assert_eq!(key("2001:db8:1:2:aaaa::1", 48), "ip:2001:db8:1::/48");
+    assert_eq!(key("2001:db8:1:2:aaaa::1", 128), "ip:2001:db8:1:2:aaaa::1");
+    assert_eq!(key("2001:db8:1:2:aaaa::1", 1), "ip:::/1");
+    assert_eq!(key("10.1.2.3", 64), "ip:10.1.2.3", "IPv4 per address");
+    assert_eq!(key("::ffff:10.1.2.3", 64), "ip:10.1.2.3", "IPv4-mapped per address");
+}
+
+#[tokio::test]
+async fn one_ipv6_client_gets_one_budget_for_its_whole_64() {
+    let from = |ip: &str| {
+        let ip = ip.parse().expect("ip");
+        async move {
+            let mut request = TestRequest::get("/", &[]).await;
+            request.ctx.client_ip = Some(ip);
+            request
+        }
+    };
+    let f = build("{requests_per_minute: 2}", None).expect("valid");
+    for ip in ["2001:db8::1", "2001:db8::2"] {
+        from(ip).await.request(&f).await.expect_continue();
+    }
+    // A third address of the same /64 shares the budget; another /64 has its own.
+    assert_eq!(from("2001:db8::3").await.request(&f).await.expect_reject().status, 429);
+    from("2001:db8:0:1::1").await.request(&f).await.expect_continue();
+    // With `ipv6_prefix: 128` every address is its own client.
+    let f = build("{requests_per_minute: 1, ipv6_prefix: 128}", None).expect("valid");
+    for ip in ["2001:db8::1", "2001:db8::2", "2001:db8::3"] {
+        from(ip).await.request(&f).await.expect_continue();
+    }
+    assert_eq!(build("{requests_per_minute: 1, ipv6_prefix: 0}", None).expect_err("0").path, "ipv6_prefix");
+    assert_eq!(build("{requests_per_minute: 1, ipv6_prefix: 129}", None).expect_err("129").path, "ipv6_prefix");
 }
 
 #[test]
@@ -208,6 +253,27 @@ fn config_errors() {
         Some("redis://127.0.0.1:6379"),
     )
     .expect("valid redis config");
+}
+
+#[test]
+fn a_tat_from_redis_is_held_to_one_window() {
+    let window = 10 * SEC;
+    // What GCRA produces passes as it is.
+    assert_eq!(redis::adopted_tat(5 * SEC, 0, window), 5 * SEC);
+    assert_eq!(redis::adopted_tat(5 * SEC, 3 * SEC, window), 8 * SEC);
+    assert_eq!(redis::adopted_tat(5 * SEC, window, window), 15 * SEC);
+    // Garbage (a value another program stored, i64::MAX, u64::MAX) locks for one window at most.
+    for garbage in [window + 1, i64::MAX as u64, u64::MAX] {
+        assert_eq!(redis::adopted_tat(5 * SEC, garbage, window), 15 * SEC, "{garbage}");
+    }
+    assert_eq!(redis::adopted_tat(u64::MAX - 1, u64::MAX, window), u64::MAX, "saturates");
+
+    // Adopted into the local view, the key is free again one window later.
+    let limiter = local::LocalLimiter::new(gcra(1, 10));
+    let tat = redis::adopted_tat(SEC, u64::MAX, limiter.gcra.window_ns);
+    limiter.adopt("k", SEC, tat);
+    assert!(!limiter.check("k", SEC).allowed);
+    assert!(limiter.check("k", SEC + limiter.gcra.window_ns).allowed, "one window later");
 }
 
 // === Redis, against a real redis-server ===
@@ -304,6 +370,39 @@ async fn redis_is_shared_by_instances_and_failure_policy_holds() {
         assert_eq!((r.status, r.error), (503, "rate_limiter_unavailable"));
     }
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_garbage_value_in_redis_locks_a_key_for_one_window_at_most() {
+    let Some(server) = RedisServer::start().await else {
+        return;
+    };
+    // 10 a second with a burst of 2: a window of 200 ms.
+    let f = instance(
+        "{key: consumer, requests_per_second: 10, burst: 2, store: redis, scope: g, redis_timeout_ms: 500}",
+        &server.url,
+    );
+    let client = ::redis::Client::open(server.url.as_str()).expect("url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connects");
+    for garbage in ["1e300", "99999999999999999999", "nan", "not a number"] {
+        let key = format!("portico:rl:g:c:{garbage}");
+        ::redis::cmd("SET").arg(&key).arg(garbage).query_async::<()>(&mut conn).await.expect("set");
+        let caller = garbage.to_string();
+        // A number beyond any window: refused now (Redis holds it to one window) ...
+        let numeric = garbage.starts_with(|c: char| c.is_ascii_digit());
+        if numeric {
+            let mut request = request_by(&caller).await;
+            let reject = request.request(&f).await.expect_reject();
+            assert_eq!(reject.status, 429, "{garbage}");
+            assert!(reported(&request.ctx).retry_after_secs() <= 1, "{garbage}: a window, not ages");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        // ... and admitted once that window is over, by Redis and by the local view alike.
+        assert!(admits(&f, &caller).await, "{garbage}: the key healed");
+        let stored: String = ::redis::cmd("GET").arg(&key).query_async(&mut conn).await.expect("get");
+        let stored: f64 = stored.parse().expect("the script stored a number");
+        assert!(stored < 1e18, "{garbage}: stored {stored}");
+    }
 }
 
 #[tokio::test]

@@ -38,11 +38,12 @@ pub(super) fn access_log(a: Option<AccessLogFile>, base_dir: &Path) -> AccessLog
     }
 }
 
-/// The shared limiter store must be a Redis URL (filters connect to it when they are built).
+/// The shared limiter store must be a Redis URL, plain or TLS (filters connect to it when they
+/// are built).
 pub(super) fn check_rate_limit_store(store: Option<&RateLimitStoreFile>, errors: &mut Errors<'_>) {
     if let Some(store) = store {
-        if !store.redis.starts_with("redis://") {
-            errors.at("rate_limit_store.redis", "expected a redis://host:port URL");
+        if !store.redis.starts_with("redis://") && !store.redis.starts_with("rediss://") {
+            errors.at("rate_limit_store.redis", "expected a redis://host:port or rediss://host:port URL");
         }
     }
 }
