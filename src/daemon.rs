@@ -31,7 +31,11 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("
 /// Portico: a programmable reverse proxy and API gateway.
 #[derive(Parser, Debug)]
 #[command(name = "portico", version = VERSION, about)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    /// What to do besides running: explain a request, or print the routing table.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The config file.
     #[arg(short = 'c', long = "config", default_value = "conf/portico.yaml")]
     config: PathBuf,
@@ -42,6 +46,32 @@ struct Cli {
     /// starting this one).
     #[arg(short = 'u', long = "upgrade")]
     upgrade: bool,
+}
+
+/// Questions an operator asks of a config without running it.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Which listener, route, filters, upstream rules, retry, timeouts and cache a request gets
+    /// on this config (or why it gets none: the 404/405 and the nearest candidates).
+    Explain {
+        /// The config file.
+        #[arg(short = 'c', long = "config", default_value = "conf/portico.yaml")]
+        config: PathBuf,
+        /// The request method.
+        #[arg(short = 'X', long = "request", default_value = "GET")]
+        method: String,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// The request URL, `http://host[:port]/path?query` (the port picks the listener).
+        url: String,
+    },
+    /// The routing table of every listener, in precedence order.
+    Routes {
+        /// The config file.
+        #[arg(short = 'c', long = "config", default_value = "conf/portico.yaml")]
+        config: PathBuf,
+    },
 }
 
 /// A Portico build: the built-in filters plus those added with [`Daemon::filter`], and the
@@ -81,14 +111,29 @@ impl Daemon {
             eprintln!("portico: a filter registry was already in use in this process (Daemon::run called twice?)");
             return ExitCode::FAILURE;
         }
-        let config = match crate::config::load(&cli.config) {
+        let path = match &cli.command {
+            Some(Command::Explain { config, .. } | Command::Routes { config }) => config.clone(),
+            None => cli.config.clone(),
+        };
+        let config = match crate::config::load(&path) {
             Ok(c) => c,
             Err(errors) => {
                 eprintln!("{errors}");
-                eprintln!("portico: {} error(s) in {}", errors.0.len(), cli.config.display());
+                eprintln!("portico: {} error(s) in {}", errors.0.len(), path.display());
                 return ExitCode::FAILURE;
             }
         };
+        match &cli.command {
+            Some(Command::Explain { method, headers, url, .. }) => {
+                print!("{}", crate::explain::explain_cli(&config, method, url, headers));
+                return ExitCode::SUCCESS;
+            }
+            Some(Command::Routes { .. }) => {
+                print!("{}", crate::explain::routes_cli(&config));
+                return ExitCode::SUCCESS;
+            }
+            None => {}
+        }
         if cli.test {
             println!("portico: {} is valid", cli.config.display());
             return ExitCode::SUCCESS;

@@ -60,3 +60,40 @@ routes: [{name: ping, respond: {body: pong}}]
         assert!(v["time"].is_string() && v["level"].is_string() && v["message"].is_string(), "{line}");
     }
 }
+
+fn portico_cli(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run portico");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn explain_says_which_route_and_filters_a_request_gets() {
+    let (ok, text) =
+        portico_cli(&["explain", "-c", "conf/edge.yaml", "-H", "x-api-key: k", "http://localhost:8080/api/orders"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("route     api"), "{text}");
+    assert!(text.contains("1  jwt  route api"), "{text}");
+    assert!(text.contains("upstream demo"), "{text}");
+
+    // No route: the 404 and the nearest candidates, with why each missed.
+    let (ok, text) = portico_cli(&["explain", "-c", "conf/edge.yaml", "-X", "DELETE", "http://localhost:8080/nowhere"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("404 not_found"), "{text}");
+    assert!(text.contains("wants /partners or below, got /nowhere"), "{text}");
+
+    // The routing table, in precedence order.
+    let (ok, text) = portico_cli(&["routes", "-c", "conf/edge.yaml"]);
+    assert!(ok, "{text}");
+    let partners = text.find("partners").expect("partners listed");
+    let api = text.find(" api ").expect("api listed");
+    assert!(partners < api, "precedence order:\n{text}");
+
+    // A bad config is refused as `-t` refuses it.
+    let (ok, text) = portico_cli(&["routes", "-c", "conf/nope.yaml"]);
+    assert!(!ok && text.contains("nope.yaml"), "{text}");
+}
