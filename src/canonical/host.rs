@@ -103,18 +103,27 @@ pub fn canonical_host(raw: &[u8]) -> Result<Cow<'_, str>, HostError> {
     };
     check_port(rest)?;
     let name = name.strip_suffix(b".").unwrap_or(name);
-    if name.is_empty()
-        || name.split(|&b| b == b'.').any(|label| label.is_empty() || !label.iter().all(|&b| is_name_byte(b)))
-    {
+    // One pass: every label non-empty and made of name bytes; note whether any is upper case.
+    let (mut label_len, mut upper) = (0usize, false);
+    for &b in name {
+        if b == b'.' {
+            if label_len == 0 {
+                return Err(HostError::InvalidName);
+            }
+            label_len = 0;
+        } else if is_name_byte(b) {
+            upper |= b.is_ascii_uppercase();
+            label_len += 1;
+        } else {
+            return Err(HostError::InvalidName);
+        }
+    }
+    if label_len == 0 {
         return Err(HostError::InvalidName);
     }
     // Only ASCII is left.
     let name = std::str::from_utf8(name).map_err(|_| HostError::InvalidName)?;
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        Ok(Cow::Owned(name.to_ascii_lowercase()))
-    } else {
-        Ok(Cow::Borrowed(name))
-    }
+    Ok(if upper { Cow::Owned(name.to_ascii_lowercase()) } else { Cow::Borrowed(name) })
 }
 
 /// `[v6]` or `[v6]:port`, written as RFC 5952 gives (what `Ipv6Addr` displays), in brackets.

@@ -28,7 +28,24 @@ const fn f(name: &'static str, reason: &'static str) -> Forgeable {
 }
 
 /// Every forgeable header, sorted by name (looked up by binary search; a test keeps it sorted).
-pub static FORGEABLE: [Forgeable; 51] = [
+pub static FORGEABLE: [Forgeable; 51] = TABLE;
+
+/// For each first byte, a bit per name length (mod 64) found in the table: most of a request's
+/// fields (`host`, `accept`, `user-agent`, ...) are ruled out by one load and a mask, without
+/// the binary search. Built at compile time from [`TABLE`].
+static PREFILTER: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut i = 0;
+    while i < TABLE.len() {
+        let name = TABLE[i].name.as_bytes();
+        t[name[0] as usize] |= 1 << (name.len() % 64);
+        i += 1;
+    }
+    t
+};
+
+/// The table behind [`FORGEABLE`] and [`PREFILTER`].
+const TABLE: [Forgeable; 51] = [
     f("cf-connecting-ip", "Cloudflare's client address, trusted by apps that expect to sit behind it"),
     f("client-ip", "a client address header some frameworks read"),
     f("fastly-client-ip", "Fastly's client address"),
@@ -84,15 +101,20 @@ pub static FORGEABLE: [Forgeable; 51] = [
 
 /// Whether `name` (lower case, as `HeaderName` is) is in [`FORGEABLE`].
 pub fn is_forgeable(name: &str) -> bool {
-    FORGEABLE.binary_search_by(|f| f.name.cmp(name)).is_ok()
+    let Some(&first) = name.as_bytes().first() else {
+        return false;
+    };
+    PREFILTER[first as usize] & (1 << (name.len() % 64)) != 0
+        && FORGEABLE.binary_search_by(|f| f.name.cmp(name)).is_ok()
 }
 
 /// Removes every [`FORGEABLE`] header and every name in `extra` (the headers the listener's and
 /// routes' filters declare they set, such as a JWT filter's `forward_claims`) from a request
 /// that came from an edge client.
 ///
-/// One pass over the request's own fields (a binary search each) finds what to remove, so a
-/// request without any of them costs a few comparisons per field and no allocation.
+/// One pass over the request's own fields (a bitmap test each, a binary search for the few that
+/// pass it) finds what to remove, so a request without any of them costs a few nanoseconds per
+/// field and no allocation.
 pub fn strip_forgeable(headers: &mut RequestHeader, extra: &[HeaderName]) {
     let is_match = |name: &HeaderName| is_forgeable(name.as_str()) || extra.contains(name);
     if !headers.headers.keys().any(is_match) {

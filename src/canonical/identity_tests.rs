@@ -74,3 +74,17 @@ fn a_clean_request_is_left_alone() {
     strip_forgeable(&mut req, &[]);
     assert_eq!(req.headers, before);
 }
+
+#[test]
+fn the_prefilter_passes_every_table_name() {
+    // A name the prefilter rejected would never be stripped: the bitmap must cover the table.
+    for f in &FORGEABLE {
+        let b = f.name.as_bytes();
+        assert!(PREFILTER[b[0] as usize] & (1 << (b.len() % 64)) != 0, "{}", f.name);
+    }
+    // And it rejects the fields a typical request carries.
+    for name in ["host", "accept", "accept-encoding", "user-agent", "authorization", "content-length"] {
+        assert!(PREFILTER[name.as_bytes()[0] as usize] & (1 << (name.len() % 64)) == 0, "{name}");
+    }
+    assert!(!is_forgeable(""));
+}
