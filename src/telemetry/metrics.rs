@@ -94,10 +94,15 @@ impl Metrics {
             Opts::new("portico_circuit_breaker_state", "0 closed, 1 open, 2 half-open"),
             &["upstream"],
         )?;
-        let connections_open =
-            IntGaugeVec::new(Opts::new("portico_connections_open", "Open client connections, by listener"), &["listener"])?;
+        let connections_open = IntGaugeVec::new(
+            Opts::new("portico_connections_open", "Open client connections, by listener"),
+            &["listener"],
+        )?;
         let connections_refused = IntCounterVec::new(
-            Opts::new("portico_connections_refused_total", "Client connections closed on arrival, by listener and limit"),
+            Opts::new(
+                "portico_connections_refused_total",
+                "Client connections closed on arrival, by listener and limit",
+            ),
             &["listener", "reason"],
         )?;
         registry.register(Box::new(connections_open.clone()))?;

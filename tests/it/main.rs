@@ -15,5 +15,6 @@ mod observability;
 mod reload;
 mod resilience;
 mod routing;
+mod slow_clients;
 mod tls;
 mod traffic_basics;

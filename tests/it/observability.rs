@@ -158,16 +158,18 @@ async fn config_shows_values_from_the_environment_masked() {
     // A token set from the environment under a key that is no secret by its name: the
     // upstream gets it, `GET /config` does not show it.
     let a = Origin::start("a").await;
-    let p = Portico::start(config(&a).add(
-        r#"
+    let p = Portico::start(
+        config(&a).add(
+            r#"
   - name: api
     match: {path: /api}
     upstream: a
     filters:
       - headers: {request: {set: {authorization: "${PORTICO_TEST_UNSET_TOKEN:-Bearer token-from-env}"}}}
 "#
-        .trim_start_matches('\n'),
-    ))
+            .trim_start_matches('\n'),
+        ),
+    )
     .await;
     let body: serde_json::Value =
         client().get(p.url("web", "/api")).send().await.expect("req").json().await.expect("json");
