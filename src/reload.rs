@@ -101,6 +101,7 @@ struct ListenerShape {
     tls: Option<ListenerTls>,
     read_buffer_bytes: Option<usize>,
     keepalive_timeout: Option<Duration>,
+    limits: crate::config::ListenerLimits,
 }
 
 /// Every setting of a config that is bound when the process starts. Two configs with equal
@@ -128,6 +129,7 @@ impl StartupShape {
                     tls: l.tls.clone(),
                     read_buffer_bytes: l.read_buffer_bytes,
                     keepalive_timeout: l.keepalive_timeout,
+                    limits: l.limits,
                 })
                 .collect(),
             admin: config.admin,
@@ -141,7 +143,7 @@ impl StartupShape {
     pub fn changes_to(&self, new: &StartupShape) -> Vec<&'static str> {
         let mut changed = Vec::new();
         if self.listeners != new.listeners {
-            changed.push("listeners (names, addresses, TLS, http2, read_buffer_bytes, keepalive_timeout_s)");
+            changed.push("listeners (names, addresses, TLS, http2, read_buffer_bytes, keepalive_timeout_s, limits)");
         }
         if self.admin != new.admin {
             changed.push("admin.listen");

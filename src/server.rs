@@ -3,6 +3,7 @@
 
 use crate::admin::Admin;
 use crate::config::Config;
+use crate::keepalive::admission::{Admission, AdmissionMetrics};
 use crate::keepalive::KeepaliveApp;
 use crate::proxy::Portico;
 use crate::reload::SighupReload;
@@ -49,6 +50,7 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
     server.bootstrap();
 
     // One proxy service per listener.
+    let mut admissions = Vec::new();
     for listener in &config.listeners {
         let mut proxy =
             pingora::proxy::http_proxy(&server.configuration, Portico::new(shared.clone(), listener.name.clone()));
@@ -57,10 +59,13 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
             options.h2c = true;
             proxy.server_options = Some(options);
         }
-        // Pingora's proxy, with idle keep-alive connections that wait without a request's
-        // allocations (src/keepalive.rs).
-        let mut service =
-            Service::new(format!("listener {}", listener.name), KeepaliveApp::new(proxy, listener.keepalive_timeout));
+        // Pingora's proxy, with client connections counted, paced and drained, and idle
+        // keep-alive connections that wait without a request's allocations (src/keepalive/).
+        let admission =
+            Arc::new(Admission::new(&listener.limits, AdmissionMetrics::of(&shared.metrics, &listener.name)));
+        admissions.push(admission.clone());
+        let app = KeepaliveApp::new(proxy, listener.keepalive_timeout, listener.limits, admission);
+        let mut service = Service::new(format!("listener {}", listener.name), app);
         let endpoint = ListenerConfig::tcp(listener.listen.clone());
         let endpoint = match &listener.tls {
             None => endpoint.l4_buffer(
@@ -95,33 +100,37 @@ pub fn run(shared: Arc<Shared>, upgrade: bool) {
     // Health checks and discovery for every pool, across reloads; SIGHUP reloads.
     server.add_service(background_service("health checks", HealthSupervisor::new(shared.clone())));
     server.add_service(background_service("sighup reload", SighupReload::new(shared.clone())));
-    server.add_service(background_service("drain on shutdown", DrainOnShutdown { shared: shared.clone() }));
+    server.add_service(background_service("drain on shutdown", DrainOnShutdown { shared: shared.clone(), admissions }));
 
     server.run_forever();
 }
 
-/// Ends the process as soon as in-flight requests have drained once shutdown starts, instead of
-/// sleeping out the whole grace period.
+/// Ends the process as soon as every client connection has closed once shutdown starts,
+/// instead of sleeping out the whole grace period.
 struct DrainOnShutdown {
     shared: Arc<Shared>,
+    /// Every listener's open connections.
+    admissions: Vec<Arc<Admission>>,
 }
 
 impl DrainOnShutdown {
-    /// Pingora stops accepting and closes idle connections when shutdown starts, then sleeps
-    /// `grace_period_s` before dropping whatever still runs. Requests finish during that window;
-    /// once none is left there is nothing to wait for.
+    /// Pingora stops accepting when shutdown starts, then sleeps `grace_period_s` before
+    /// dropping whatever still runs. Meanwhile each connection ends itself (src/keepalive/):
+    /// after answering its next request with `Connection: close`, or after staying idle for the
+    /// drain's idle timeout, or with HTTP/2's GOAWAY. A connection still open may be mid-request
+    /// (a header arriving, a body, a response being written), so the process exits only once
+    /// none is left and no request is in flight; the grace period still bounds the wait.
     async fn drain_then_exit(&self) {
         self.shared.ready.store(false, std::sync::atomic::Ordering::Release);
-        log::info!("shutting down: draining in-flight requests");
+        log::info!("shutting down: draining client connections");
         loop {
-            if self.shared.metrics.in_flight().get() <= 0 {
+            let open: usize = self.admissions.iter().map(|a| a.open()).sum();
+            if open == 0 && self.shared.metrics.in_flight().get() <= 0 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        // Let the last responses leave their sockets, the access log reach its file, and the
-        // last spans their collector.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Let the access log reach its file, and the last spans their collector.
         self.shared.access_log.flush(std::time::Duration::from_secs(1));
         if let Some(tracer) = &self.shared.runtime.load().tracer {
             if !tracer.flush(std::time::Duration::from_secs(2)) {

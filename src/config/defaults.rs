@@ -53,6 +53,30 @@ pub const KEEPALIVE_TIMEOUT_S: u64 = 60;
 pub const PLAIN_READ_BUFFER_BYTES: usize = 4096;
 /// `listeners[].redirect_https: true`: the port redirected to.
 pub const REDIRECT_HTTPS_PORT: u16 = 443;
+
+// === listeners[].limits ===
+
+/// `listeners[].limits.header_timeout_s`: the whole request header block must arrive within this
+/// many seconds of its first byte, and a new connection must start its first request (or, on an
+/// h2c listener, its HTTP/2 preface) as soon. haproxy's `timeout http-request` is usually 10 s;
+/// nginx's `client_header_timeout` 60 s held 100 dribbling clients a minute each.
+pub const HEADER_TIMEOUT_S: u64 = 10;
+/// `listeners[].limits.body_timeout_s`: longest wait for the next piece of a request body (per
+/// read, as nginx's `client_body_timeout`; Pingora's own default is the same 60 s).
+pub const BODY_TIMEOUT_S: u64 = 60;
+/// `listeners[].limits.write_timeout_s`: longest a response write may wait for a client that
+/// stopped reading (Pingora alone waits forever).
+pub const WRITE_TIMEOUT_S: u64 = 60;
+/// `listeners[].limits.max_header_bytes`: the request line and headers together (Pingora alone
+/// takes up to 1 MiB).
+pub const MAX_HEADER_BYTES: usize = 32768;
+/// `listeners[].limits.max_headers`: header fields in one request (Pingora alone takes 256).
+pub const MAX_HEADERS: usize = 100;
+/// `listeners[].limits.max_connections`: open client connections on the listener; more are
+/// closed as they arrive.
+pub const MAX_CONNECTIONS: usize = 100_000;
+/// `listeners[].limits.max_connections_per_ip`: open client connections from one address.
+pub const MAX_CONNECTIONS_PER_IP: usize = 1000;
 // `listeners[].tls.require_client_cert`: true exactly when `client_ca` is set (see compile).
 
 // === upstreams ===

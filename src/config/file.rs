@@ -100,6 +100,21 @@ pub struct ListenerFile {
     pub keepalive_timeout_s: Option<u64>,
     #[serde(default)]
     pub forward_client_cert: Option<String>,
+    #[serde(default)]
+    pub limits: Option<ListenerLimitsFile>,
+}
+
+/// `listeners[].limits`: every key optional, defaults in `defaults.rs`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerLimitsFile {
+    pub header_timeout_s: Option<u64>,
+    pub body_timeout_s: Option<u64>,
+    pub write_timeout_s: Option<u64>,
+    pub max_header_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
 }
 
 /// `redirect_https: true` (to port 443) or `redirect_https: {port: 8443}`.

@@ -114,6 +114,46 @@ pub struct ListenerSpec {
     /// HTTP/1.1 connections idle forever); `None` (`0`) closes each connection after its
     /// response.
     pub keepalive_timeout: Option<std::time::Duration>,
+    /// Protection against slow and oversized clients (`limits`).
+    pub limits: ListenerLimits,
+}
+
+/// A listener's `limits`: how long a client may take over each part of an exchange and how many
+/// connections it may hold, so that slow or greedy clients cannot pin connections and buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// The whole request header block, from its first byte; also the wait for a new
+    /// connection's first request (or h2c preface).
+    pub header_timeout: std::time::Duration,
+    /// The longest wait for the next piece of a request body (per read).
+    pub body_timeout: std::time::Duration,
+    /// The longest a response write may wait for a client that stopped reading (per write).
+    pub write_timeout: std::time::Duration,
+    /// Bytes of request line and headers together.
+    pub max_header_bytes: usize,
+    /// Header fields in one request.
+    pub max_headers: usize,
+    /// Open client connections on this listener.
+    pub max_connections: usize,
+    /// Open client connections on this listener from one IP address.
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for ListenerLimits {
+    /// The documented defaults (`config/defaults.rs`), for a listener without `limits`.
+    fn default() -> Self {
+        use super::defaults as d;
+        use std::time::Duration;
+        ListenerLimits {
+            header_timeout: Duration::from_secs(d::HEADER_TIMEOUT_S),
+            body_timeout: Duration::from_secs(d::BODY_TIMEOUT_S),
+            write_timeout: Duration::from_secs(d::WRITE_TIMEOUT_S),
+            max_header_bytes: d::MAX_HEADER_BYTES,
+            max_headers: d::MAX_HEADERS,
+            max_connections: d::MAX_CONNECTIONS,
+            max_connections_per_ip: d::MAX_CONNECTIONS_PER_IP,
+        }
+    }
 }
 
 /// TLS termination: certificate files, checked to exist at load.

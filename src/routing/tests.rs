@@ -78,8 +78,7 @@ fn method_mismatch_gives_allow() {
         Some(vec![Method::GET, Method::POST]),
     )]);
     let headers = HeaderMap::new();
-    match r.find(&RequestView { method: &Method::DELETE, host: "h", path: "/u/1", query: None, headers: &headers })
-    {
+    match r.find(&RequestView { method: &Method::DELETE, host: "h", path: "/u/1", query: None, headers: &headers }) {
         RouteMatch::MethodNotAllowed(allow) => assert_eq!(allow, "GET, POST"),
         other => panic!("expected 405, got {other:?}"),
     }

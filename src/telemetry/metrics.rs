@@ -23,6 +23,8 @@ pub struct Metrics {
     ejections: IntCounterVec,
     ejected: IntGaugeVec,
     breaker_state: IntGaugeVec,
+    connections_open: IntGaugeVec,
+    connections_refused: IntCounterVec,
 }
 
 const METHODS: [&str; 10] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"];
@@ -92,6 +94,19 @@ impl Metrics {
             Opts::new("portico_circuit_breaker_state", "0 closed, 1 open, 2 half-open"),
             &["upstream"],
         )?;
+        let connections_open = IntGaugeVec::new(
+            Opts::new("portico_connections_open", "Open client connections, by listener"),
+            &["listener"],
+        )?;
+        let connections_refused = IntCounterVec::new(
+            Opts::new(
+                "portico_connections_refused_total",
+                "Client connections closed on arrival, by listener and limit",
+            ),
+            &["listener", "reason"],
+        )?;
+        registry.register(Box::new(connections_open.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
         registry.register(Box::new(retries.clone()))?;
         registry.register(Box::new(ejections.clone()))?;
         registry.register(Box::new(ejected.clone()))?;
@@ -114,6 +129,8 @@ impl Metrics {
             ejections,
             ejected,
             breaker_state,
+            connections_open,
+            connections_refused,
         })
     }
 
@@ -130,6 +147,17 @@ impl Metrics {
     /// The in-flight gauge.
     pub fn in_flight(&self) -> &IntGauge {
         &self.in_flight
+    }
+
+    /// The open-connections gauge of a listener, resolved once when the listener starts.
+    pub fn connections_open(&self, listener: &str) -> IntGauge {
+        self.connections_open.with_label_values(&[listener])
+    }
+
+    /// The refused-connections counter of a listener for one reason (`max_connections`,
+    /// `max_connections_per_ip`), resolved once when the listener starts.
+    pub fn connections_refused(&self, listener: &str, reason: &str) -> IntCounter {
+        self.connections_refused.with_label_values(&[listener, reason])
     }
 
     /// Records a target's health after a check pass.

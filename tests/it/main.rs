@@ -21,6 +21,7 @@ mod operations;
 mod reload;
 mod resilience;
 mod routing;
+mod slow_clients;
 mod tls;
 mod tracing;
 mod traffic_basics;

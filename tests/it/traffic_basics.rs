@@ -211,7 +211,8 @@ async fn a_keep_alive_connection_serves_requests_after_idle_pauses_and_closes_at
         let head = String::from_utf8_lossy(&buf[..n]);
         assert!(head.starts_with("HTTP/1.1 200"), "round {round}: {head}");
     }
-    // Shutdown closes the idle connection instead of waiting for the client.
+    // Shutdown closes the idle connection after the drain's idle timeout instead of waiting for
+    // the client.
     p.signal("TERM");
     let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await.expect("closed at shutdown");
     assert!(matches!(n, Ok(0) | Err(_)), "the idle connection got data instead of a close");
@@ -310,6 +311,158 @@ async fn a_binary_upgrade_hands_over_the_sockets_without_dropping_requests() {
     assert_eq!(failed.load(Ordering::SeqCst), 0, "requests failed during the upgrade");
     let _ = new.0.kill();
     let _ = new.0.wait();
+}
+
+/// Client tasks on keep-alive connections sending back to back through one pooled client, as a
+/// load generator does: what they got, and each failure's error.
+struct KeepAliveLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    closing: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    failures: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl KeepAliveLoad {
+    fn start(url: &str, tasks: usize) -> KeepAliveLoad {
+        use std::sync::atomic::Ordering;
+        let load = KeepAliveLoad {
+            stop: Default::default(),
+            ok: Default::default(),
+            closing: Default::default(),
+            failures: Default::default(),
+            tasks: Vec::new(),
+        };
+        let client = client();
+        let tasks = (0..tasks)
+            .map(|_| {
+                let (client, url) = (client.clone(), url.to_string());
+                let (stop, ok, closing, failures) =
+                    (load.stop.clone(), load.ok.clone(), load.closing.clone(), load.failures.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        match client.get(&url).send().await {
+                            Ok(r) if r.status() == 200 => {
+                                if r.headers().get("connection").is_some_and(|v| v == "close") {
+                                    closing.fetch_add(1, Ordering::SeqCst);
+                                }
+                                match r.bytes().await {
+                                    Ok(_) => ok.fetch_add(1, Ordering::SeqCst),
+                                    Err(e) => {
+                                        failures.lock().expect("lock").push(format!("body: {e:?}"));
+                                        0
+                                    }
+                                };
+                            }
+                            Ok(r) => failures.lock().expect("lock").push(format!("status {}", r.status())),
+                            Err(e) => failures.lock().expect("lock").push(format!("{e:?}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        KeepAliveLoad { tasks, ..load }
+    }
+
+    fn ok(&self) -> usize {
+        self.ok.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until `more` further requests have succeeded.
+    async fn runs_on(&self, more: usize, what: &str) {
+        let target = self.ok() + more;
+        eventually(Duration::from_secs(20), what, || async { self.ok() >= target }).await;
+    }
+
+    /// Stops the tasks: (succeeded, answered with `Connection: close`, failures).
+    async fn finish(mut self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for t in std::mem::take(&mut self.tasks) {
+            t.await.expect("load task");
+        }
+        let failures = self.failures.lock().expect("lock").clone();
+        (self.ok(), self.closing.load(std::sync::atomic::Ordering::SeqCst), failures)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_under_keep_alive_load_moves_every_connection_to_the_new_process_without_a_failure() {
+    let a = Origin::start("a").await;
+    let mut old = Portico::start(one_route(&a)).await;
+    let url = old.url("web", "/x");
+    let load = KeepAliveLoad::start(&url, 8);
+    load.runs_on(200, "the load runs against the old process").await;
+
+    // The new binary waits for the sockets, then the old one gets SIGQUIT: it hands them over,
+    // and draining answers each keep-alive connection's next request with `Connection: close`.
+    let new = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["-u", "-c"])
+        .arg(&old.config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(old.dir.path().join("new.log")).expect("log"))
+        .spawn()
+        .expect("new portico");
+    let new = KillOnDrop(new);
+    let upgrade_sock = old.dir.path().join("upgrade.sock");
+    eventually(Duration::from_secs(20), "the new process waits for the sockets", || {
+        let exists = upgrade_sock.exists();
+        async move { exists }
+    })
+    .await;
+    old.signal("QUIT");
+    assert!(old.wait_exit(Duration::from_secs(30)).await, "the old process did not exit cleanly");
+
+    // The clients reconnected to the new process and go on there.
+    load.runs_on(200, "the load runs against the new process").await;
+    let (ok, closing, failures) = load.finish().await;
+    assert!(failures.is_empty(), "{} of {} requests failed across the upgrade: {failures:?}", failures.len(), ok);
+    assert!(closing > 0, "no connection was told to close while draining");
+    drop(new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_keep_alive_load_answers_every_request_sent_and_closes_each_connection_after_a_close() {
+    use crate::slow_clients::exchange;
+    let a = Origin::start("a").await;
+    let mut p = Portico::start(one_route(&a)).await;
+    let port = p.port("web");
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
+    // Eight connections, each sending its next request as soon as the last answer is in; a
+    // client stops when told `Connection: close`, as the server is going away.
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let served = served.clone();
+            tokio::spawn(async move {
+                let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+                let request = b"GET /x HTTP/1.1\r\nHost: portico.test\r\n\r\n";
+                loop {
+                    match exchange(&mut conn, request).await {
+                        Some((200, false)) => served.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                        Some((200, true)) => return Ok(()),
+                        other => {
+                            return Err(format!(
+                                "after {} requests: {other:?}",
+                                served.load(std::sync::atomic::Ordering::SeqCst)
+                            ))
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+    eventually(Duration::from_secs(20), "every connection is busy", || async {
+        served.load(std::sync::atomic::Ordering::SeqCst) >= 400
+    })
+    .await;
+
+    p.signal("TERM");
+    for client in clients {
+        let ended =
+            tokio::time::timeout(Duration::from_secs(15), client).await.expect("the client ends").expect("task");
+        assert_eq!(ended, Ok(()), "a request sent during the drain was not answered");
+    }
+    assert!(p.wait_exit(Duration::from_secs(15)).await, "portico did not exit cleanly");
 }
 
 /// Kills the child when the test ends, pass or fail.

@@ -73,6 +73,7 @@ fn listener(
             0 => None,
             s => Some(Duration::from_secs(s)),
         },
+        limits: super::limits::limits(l.limits, at, errors),
     }
 }
 

@@ -8,6 +8,7 @@
 //! | [`server`]      | `server`, `admin`, `access_log`, `rate_limit_store`       |
 //! | [`consumers`]   | `consumers`, which filters find credentials in            |
 //! | [`listeners`]   | `listeners`, their TLS and their filter chains            |
+//! | [`limits`]      | `listeners[].limits`: client timeouts, connection caps    |
 //! | [`upstreams`]   | `upstreams`: targets, balancing, health, TLS              |
 //! | [`routes`]      | `routes`: action, mirror, canary, rewrite, retry          |
 //! | [`matcher`]     | `routes[].match`                                          |
@@ -17,6 +18,7 @@
 //! header names).
 
 mod consumers;
+mod limits;
 mod listeners;
 mod matcher;
 mod routes;

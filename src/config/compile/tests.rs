@@ -35,6 +35,20 @@ routes:
     let l = &c.listeners[0];
     assert_eq!((l.role, l.http2, l.read_buffer_bytes), (Role::Edge, d::LISTENER_HTTP2, None));
     assert_eq!(l.keepalive_timeout, Some(Duration::from_secs(d::KEEPALIVE_TIMEOUT_S)));
+    let limits = &l.limits;
+    assert_eq!(
+        (limits.header_timeout, limits.body_timeout, limits.write_timeout),
+        (
+            Duration::from_secs(d::HEADER_TIMEOUT_S),
+            Duration::from_secs(d::BODY_TIMEOUT_S),
+            Duration::from_secs(d::WRITE_TIMEOUT_S)
+        )
+    );
+    assert_eq!((limits.max_header_bytes, limits.max_headers), (d::MAX_HEADER_BYTES, d::MAX_HEADERS));
+    assert_eq!(
+        (limits.max_connections, limits.max_connections_per_ip),
+        (d::MAX_CONNECTIONS, d::MAX_CONNECTIONS_PER_IP)
+    );
 
     let u = &c.upstreams[0];
     assert!(u.targets.iter().all(|t| t.weight == d::TARGET_WEIGHT));
@@ -89,4 +103,47 @@ routes:
     ] {
         assert!(errors.contains(&format!("{at}: \"bad name\" is not a header name")), "{at}: {errors}");
     }
+}
+
+#[test]
+fn listener_limits_are_read_as_written_and_out_of_range_values_are_named() {
+    let yaml = r#"
+listeners:
+  - name: web
+    listen: "127.0.0.1:0"
+    limits: {header_timeout_s: 2, body_timeout_s: 30, write_timeout_s: 20, max_header_bytes: 16384,
+             max_headers: 50, max_connections: 10, max_connections_per_ip: 3}
+routes: [{name: r, respond: {}}]
+"#;
+    let c = load_str(yaml, Path::new("t.yaml")).expect("valid");
+    let limits = crate::config::ListenerLimits {
+        header_timeout: Duration::from_secs(2),
+        body_timeout: Duration::from_secs(30),
+        write_timeout: Duration::from_secs(20),
+        max_header_bytes: 16384,
+        max_headers: 50,
+        max_connections: 10,
+        max_connections_per_ip: 3,
+    };
+    assert_eq!(c.listeners[0].limits, limits);
+
+    let yaml = r#"
+listeners:
+  - name: web
+    listen: "127.0.0.1:0"
+    limits: {header_timeout_s: 0, max_header_bytes: 2000000, max_headers: 0, max_connections_per_ip: 0}
+routes: [{name: r, respond: {}}]
+"#;
+    let errors = load_str(yaml, Path::new("t.yaml")).expect_err("invalid").to_string();
+    for expected in [
+        "listeners[0].limits.header_timeout_s: must be at least 1 second",
+        "listeners[0].limits.max_header_bytes: must be between 1024 and 1048575",
+        "listeners[0].limits.max_headers: must be between 1 and 256",
+        "listeners[0].limits.max_connections_per_ip: must be at least 1",
+    ] {
+        assert!(errors.contains(expected), "{expected}: {errors}");
+    }
+    let typo = "listeners: [{name: web, listen: \"127.0.0.1:0\", limits: {header_timeout: 5}}]\n";
+    let errors = load_str(typo, Path::new("t.yaml")).expect_err("unknown key").to_string();
+    assert!(errors.contains("header_timeout"), "{errors}");
 }
