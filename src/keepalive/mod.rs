@@ -29,6 +29,16 @@
 //!    closes after that response; one that stays idle closes after [`DRAIN_IDLE_TIMEOUT`].
 //!    HTTP/2 connections get Pingora's GOAWAY. The process exits once every connection is
 //!    closed (`server.rs`).
+//!
+//! What this costs a plain keep-alive request, measured on the `floor` build (one keep-alive
+//! connection, a `respond` route, 30 interleaved rounds of 10,000 requests against the commit
+//! before, on a shared 2-core machine at load 8): CPU 42.7 us before and 43.2 us after
+//! (medians; quartiles 38.8-46.2 and 37.4-49.2, so no difference the noise can show); system
+//! calls unchanged, one `recvfrom`, one `sendto` and about one `epoll_wait` per request
+//! (`strace -c`, 2,000 requests); heap allocations 47.7 -> 45.7 per request (gdb breakpoints on
+//! jemalloc's entry points, 1,000 requests): reading the first bytes into [`io::ConnIo`]
+//! replaced Pingora's `try_peek`, whose boxed future and rewind buffer were two allocations per
+//! request.
 
 pub mod admission;
 pub mod io;
