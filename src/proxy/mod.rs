@@ -103,6 +103,9 @@ impl ProxyHttp for Portico {
                 Some(t) if session.get_keepalive().is_some() => session.set_keepalive(Some(t.as_secs().max(1))),
                 Some(_) => {}
             }
+            // The listener's body and write timeouts (HTTP/2 streams are made by Pingora's own
+            // loop, so src/keepalive cannot set them there).
+            crate::keepalive::downstream_timeouts(session.as_downstream_mut(), &l.limits);
         }
         // 3. Request id (kept only from a trusted peer), trace context, client address and
         //    certificate.
