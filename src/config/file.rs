@@ -100,6 +100,16 @@ pub struct ListenerFile {
     pub keepalive_timeout_s: Option<u64>,
     #[serde(default)]
     pub forward_client_cert: Option<String>,
+    #[serde(default)]
+    pub path_normalization: Option<PathNormalizationFile>,
+}
+
+/// `path_normalization: strict` (canonical paths, the default) or `off` (paths as sent).
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PathNormalizationFile {
+    Strict,
+    Off,
 }
 
 /// `redirect_https: true` (to port 443) or `redirect_https: {port: 8443}`.

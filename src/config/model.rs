@@ -114,6 +114,20 @@ pub struct ListenerSpec {
     /// HTTP/1.1 connections idle forever); `None` (`0`) closes each connection after its
     /// response.
     pub keepalive_timeout: Option<std::time::Duration>,
+    /// Whether request paths are made canonical before anything reads them (issue 12).
+    pub path_normalization: PathNormalization,
+}
+
+/// How a listener treats request paths: `Strict` routes, filters and forwards one canonical
+/// path (dot segments resolved, `//` merged, needless escapes decoded) and refuses paths that
+/// cannot be made safe (encoded `/`, `\` or NUL, climbing above `/`) with 400; `Off` leaves the
+/// path as the client sent it, for upstreams that need the exact bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathNormalization {
+    /// Canonical paths (the default).
+    Strict,
+    /// Paths as sent.
+    Off,
 }
 
 /// TLS termination: certificate files, checked to exist at load.

@@ -2,8 +2,8 @@
 
 use super::{chain, existing_file, header_name, socket_addr};
 use crate::config::defaults;
-use crate::config::file::{ListenerFile, ListenerTlsFile, RedirectFile, RoleFile};
-use crate::config::model::{CertPair, ListenerSpec, ListenerTls, Role};
+use crate::config::file::{ListenerFile, ListenerTlsFile, PathNormalizationFile, RedirectFile, RoleFile};
+use crate::config::model::{CertPair, ListenerSpec, ListenerTls, PathNormalization, Role};
 use crate::config::Errors;
 use portico_filters::BuildContext;
 use std::collections::HashSet;
@@ -72,6 +72,11 @@ fn listener(
         keepalive_timeout: match l.keepalive_timeout_s.unwrap_or(defaults::KEEPALIVE_TIMEOUT_S) {
             0 => None,
             s => Some(Duration::from_secs(s)),
+        },
+        path_normalization: match l.path_normalization {
+            None => defaults::PATH_NORMALIZATION,
+            Some(PathNormalizationFile::Strict) => PathNormalization::Strict,
+            Some(PathNormalizationFile::Off) => PathNormalization::Off,
         },
     }
 }
