@@ -2,6 +2,12 @@
 //! upstream after the client's response is done, fire and forget: it never delays or changes
 //! what the client gets. Like Envoy, the copy's `Host` gets a `-shadow` suffix so the shadow
 //! service can tell copies apart.
+//!
+//! The copy is the request as Portico sent it upstream (canonical path, rewrites, forged
+//! identity headers stripped, credentials hidden where the filters hide them), never the raw
+//! client request. At most [`MAX_IN_FLIGHT`] copies are in flight at once across the process;
+//! a copy beyond that is dropped and counted in `portico_mirror_dropped_total`, so a slow
+//! shadow service cannot pile up tasks and memory.
 
 use crate::config::MirrorSpec;
 use crate::state::Runtime;
@@ -10,6 +16,7 @@ use crate::upstream::window::now_ms;
 use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -17,6 +24,43 @@ use std::time::Duration;
 fn connector() -> &'static Connector {
     static CONNECTOR: OnceLock<Connector> = OnceLock::new();
     CONNECTOR.get_or_init(|| Connector::new(None))
+}
+
+/// Most mirrored copies in flight at once across the process.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// Copies in flight now.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// `portico_mirror_dropped_total`: copies not sent because [`MAX_IN_FLIGHT`] were in flight.
+/// Registered with the process's metrics in `Shared::new`.
+pub fn dropped_counter() -> &'static prometheus::IntCounter {
+    static DROPPED: OnceLock<prometheus::IntCounter> = OnceLock::new();
+    DROPPED.get_or_init(|| {
+        prometheus::IntCounter::new(
+            "portico_mirror_dropped_total",
+            "Mirrored copies dropped because too many were in flight",
+        )
+        .expect("the counter's name and help are valid")
+    })
+}
+
+/// A copy's place among the [`MAX_IN_FLIGHT`], given back on drop.
+struct InFlight;
+
+impl InFlight {
+    fn take() -> Option<InFlight> {
+        IN_FLIGHT
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_IN_FLIGHT).then_some(n + 1))
+            .ok()
+            .map(|_| InFlight)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Adds a request body chunk to the copy kept for the mirror (`buf`, when the route mirrors),
@@ -31,11 +75,16 @@ pub fn keep_body(buf: &mut Option<Vec<u8>>, chunk: Option<&Bytes>, spec: Option<
     }
 }
 
-/// Sends a copy of `req` with `body` to the mirror's upstream, for `percent` of requests.
+/// Sends a copy of `req` (the request header as it went upstream) with `body` to the mirror's
+/// upstream, for `percent` of requests, unless [`MAX_IN_FLIGHT`] copies are under way.
 pub fn send(runtime: &Arc<Runtime>, spec: &MirrorSpec, req: &RequestHeader, body: Vec<u8>) {
     if spec.percent < 100.0 && fastrand::f64() * 100.0 >= spec.percent {
         return;
     }
+    let Some(slot) = InFlight::take() else {
+        dropped_counter().inc();
+        return;
+    };
     let Some(pool) = runtime.pools.get(&spec.upstream).cloned() else { return };
     let Some(backend) = pool.select(b"", &[], now_ms()) else { return };
     let peer = build_peer(&pool, &backend);
@@ -45,6 +94,7 @@ pub fn send(runtime: &Arc<Runtime>, spec: &MirrorSpec, req: &RequestHeader, body
     copy.remove_header(&http::header::TRANSFER_ENCODING);
     let _ = copy.insert_header(http::header::CONTENT_LENGTH, body.len());
     tokio::spawn(async move {
+        let _slot = slot;
         let exchange = async {
             let (mut session, _) = connector().get_http_session(&*peer).await?;
             session.write_request_header(Box::new(copy)).await?;

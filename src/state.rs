@@ -10,6 +10,7 @@ use crate::upstream::budget::RetryBudget;
 use crate::upstream::limit::Limit;
 use crate::upstream::Pools;
 use arc_swap::ArcSwap;
+use http::HeaderName;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
@@ -35,6 +36,11 @@ pub struct Runtime {
     pub tracer: Option<Arc<Tracer>>,
     /// Increments with every successful reload.
     pub generation: u64,
+    /// The identity headers Portico or a filter sets (every chain's `identity_headers()` on
+    /// every listener and route, and every `forward_client_cert`), beyond the fixed forgeable
+    /// table: edge listeners strip them all from every request, so a client cannot send a claim
+    /// header to a route whose own chain would not have replaced it.
+    pub identity_headers: Vec<HeaderName>,
 }
 
 impl Runtime {
@@ -61,7 +67,9 @@ impl Runtime {
             })
             .collect();
         let tracer = Tracer::for_config(config.tracing.as_ref(), previous.and_then(|p| p.tracer.as_ref()), tracing);
+        let identity_headers = identity_headers(&config);
         Runtime {
+            identity_headers,
             config: Arc::new(config),
             router,
             pools,
@@ -72,6 +80,21 @@ impl Runtime {
             generation,
         }
     }
+}
+
+/// The union of the names every filter chain of `config` declares it sets and the listeners'
+/// `forward_client_cert` headers, without those [`crate::canonical::FORGEABLE`] has already.
+fn identity_headers(config: &Config) -> Vec<HeaderName> {
+    let chains = config.listeners.iter().map(|l| &l.filters).chain(config.routes.iter().map(|r| &r.filters));
+    let declared = chains.flat_map(|c| c.identity_headers().iter());
+    let certs = config.listeners.iter().filter_map(|l| l.forward_client_cert.as_ref());
+    let mut names: Vec<HeaderName> = Vec::new();
+    for name in declared.chain(certs) {
+        if !crate::canonical::identity::is_forgeable(name.as_str()) && !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
 }
 
 /// What a route keeps besides its config.
@@ -134,6 +157,9 @@ impl Shared {
     ) -> Arc<Self> {
         if let Err(e) = metrics.register(Box::new(access_log.dropped_counter())) {
             log::error!("cannot register the access log's drop counter: {e}");
+        }
+        if let Err(e) = metrics.register(Box::new(crate::mirror::dropped_counter().clone())) {
+            log::error!("cannot register the mirror's drop counter: {e}");
         }
         Arc::new(Shared {
             generation: AtomicU64::new(runtime.generation),

@@ -5,7 +5,7 @@
 //! the README read the same values. A key that is absent and has no constant here means "none"
 //! (no admin listener, no TLS, no retries) or an empty list.
 
-use super::model::{Balance, HashKey, Role};
+use super::model::{Balance, HashKey, PathNormalization, Role};
 
 // === server ===
 
@@ -47,6 +47,10 @@ pub const LISTENER_HTTP2: bool = false;
 /// connection, close to nginx's 75 s (Pingora alone would keep it forever); `0` means one
 /// request per connection.
 pub const KEEPALIVE_TIMEOUT_S: u64 = 60;
+
+/// Listener `path_normalization`: canonical paths, so that no spelling of a path routes or
+/// authorizes differently from what the upstream reads.
+pub const PATH_NORMALIZATION: PathNormalization = PathNormalization::Strict;
 /// `listeners[].read_buffer_bytes` on a plain listener: small keeps an idle connection at about
 /// 11-12 KiB. TLS listeners keep Pingora's 64 KiB unless the key is set, since 16 KiB TLS
 /// records make the larger buffer pay.

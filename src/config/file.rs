@@ -102,6 +102,7 @@ pub struct ListenerFile {
     pub forward_client_cert: Option<String>,
     #[serde(default)]
     pub limits: Option<ListenerLimitsFile>,
+    pub path_normalization: Option<PathNormalizationFile>,
 }
 
 /// `listeners[].limits`: every key optional, defaults in `defaults.rs`.
@@ -115,6 +116,14 @@ pub struct ListenerLimitsFile {
     pub max_headers: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
+}
+
+/// `path_normalization: strict` (canonical paths, the default) or `off` (paths as sent).
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PathNormalizationFile {
+    Strict,
+    Off,
 }
 
 /// `redirect_https: true` (to port 443) or `redirect_https: {port: 8443}`.

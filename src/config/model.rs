@@ -116,6 +116,8 @@ pub struct ListenerSpec {
     pub keepalive_timeout: Option<std::time::Duration>,
     /// Protection against slow and oversized clients (`limits`).
     pub limits: ListenerLimits,
+    /// Whether request paths are made canonical before anything reads them (issue 12).
+    pub path_normalization: PathNormalization,
 }
 
 /// A listener's `limits`: how long a client may take over each part of an exchange and how many
@@ -154,6 +156,18 @@ impl Default for ListenerLimits {
             max_connections_per_ip: d::MAX_CONNECTIONS_PER_IP,
         }
     }
+}
+
+/// How a listener treats request paths: `Strict` routes, filters and forwards one canonical
+/// path (dot segments resolved, `//` merged, needless escapes decoded) and refuses paths that
+/// cannot be made safe (encoded `/`, `\` or NUL, climbing above `/`) with 400; `Off` leaves the
+/// path as the client sent it, for upstreams that need the exact bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathNormalization {
+    /// Canonical paths (the default).
+    Strict,
+    /// Paths as sent.
+    Off,
 }
 
 /// TLS termination: certificate files, checked to exist at load.

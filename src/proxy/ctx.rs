@@ -59,6 +59,8 @@ pub struct Routing {
     pub slot: Option<Slot>,
     /// Request body kept for a mirror copy (`None` once too large).
     pub mirror_body: Option<Vec<u8>>,
+    /// The request header as it last went upstream, for the mirror's copy.
+    pub mirror_header: Option<Box<pingora::http::RequestHeader>>,
 }
 
 /// Written per upstream attempt.

@@ -6,6 +6,7 @@
 //! [`Answer`], turned into a `Reject` only to be written, so both reach the client the same way:
 //! JSON `{"error", "message", "request_id"}` (see `respond.rs`).
 
+use crate::canonical::{FramingError, HostError, PathError};
 use http::header;
 use pingora::{Error, ErrorSource, ErrorType};
 use portico_filters::Reject;
@@ -64,6 +65,14 @@ pub enum Answer<'a> {
     UpstreamConnectionFailed,
     /// 400: the request could not be read.
     UnreadableRequest,
+    /// 400, 431 or 501: the request's framing is ambiguous (`Content-Length` with
+    /// `Transfer-Encoding`, a `Transfer-Encoding` other than `chunked`) or its headers are over
+    /// the listener's limits.
+    BadFraming(FramingError),
+    /// 400: no host to route on (HTTP/1.1 without `Host`), or a `Host` that is no host name.
+    BadHost(HostError),
+    /// 400: a path that cannot be made canonical safely (encoded `/`, `\` or NUL, above `/`).
+    BadPath(PathError),
     /// 500: a failure of Portico's own.
     Internal,
 }
@@ -98,7 +107,8 @@ impl Answer<'_> {
             Answer::NotFound => 404,
             Answer::MethodNotAllowed { .. } => 405,
             Answer::PayloadTooLarge => 413,
-            Answer::UnreadableRequest => 400,
+            Answer::UnreadableRequest | Answer::BadHost(_) | Answer::BadPath(_) => 400,
+            Answer::BadFraming(e) => e.status(),
             Answer::Internal => 500,
             Answer::UnknownUpstream { .. } | Answer::ConnectFailed | Answer::UpstreamConnectionFailed => 502,
             Answer::RouteConcurrencyLimited
@@ -125,6 +135,9 @@ impl Answer<'_> {
             Answer::PayloadTooLarge => "payload_too_large",
             Answer::UpstreamFailed(_) => "upstream_error",
             Answer::Refused(_) | Answer::UnreadableRequest => "bad_request",
+            Answer::BadFraming(e) => e.as_str(),
+            Answer::BadHost(e) => e.as_str(),
+            Answer::BadPath(e) => e.as_str(),
             Answer::Internal => "internal_error",
         }
     }
@@ -191,6 +204,9 @@ impl From<Answer<'_>> for Reject {
             Answer::ConnectFailed => Reject::new(status, code, "could not connect to the upstream"),
             Answer::UpstreamConnectionFailed => Reject::new(status, code, "the upstream connection failed"),
             Answer::UnreadableRequest => Reject::new(status, code, "the request could not be read"),
+            Answer::BadFraming(e) => Reject::new(status, code, e.message()),
+            Answer::BadHost(e) => Reject::new(status, code, e.message()),
+            Answer::BadPath(e) => Reject::new(status, code, e.message()),
             Answer::Internal => Reject::new(status, code, "internal error"),
         }
     }

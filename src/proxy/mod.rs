@@ -7,7 +7,9 @@
 //!  phase                           what it may do                                 beside it
 //!  1  early_request_filter         pin the config; count the request in flight;   ctx.rs, guards.rs
 //!                                  request id, trace context, client certificate
-//!  2  request_filter               redirect to HTTPS; find the route (404, 405);  select.rs, respond.rs
+//!  2  request_filter               framing, host, canonical path, forged          canon.rs,
+//!                                  identity headers (400, 431, 501);
+//!                                  redirect to HTTPS; find the route (404, 405);  select.rs, respond.rs
 //!                                  run the chains (refuse, answer, annotate);
 //!                                  answer a static route; take the route's slot
 //!  3  request_body_filter          keep the mirror's copy; body filters refuse    mirror.rs
@@ -41,6 +43,7 @@
 //! - Every retry decision is in `retry.rs`.
 
 mod access;
+mod canon;
 mod ctx;
 mod errors;
 mod forward;
@@ -119,6 +122,12 @@ impl ProxyHttp for Portico {
         let Some(runtime) = ctx.request.runtime.clone() else {
             return Error::e_explain(ErrorType::InternalError, "no runtime config");
         };
+        // 0. One reading of the request: framing, host, canonical path, no forged identity.
+        let listener = ctx.request.listener.clone();
+        if let Err(answer) = canon::canonicalize(session, listener.as_deref(), &runtime.identity_headers) {
+            respond::reject(session, ctx, &answer.into()).await?;
+            return Ok(true);
+        }
         // 0. A plain listener that only redirects to HTTPS.
         if let Some(port) = ctx.request.listener.as_ref().and_then(|l| l.redirect_https) {
             let reject = select::https_redirect(session.req_header(), port);
@@ -283,6 +292,9 @@ impl ProxyHttp for Portico {
         for chain in ctx.chains().iter() {
             chain.upstream_request(upstream_request, &mut ctx.filter)?;
         }
+        if ctx.routing.mirror_body.is_some() {
+            ctx.routing.mirror_header = Some(Box::new(upstream_request.clone()));
+        }
         Ok(())
     }
 
@@ -403,8 +415,9 @@ impl ProxyHttp for Portico {
             let m = ctx.route_runtime().map_or(&runtime.unrouted_metrics, |rt| &rt.metrics);
             m.observe(&req.method, if status == 0 { 499 } else { status }, elapsed.as_secs_f64());
             let mirror = ctx.routing.route.as_ref().and_then(|r| r.mirror.as_ref());
-            if let (Some(m), Some(body)) = (mirror, ctx.routing.mirror_body.take()) {
-                crate::mirror::send(runtime, m, req, body);
+            let header = ctx.routing.mirror_header.take();
+            if let (Some(m), Some(body), Some(header)) = (mirror, ctx.routing.mirror_body.take(), header) {
+                crate::mirror::send(runtime, m, &header, body);
             }
         }
         // 4. The access-log line, then the request's spans.

@@ -11,23 +11,31 @@ use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 use portico_filters::Reject;
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 // === routes ===
 
-/// The request's host: the `Host` header, else the URI's authority, without the port.
-pub fn host(req: &RequestHeader) -> Option<&str> {
-    let host = req.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host());
-    host.map(strip_port)
+/// The request's routing host (`crate::canonical::request_host`: lower case, no trailing dot,
+/// no port; the absolute-form authority first, then `Host`). `canon.rs` has refused the request
+/// already when there is none to be had, so an error here only means "no host". An IPv6
+/// literal routes without its brackets, as it always has.
+pub fn host(req: &RequestHeader) -> Option<Cow<'_, str>> {
+    match crate::canonical::request_host(req).ok().flatten()? {
+        Cow::Borrowed(h) => Some(Cow::Borrowed(h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h))),
+        Cow::Owned(h) if h.starts_with('[') => Some(Cow::Owned(h.trim_start_matches('[').trim_end_matches(']').into())),
+        owned => Some(owned),
+    }
 }
 
 /// The route `listener`'s table gives the request, or the answer when none does (404, or 405
 /// with the methods the path allows).
 pub fn route(router: &Router, listener: &str, req: &RequestHeader) -> Result<Arc<RouteSpec>, Reject> {
+    let host = host(req);
     let view = RequestView {
         method: &req.method,
-        host: host(req).unwrap_or(""),
+        host: host.as_deref().unwrap_or(""),
         path: req.uri.path(),
         query: req.uri.query(),
         headers: &req.headers,
@@ -41,17 +49,11 @@ pub fn route(router: &Router, listener: &str, req: &RequestHeader) -> Result<Arc
 
 /// The redirect of a plain listener that only sends clients to HTTPS on `port`.
 pub fn https_redirect(req: &RequestHeader, port: u16) -> Reject {
-    let host = host(req).unwrap_or("localhost");
+    let host = host(req);
+    let host = host.as_deref().unwrap_or("localhost");
     let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let location = if port == 443 { format!("https://{host}{path}") } else { format!("https://{host}:{port}{path}") };
     Answer::HttpsRequired { location: &location }.into()
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split_once(']').map(|(h, _)| &h[1..]).unwrap_or(host);
-    }
-    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
 }
 
 // === pools ===
@@ -151,10 +153,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strips_ports() {
-        assert_eq!(strip_port("example.com:8080"), "example.com");
-        assert_eq!(strip_port("example.com"), "example.com");
-        assert_eq!(strip_port("[::1]:80"), "::1");
+    fn routing_hosts_drop_port_case_and_trailing_dot() {
+        let host_of = |h: &str| {
+            let mut req = RequestHeader::build("GET", b"/", None).expect("a request");
+            req.insert_header(header::HOST, h).expect("a header");
+            host(&req).map(Cow::into_owned)
+        };
+        assert_eq!(host_of("example.com:8080").as_deref(), Some("example.com"));
+        assert_eq!(host_of("example.com").as_deref(), Some("example.com"));
+        assert_eq!(host_of("API.Example.com.").as_deref(), Some("api.example.com"));
+        assert_eq!(host_of("[::1]:80").as_deref(), Some("::1"));
     }
 
     #[test]

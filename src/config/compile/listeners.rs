@@ -2,8 +2,8 @@
 
 use super::{chain, existing_file, header_name, socket_addr};
 use crate::config::defaults;
-use crate::config::file::{ListenerFile, ListenerTlsFile, RedirectFile, RoleFile};
-use crate::config::model::{CertPair, ListenerSpec, ListenerTls, Role};
+use crate::config::file::{ListenerFile, ListenerTlsFile, PathNormalizationFile, RedirectFile, RoleFile};
+use crate::config::model::{CertPair, ListenerSpec, ListenerTls, PathNormalization, Role};
 use crate::config::Errors;
 use portico_filters::BuildContext;
 use std::collections::HashSet;
@@ -74,6 +74,11 @@ fn listener(
             s => Some(Duration::from_secs(s)),
         },
         limits: super::limits::limits(l.limits, at, errors),
+        path_normalization: match l.path_normalization {
+            None => defaults::PATH_NORMALIZATION,
+            Some(PathNormalizationFile::Strict) => PathNormalization::Strict,
+            Some(PathNormalizationFile::Off) => PathNormalization::Off,
+        },
     }
 }
 
