@@ -74,8 +74,10 @@ impl<V: Clone> VerifiedCache<V> {
 }
 
 /// Decodes `%XX` escapes; anything malformed is kept as it is. `+` stays `+`: credentials are
-/// never meant to contain spaces, and keys and tokens often contain `+`.
-pub(crate) fn percent_decode(s: &str) -> Cow<'_, str> {
+/// never meant to contain spaces, and keys and tokens often contain `+`. The core decodes query
+/// parameter names with it too, so the access log's redaction reads a name exactly as the filter
+/// that takes the credential from it does.
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
     if !s.contains('%') {
         return Cow::Borrowed(s);
     }

@@ -6,6 +6,7 @@ use super::Ctx;
 use crate::telemetry::{self, AccessLine, AccessLog};
 use pingora::proxy::Session;
 use pingora::Error;
+use portico_filters::percent_decode;
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -65,31 +66,6 @@ fn redact_query<'a, 's>(path: &'a str, secrets: impl Iterator<Item = &'s String>
         })
         .collect();
     format!("{base}?{}", redacted.join("&")).into()
-}
-
-/// `%XX` escapes decoded (byte-wise, so a name that decodes to invalid UTF-8 matches no secret
-/// name); a malformed escape is kept as it is, and `+` stays `+`, as the filters decode.
-fn percent_decode(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') {
-        return Cow::Borrowed(s);
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = (bytes[i] == b'%').then(|| bytes.get(i + 1..i + 3)).flatten();
-        match hex.and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok()) {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_or(Cow::Borrowed(s), Cow::Owned)
 }
 
 #[cfg(test)]
