@@ -10,6 +10,7 @@ use std::sync::Arc;
 pub struct FilterChain {
     filters: Arc<[Arc<dyn Filter>]>,
     wants_body: bool,
+    wants_response_body: bool,
     secret_query_params: Arc<[String]>,
     identity_headers: Arc<[HeaderName]>,
 }
@@ -24,6 +25,7 @@ impl FilterChain {
     /// Wraps built filters.
     pub fn new(filters: Vec<Arc<dyn Filter>>) -> Self {
         let wants_body = filters.iter().any(|f| f.wants_request_body());
+        let wants_response_body = filters.iter().any(|f| f.wants_response_body());
         let secret_query_params = filters.iter().flat_map(|f| f.secret_query_params()).collect();
         let mut identity_headers: Vec<HeaderName> = Vec::new();
         for name in filters.iter().flat_map(|f| f.sets_request_headers()) {
@@ -34,6 +36,7 @@ impl FilterChain {
         FilterChain {
             filters: filters.into(),
             wants_body,
+            wants_response_body,
             secret_query_params,
             identity_headers: identity_headers.into(),
         }
@@ -71,18 +74,36 @@ impl FilterChain {
         Ok(Flow::Continue)
     }
 
-    /// Runs the request-body phase in order.
-    pub fn request_body(&self, body: Option<&Bytes>, end: bool, ctx: &mut RequestCtx) -> Flow {
+    /// Whether any filter wants to see the response body.
+    pub fn wants_response_body(&self) -> bool {
+        self.wants_response_body
+    }
+
+    /// Runs the request-body phases in order: each filter looks at the chunk
+    /// ([`Filter::request_body`]), then may change it ([`Filter::edit_request_body`]) before the
+    /// next filter sees it.
+    pub fn request_body(&self, body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) -> pingora::Result<Flow> {
         if !self.wants_body {
-            return Flow::Continue;
+            return Ok(Flow::Continue);
         }
         for f in self.filters.iter() {
-            match f.request_body(body, end, ctx) {
-                Flow::Continue => {}
-                other => return other,
+            match f.request_body(body.as_ref(), end, ctx) {
+                Flow::Continue => f.edit_request_body(body, end, ctx)?,
+                other => return Ok(other),
             }
         }
-        Flow::Continue
+        Ok(Flow::Continue)
+    }
+
+    /// Runs the response-body phase in reverse order.
+    pub fn response_body(&self, body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) -> pingora::Result<()> {
+        if !self.wants_response_body {
+            return Ok(());
+        }
+        for f in self.filters.iter().rev() {
+            f.response_body(body, end, ctx)?;
+        }
+        Ok(())
     }
 
     /// The first upstream override any filter asks for.
@@ -183,6 +204,7 @@ mod tests {
         assert_eq!(c.secret_query_params(), ["a_token", "b_token"]);
         assert_eq!(c.identity_headers(), ["x-verified", "x-a", "x-b"], "each name once, in order");
         assert!(!c.wants_body(), "no filter looks at bodies");
+        assert!(!c.wants_response_body(), "no filter looks at response bodies");
         assert!(FilterChain::default().is_empty());
         assert!(FilterChain::default().identity_headers().is_empty());
     }

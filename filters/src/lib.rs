@@ -96,6 +96,47 @@ pub trait Filter: Send + Sync + 'static {
         Flow::Continue
     }
 
+    /// Runs for each chunk of the request body after [`Filter::request_body`], with the chunk
+    /// to change: a filter that rewrites bodies (a JSON transform, a gRPC-Web text decoder)
+    /// replaces `*body` here, keeping back chunks until it has what it needs and emitting the
+    /// result at `end_of_stream`. A filter that changes the body's length also removes
+    /// `Content-Length` in [`Filter::upstream_request`]. Called only when
+    /// [`Filter::wants_request_body`] is `true`. An `Err` ends the request (use
+    /// [`RequestCtx::state`] to keep a [`Reject`] for the answer).
+    ///
+    /// By default this leaves the body alone.
+    fn edit_request_body(
+        &self,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        Ok(())
+    }
+
+    /// Whether [`Filter::response_body`] should be called; the core skips the phase for chains
+    /// where no filter wants it.
+    ///
+    /// By default `false`.
+    fn wants_response_body(&self) -> bool {
+        false
+    }
+
+    /// Runs for each chunk of the response body on its way to the client, in reverse chain order
+    /// (like [`Filter::response`]), for upstream responses and cache hits. The filter may
+    /// replace `*body`, keep chunks back (set `None`) and emit them at `end_of_stream`. A filter
+    /// that changes the length removes `Content-Length` in [`Filter::response`].
+    ///
+    /// By default this leaves the body alone.
+    fn response_body(
+        &self,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        Ok(())
+    }
+
     /// Runs when the core picks an upstream pool: returning `Some(name)` sends this request to
     /// the named upstream instead of the route's (traffic split, header canary). The first filter
     /// that returns `Some` wins.

@@ -24,13 +24,14 @@
 //!  8  response_filter              hop-by-hop; request id; chains in reverse      respond.rs
 //!  9  upstream_response_body_filter  cut the body off once the route's timeout
 //!                                  is spent
-//! 10  error_while_proxy            record the attempt; retry or not               retry.rs
-//! 11  fail_to_proxy                answer the error that ended the request        errors.rs, respond.rs
-//! 12  logging                      record the last attempt; give back what the    access.rs
+//! 10  response_body_filter         the chains' response-body phases, in reverse
+//! 11  error_while_proxy            record the attempt; retry or not               retry.rs
+//! 12  fail_to_proxy                answer the error that ended the request        errors.rs, respond.rs
+//! 13  logging                      record the last attempt; give back what the    access.rs
 //!                                  request holds; metrics; mirror; access log
 //! ```
 //!
-//! 5, 10 and 11 run only when something fails; 4 to 10 run again for every retry; 12 always runs.
+//! 5, 11 and 12 run only when something fails; 4 to 11 run again for every retry; 13 always runs.
 //!
 //! Invariants:
 //! - A request runs on the config it arrived on (`ctx.request.runtime`), whatever reloads come.
@@ -198,15 +199,16 @@ impl ProxyHttp for Portico {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let mirror = ctx.routing.route.as_ref().and_then(|r| r.mirror.as_ref());
-        crate::mirror::keep_body(&mut ctx.routing.mirror_body, body.as_ref(), mirror);
         for chain in ctx.chains().iter() {
-            if let Flow::Reject(r) = chain.request_body(body.as_ref(), end_of_stream, &mut ctx.filter) {
+            if let Flow::Reject(r) = chain.request_body(body, end_of_stream, &mut ctx.filter)? {
                 let status = r.status;
                 ctx.outcome.reject = Some(r);
                 return Error::e_explain(ErrorType::HTTPStatus(status), "refused by a request body filter");
             }
         }
+        // The mirror sends the body as it went upstream, after the filters' edits.
+        let mirror = ctx.routing.route.as_ref().and_then(|r| r.mirror.as_ref());
+        crate::mirror::keep_body(&mut ctx.routing.mirror_body, body.as_ref(), mirror);
         Ok(())
     }
 
@@ -347,7 +349,21 @@ impl ProxyHttp for Portico {
         Ok(None)
     }
 
-    /// 10. The exchange with the upstream failed midway: whether to try again.
+    /// 10. Each chunk of the response body on its way to the client (upstream or cache).
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        for chain in ctx.chains().rev() {
+            chain.response_body(body, end_of_stream, &mut ctx.filter)?;
+        }
+        Ok(None)
+    }
+
+    /// 11. The exchange with the upstream failed midway: whether to try again.
     fn error_while_proxy(
         &self,
         peer: &HttpPeer,
@@ -370,7 +386,7 @@ impl ProxyHttp for Portico {
         e
     }
 
-    /// 11. The request ended with an error: answer it, if the client can still be answered.
+    /// 12. The request ended with an error: answer it, if the client can still be answered.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         // 1. A refusal a phase kept, else the catalogue's answer for the error.
         let (reject, fault) = match ctx.outcome.reject.take() {
@@ -399,7 +415,7 @@ impl ProxyHttp for Portico {
         ctx.outcome.error.is_some_and(ErrorKind::is_expected)
     }
 
-    /// 12. The request is done (whatever happened): bookkeeping.
+    /// 13. The request is done (whatever happened): bookkeeping.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map(|r| r.status.as_u16()).unwrap_or(0);
         // 1. How the last attempt went.
