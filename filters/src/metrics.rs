@@ -15,7 +15,7 @@ static JSON_BODIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
         Opts::new(
             "portico_filter_json_bodies_total",
             "Bodies read by json_transform and json_schema, by outcome (transformed, valid, invalid, \
-             not_json, too_large, encoded)",
+             invalid_json, not_json, too_large, encoded)",
         ),
         &["filter", "route", "direction", "outcome"],
     )

@@ -108,7 +108,7 @@ impl JsonSchema {
         let instance: serde_json::Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
-                metrics::json_body(NAME, route, Direction::Request, "not_json");
+                metrics::json_body(NAME, route, Direction::Request, "invalid_json");
                 return Some(Reject::new(400, "invalid_body", format!("the request body is not JSON: {e}")));
             }
         };

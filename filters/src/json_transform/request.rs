@@ -68,7 +68,7 @@ pub(super) fn body(f: &JsonTransform, side: &Side, chunk: Option<&Bytes>, end: b
                 *stage = Stage::Ready(edited);
             }
             Err(why) => {
-                metrics::json_body(NAME, &route, Direction::Request, "not_json");
+                metrics::json_body(NAME, &route, Direction::Request, "invalid_json");
                 *stage = Stage::Streaming;
                 let message = format!("the request body is not JSON: {why}");
                 return Flow::Reject(Reject::new(400, "invalid_body", message));

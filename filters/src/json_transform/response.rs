@@ -99,7 +99,7 @@ pub(super) fn body(f: &JsonTransform, side: &Side, chunk: &mut Option<Bytes>, en
                     edited
                 }
                 Err(_) => {
-                    metrics::json_passthrough(NAME, &route, Direction::Response, "not_json", "is not JSON");
+                    metrics::json_passthrough(NAME, &route, Direction::Response, "invalid_json", "is not JSON");
                     whole
                 }
             });
