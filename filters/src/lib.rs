@@ -3,6 +3,7 @@
 pub mod acl;
 pub mod api_key;
 pub mod basic_auth;
+mod body;
 mod chain;
 pub mod compression;
 pub mod context;
@@ -11,7 +12,10 @@ mod credentials;
 pub mod fault;
 pub mod headers;
 pub mod ip_restrict;
+pub mod json_schema;
+pub mod json_transform;
 pub mod jwt;
+pub mod metrics;
 pub mod rate_limit;
 pub mod registry;
 pub mod reject;

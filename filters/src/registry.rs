@@ -160,6 +160,8 @@ const BUILT_IN: &[Entry] = &[
     Entry::of::<crate::jwt::Jwt>(),
     Entry::of::<crate::acl::Acl>(),
     Entry::of::<crate::rate_limit::RateLimit>(),
+    Entry::of::<crate::json_transform::JsonTransform>(),
+    Entry::of::<crate::json_schema::JsonSchema>(),
     Entry::of::<crate::fault::Fault>(),
 ];
 

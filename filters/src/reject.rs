@@ -15,12 +15,15 @@ pub struct Reject {
     pub message: Cow<'static, str>,
     /// Extra response headers (`WWW-Authenticate`, `Retry-After`, `Allow`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Extra fields of the JSON body, after `error`, `message` and `request_id` (a schema's
+    /// `violations`); none for most refusals.
+    pub details: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl Reject {
     /// A refusal with no extra headers.
     pub fn new(status: u16, error: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Reject { status, error, message: message.into(), headers: Vec::new() }
+        Reject { status, error, message: message.into(), headers: Vec::new(), details: Vec::new() }
     }
 
     /// Adds a response header; a value that is not a valid header value is dropped, since a
@@ -29,6 +32,13 @@ impl Reject {
         if let Ok(v) = HeaderValue::from_str(value) {
             self.headers.push((name, v));
         }
+        self
+    }
+
+    /// Adds a field to the JSON body, for a refusal that says more than a message can (the
+    /// violations a body has); `error`, `message` and `request_id` keep their meaning.
+    pub fn with_detail(mut self, field: &'static str, value: serde_json::Value) -> Self {
+        self.details.push((field, value));
         self
     }
 }

@@ -15,13 +15,28 @@ struct ErrorBody<'a> {
     error: &'a str,
     message: &'a str,
     request_id: &'a str,
+    #[serde(flatten)]
+    details: Details<'a>,
+}
+
+/// A refusal's extra fields ([`Reject::details`]), written after the three every body has.
+struct Details<'a>(&'a [(&'static str, serde_json::Value)]);
+
+impl serde::Serialize for Details<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
 }
 
 /// Writes a refusal as `{"error", "message", "request_id"}` with its status and headers.
 pub async fn reject(session: &mut Session, ctx: &mut Ctx, r: &Reject) -> pingora::Result<()> {
-    let body =
-        serde_json::to_vec(&ErrorBody { error: r.error, message: &r.message, request_id: &ctx.filter.request_id })
-            .unwrap_or_default();
+    let body = serde_json::to_vec(&ErrorBody {
+        error: r.error,
+        message: &r.message,
+        request_id: &ctx.filter.request_id,
+        details: Details(&r.details),
+    })
+    .unwrap_or_default();
     ctx.outcome.error = Some(ErrorKind::Answered(r.error));
     if let Some(span) = ctx.span() {
         span.refused(r.status, r.error);

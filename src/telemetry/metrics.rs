@@ -117,6 +117,10 @@ impl Metrics {
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
+        // The built-in filters' own counters (process-wide: filters have no registry handle).
+        for collector in portico_filters::metrics::collectors() {
+            registry.register(collector)?;
+        }
         Ok(Metrics {
             registry,
             requests,

@@ -26,4 +26,5 @@ mod slow_clients;
 mod tls;
 mod tracing;
 mod traffic_basics;
+mod transform;
 mod upgrade;
