@@ -81,6 +81,9 @@ pub const MAX_HEADERS: usize = 100;
 pub const MAX_CONNECTIONS: usize = 100_000;
 /// `listeners[].limits.max_connections_per_ip`: open client connections from one address.
 pub const MAX_CONNECTIONS_PER_IP: usize = 1000;
+/// `listeners[].limits.ipv6_prefix`: IPv6 clients count for `max_connections_per_ip` by their
+/// network of this many bits, as `rate_limit` keys them (one client usually holds a whole /64).
+pub const CONNECTIONS_IPV6_PREFIX: u8 = portico_filters::rate_limit::DEFAULT_IPV6_PREFIX;
 // `listeners[].tls.require_client_cert`: true exactly when `client_ca` is set (see compile).
 
 // === upstreams ===

@@ -116,6 +116,7 @@ pub struct ListenerLimitsFile {
     pub max_headers: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
+    pub ipv6_prefix: Option<u8>,
 }
 
 /// `path_normalization: strict` (canonical paths, the default) or `off` (paths as sent).

@@ -148,11 +148,14 @@ fn corpus() -> Vec<Case> {
         ),
         case("CL 5, 6", post("Content-Length: 5, 6\r\n"), 400, None),
         case("CL not a number", post("Content-Length: abc\r\n"), 400, None),
+        case("bare LF lines", b"GET /api/x HTTP/1.1\nHost: t\nConnection: close\n\n".to_vec(), 400, None),
+        case("one bare LF line", b"GET /api/x HTTP/1.1\r\nHost: t\nConnection: close\r\n\r\n".to_vec(), 400, None),
         case(
-            "bare LF lines",
-            b"GET /api/x HTTP/1.1\nHost: t\nConnection: close\n\n".to_vec(),
-            200,
-            Some(("a", "/api/x")),
+            "bare LF hides a header",
+            b"GET /api/x HTTP/1.1\r\nHost: t\r\nX-A: 1\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n"
+                .to_vec(),
+            400,
+            None,
         ),
         case("70 KB header", with_headers(&big), 431, None),
         case("101 headers", with_headers(&many), 431, None),
@@ -186,6 +189,9 @@ fn corpus() -> Vec<Case> {
         case("/..", get("/..", "t"), 400, None),
         case("/a/../../b", get("/a/../../b", "t"), 400, None),
         case("..; segment", get("/api/..;/admin", "t"), 400, None),
+        case("matrix parameter", get("/api/admin;/users", "t"), 400, None),
+        case("encoded matrix parameter", get("/api/admin%3B/users", "t"), 400, None),
+        case("; in the query is kept", get("/api/x?a=1;b=2", "t"), 200, Some(("a", "/api/x"))),
         case("//api/admin", get("//api/admin", "t"), 401, None),
         case("/api/%61dmin", get("/api/%61dmin", "t"), 401, None),
         case("/api/x/../admin", get("/api/x/../admin", "t"), 401, None),
@@ -265,6 +271,13 @@ async fn path_and_host_spellings_never_reach_a_protected_route_unauthenticated()
         "/api/..;/api/admin/users",
         "/api/admin/users/..%2f..%2fx",
         "/api/admin\\users",
+        // Path parameters, which Tomcat-like origins strip before routing.
+        "/api/admin;/users",
+        "/api/admin;x=1/users",
+        "/api;/admin/users",
+        "/api/admin%3B/users",
+        "/api/admin%3b/users",
+        "/api/x/..;/admin/users",
     ];
     for path in spellings {
         for host in ["t", "T.", "t:80"] {
