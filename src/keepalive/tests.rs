@@ -204,8 +204,11 @@ fn the_ipv6_prefix_of_connection_limits_is_configured_per_listener() {
     let path = std::path::Path::new("t.yaml");
     let c = crate::config::load_str(&yaml("48"), path).expect("valid");
     assert_eq!(c.listeners[0].limits.ipv6_prefix, 48);
-    let c = crate::config::load_str("listeners: [{name: web, listen: \"127.0.0.1:0\"}]\nroutes: [{name: r, respond: {}}]\n", path)
-        .expect("valid");
+    let c = crate::config::load_str(
+        "listeners: [{name: web, listen: \"127.0.0.1:0\"}]\nroutes: [{name: r, respond: {}}]\n",
+        path,
+    )
+    .expect("valid");
     assert_eq!(c.listeners[0].limits.ipv6_prefix, 64, "the rate limiter's default");
     for bad in ["0", "129"] {
         let errors = crate::config::load_str(&yaml(bad), path).expect_err(bad).to_string();

@@ -15,6 +15,7 @@ mod edge_filters;
 mod explain;
 mod filter_hardening;
 mod hardening;
+mod hardening_corpus;
 mod hardening_fuzz;
 mod health;
 mod limits;
