@@ -139,6 +139,9 @@ pub const PRIORITY: i32 = 0;
 pub const MIRROR_PERCENT: f64 = 100.0;
 /// `routes[].mirror.max_body_bytes`: bodies above this are not mirrored.
 pub const MIRROR_MAX_BODY_BYTES: usize = 64 * 1024;
+/// `routes[].mirror.max_in_flight`: copies in flight across the process above which this
+/// route's copies are dropped (and counted), so a slow shadow cannot pile up tasks and memory.
+pub const MIRROR_MAX_IN_FLIGHT: usize = 64;
 /// `routes[].retry.attempts`: extra attempts after the first.
 pub const RETRY_ATTEMPTS: u32 = 1;
 /// `routes[].retry.on` when empty or absent: only connections that could not be made, which

@@ -400,6 +400,8 @@ pub struct MirrorFile {
     pub percent: Option<f64>,
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,7 @@
 //! path and host spellings cannot slip past an `api_key` route; identity headers a client
 //! forges never reach an upstream behind an edge listener.
 
-use crate::hardening_corpus::{corpus, get, raw, with_headers};
+use crate::hardening_corpus::{corpus, get, raw};
 use crate::support::*;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -17,6 +17,7 @@ mod filter_hardening;
 mod hardening;
 mod hardening_corpus;
 mod hardening_fuzz;
+mod hardening_mirror;
 mod health;
 mod limits;
 mod observability;
