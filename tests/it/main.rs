@@ -18,6 +18,7 @@ mod hardening;
 mod hardening_corpus;
 mod hardening_fuzz;
 mod hardening_mirror;
+mod hardening_tls;
 mod health;
 mod limits;
 mod observability;
