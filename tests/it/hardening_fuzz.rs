@@ -7,8 +7,11 @@
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 
+/// A fuzz target's entry point.
+type Target = fn(&[u8]);
+
 /// The targets, each with its entry point.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+const TARGETS: &[(&str, Target)] = &[
     ("config", portico::fuzzing::config),
     ("path", portico::fuzzing::path),
     ("route", portico::fuzzing::route),
