@@ -9,6 +9,8 @@ pub mod canonical;
 pub mod config;
 pub mod daemon;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keepalive;
 pub mod logging;
 pub mod mirror;

@@ -5,9 +5,9 @@
 //!
 //! The copy is the request as Portico sent it upstream (canonical path, rewrites, forged
 //! identity headers stripped, credentials hidden where the filters hide them), never the raw
-//! client request. At most [`MAX_IN_FLIGHT`] copies are in flight at once across the process;
-//! a copy beyond that is dropped and counted in `portico_mirror_dropped_total`, so a slow
-//! shadow service cannot pile up tasks and memory.
+//! client request. One count of copies in flight covers the whole process; a route's copy is
+//! dropped and counted in `portico_mirror_dropped_total` when its `mirror.max_in_flight`
+//! (default 64) are already under way, so a slow shadow service cannot pile up tasks and memory.
 
 use crate::config::MirrorSpec;
 use crate::state::Runtime;
@@ -26,13 +26,11 @@ fn connector() -> &'static Connector {
     CONNECTOR.get_or_init(|| Connector::new(None))
 }
 
-/// Most mirrored copies in flight at once across the process.
-pub const MAX_IN_FLIGHT: usize = 64;
-
 /// Copies in flight now.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
-/// `portico_mirror_dropped_total`: copies not sent because [`MAX_IN_FLIGHT`] were in flight.
+/// `portico_mirror_dropped_total`: copies not sent because their route's `max_in_flight` were
+/// in flight.
 /// Registered with the process's metrics in `Shared::new`.
 pub fn dropped_counter() -> &'static prometheus::IntCounter {
     static DROPPED: OnceLock<prometheus::IntCounter> = OnceLock::new();
@@ -45,13 +43,14 @@ pub fn dropped_counter() -> &'static prometheus::IntCounter {
     })
 }
 
-/// A copy's place among the [`MAX_IN_FLIGHT`], given back on drop.
+/// A copy's place among those in flight, given back on drop.
 struct InFlight;
 
 impl InFlight {
-    fn take() -> Option<InFlight> {
+    /// A place, unless `max` copies are in flight already.
+    fn take(max: usize) -> Option<InFlight> {
         IN_FLIGHT
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_IN_FLIGHT).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
             .ok()
             .map(|_| InFlight)
     }
@@ -76,12 +75,12 @@ pub fn keep_body(buf: &mut Option<Vec<u8>>, chunk: Option<&Bytes>, spec: Option<
 }
 
 /// Sends a copy of `req` (the request header as it went upstream) with `body` to the mirror's
-/// upstream, for `percent` of requests, unless [`MAX_IN_FLIGHT`] copies are under way.
+/// upstream, for `percent` of requests, unless the route's `max_in_flight` copies are under way.
 pub fn send(runtime: &Arc<Runtime>, spec: &MirrorSpec, req: &RequestHeader, body: Vec<u8>) {
     if spec.percent < 100.0 && fastrand::f64() * 100.0 >= spec.percent {
         return;
     }
-    let Some(slot) = InFlight::take() else {
+    let Some(slot) = InFlight::take(spec.max_in_flight) else {
         dropped_counter().inc();
         return;
     };

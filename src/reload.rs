@@ -5,8 +5,9 @@
 //! new [`Runtime`] in atomically; requests already running keep the snapshot they started on.
 //! Anything bound when the process starts (listening sockets and their TLS and buffer settings,
 //! the admin address, the access-log sink, Pingora's server settings) cannot change this way,
-//! with two exceptions that follow files at unchanged paths: every listener's certificates and
-//! keys are read again (a bad one refuses the reload), and the access-log file is reopened.
+//! with two exceptions that follow files at unchanged paths: every listener's certificates,
+//! keys and client CA bundle are read again (a bad one refuses the reload), and the access-log
+//! file is reopened.
 //! Everything else start-bound:
 //! [`StartupShape`] names those parts, and a file that changes them is refused with a message
 //! saying which, while the running config keeps serving.

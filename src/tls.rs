@@ -2,8 +2,9 @@
 //! optional or required client certificates) and TLS/mTLS towards upstreams.
 //!
 //! Certificates are PEM files, parsed when the config is loaded so that a bad file is a config
-//! error naming it. A listener's certificates are read again on every reload (`tls/listener.rs`):
-//! renewed files at the same paths serve new handshakes, and a bad one refuses the reload.
+//! error naming it. A listener's certificates and client CA are read again on every reload
+//! (`tls/listener.rs`): renewed files at the same paths serve new handshakes, and a bad one
+//! refuses the reload.
 
 mod listener;
 

@@ -25,6 +25,13 @@
 //!   before `chunked` (`gzip, chunked`) is 501: RFC 9112 6.1 says a server that receives a
 //!   transfer coding it does not understand SHOULD answer 501, and Portico does not decode
 //!   transfer codings (forwarding them leaves each upstream to its own reading).
+//! - **A bare LF in the header block** -> 400. RFC 9112 2.2 lets a recipient accept a lone LF as
+//!   a line end, and httparse (so Pingora) does; an upstream or a device in between that does not
+//!   reads the same bytes as other lines (a header hidden inside another's value, or a second
+//!   request). nginx's strict parsing, Apache's `HttpProtocolOptions Strict` and HAProxy refuse it;
+//!   so does Portico: every line of the request line and header fields ends in CRLF. Checked on
+//!   the raw block (looked at for every HTTP/1 request: one `memchr` pass over a few hundred
+//!   bytes), after the rules above so a request that breaks several gets the most specific one.
 //! - **Too many or too large headers** -> 431 (RFC 6585 5): more than `max_headers` fields, or more
 //!   than `max_header_bytes` counted as `name: value\r\n` per field plus the request line.
 //!
@@ -65,6 +72,8 @@ pub enum FramingError {
     MalformedTransferEncoding,
     /// A well-formed `Transfer-Encoding` with codings besides `chunked`: 501.
     UnsupportedTransferEncoding,
+    /// A line of the request line or header fields ends in LF without CR: 400.
+    BareLineFeed,
     /// More header fields than `max_headers`: 431.
     TooManyHeaders,
     /// More header bytes than `max_header_bytes`: 431.
@@ -98,6 +107,7 @@ impl FramingError {
             FramingError::TransferEncodingNotAllowed => "Transfer-Encoding is not allowed in this HTTP version",
             FramingError::MalformedTransferEncoding => "Transfer-Encoding must be exactly 'chunked'",
             FramingError::UnsupportedTransferEncoding => "only the chunked transfer coding is supported",
+            FramingError::BareLineFeed => "header lines must end in CRLF, not a bare LF",
             FramingError::TooManyHeaders => "too many request header fields",
             FramingError::HeadersTooLarge => "request header fields too large",
         }
@@ -114,11 +124,11 @@ impl std::error::Error for FramingError {}
 
 /// Checks a parsed request's framing and header size. `raw_header` is the request's raw header
 /// block when there is one (HTTP/1: `session.as_downstream().as_http1()` then
-/// `get_headers_raw_bytes()`); without it a `Content-Length` that Pingora removed in favour of
-/// `Transfer-Encoding` cannot be seen.
+/// `get_headers_raw_bytes()`); without it neither a `Content-Length` that Pingora removed in
+/// favour of `Transfer-Encoding` nor a bare LF can be seen.
 ///
 /// The common request (no `Transfer-Encoding`, one or no `Content-Length`) costs one pass over the
-/// header map to count bytes and two lookups.
+/// header map to count bytes, two lookups and one `memchr` pass over the raw block.
 pub fn check_framing(
     req: &RequestHeader,
     raw_header: Option<&[u8]>,
@@ -137,7 +147,16 @@ pub fn check_framing(
     } else {
         check_content_length(req)?;
     }
+    if raw_header.is_some_and(has_bare_lf) {
+        return Err(FramingError::BareLineFeed);
+    }
     Ok(())
+}
+
+/// Whether a line of `raw` (the request line and header fields, as received) ends in an LF
+/// that no CR precedes.
+pub fn has_bare_lf(raw: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', raw).any(|i| i == 0 || raw[i - 1] != b'\r')
 }
 
 /// The 431 checks: the field count, then the bytes as HTTP/1.1 would put them on the wire.

@@ -223,3 +223,30 @@ fn errors_have_statuses_and_codes() {
     }
     assert_eq!(HeaderLimits::default(), HeaderLimits { max_headers: 100, max_header_bytes: 32768 });
 }
+
+#[tokio::test]
+async fn bare_lf_line_ends_are_refused() {
+    // Pingora (httparse) reads each of these; every one has a line ending in LF alone.
+    for bytes in [
+        &b"GET / HTTP/1.1\nHost: h\n\n"[..],
+        b"GET / HTTP/1.1\r\nHost: h\n\r\n",
+        b"GET / HTTP/1.1\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\nX-B: 2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\n\n",
+        b"POST /a HTTP/1.1\r\nHost: h\nContent-Length: 3\r\n\r\nabc",
+    ] {
+        let shown = bytes.escape_ascii().to_string();
+        assert_eq!(check(bytes).await, Err(FramingError::BareLineFeed), "{shown}");
+        assert_eq!(FramingError::BareLineFeed.status(), 400);
+    }
+    // CRLF throughout passes; an LF in the body is the body's business.
+    assert_eq!(check(b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n\n\n\n").await, Ok(()));
+    // The raw-block rule itself.
+    assert!(has_bare_lf(b"\n"));
+    assert!(has_bare_lf(b"a\r\nb\n"));
+    assert!(!has_bare_lf(b"a\r\nb\r\n\r\n"));
+    assert!(!has_bare_lf(b""));
+    // Without the raw block (HTTP/2) there are no line ends to look at.
+    let s = read(b"GET / HTTP/1.1\nHost: h\n\n").await.expect("pingora accepts bare LF");
+    assert_eq!(check_framing(s.req_header(), None, &HeaderLimits::default()), Ok(()));
+}

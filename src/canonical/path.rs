@@ -16,8 +16,19 @@
 //! Refused (400): `%2F` and `%5C` (an encoded separator the upstream may decode into a new
 //! segment), `%00`, a raw `\` (Windows and some frameworks take it for `/`), a raw control byte,
 //! a `%` not followed by two hex digits, a `..` that climbs above `/` (RFC 3986 would clamp it to
-//! `/`; a client that sends one is probing), and a `.;`/`..;` segment (Tomcat and Jetty drop the
-//! `;params` and then resolve the dot segment: `/api/x/..;/admin` is `/api/admin` to them).
+//! `/`; a client that sends one is probing), and a `;` raw or as `%3B` (path parameters, below).
+//!
+//! **Path parameters** (`;` in a segment, RFC 3986 3.3's "matrix" parameters) have no one reading:
+//! Tomcat, Jetty and Spring drop `;...` from each segment before routing (`/api/admin;x/users` and
+//! `/api/admin;/users` are `/api/admin/users` to them, `/api/x/..;/admin` is `/api/admin`), most
+//! other servers keep `;` as an ordinary character. A router that keeps it sees `admin;` where the
+//! origin sees `admin`: the request matches the public `/api` route and the origin serves the
+//! protected `/api/admin/users`. Stripping the parameters would keep one path but silently change
+//! what applications that use them (`;jsessionid=`, JAX-RS `@MatrixParam`) receive. So the
+//! canonical form has none: a `;` in the path is refused, raw or encoded (some servers decode
+//! `%3B` first and strip afterwards), as Spring Security's `StrictHttpFirewall` does by default.
+//! A `.;`/`..;` segment gets its own message ([`PathError::DotSegmentParams`]). The query keeps its
+//! `;`s; a listener whose origins need path parameters sets `path_normalization: off`.
 //!
 //! Not origin-form: the asterisk-form `*` (`OPTIONS * HTTP/1.1`) is returned as is, an empty path is
 //! `/` (RFC 9112 3.2.1), anything else not starting with `/` is refused. The absolute-form
@@ -54,6 +65,9 @@ pub enum PathError {
     AboveRoot,
     /// A `.;` or `..;` segment, which Java servers resolve as a dot segment.
     DotSegmentParams,
+    /// A `;` (or `%3B`) elsewhere in the path: a path parameter, which Java servers strip before
+    /// routing, so the origin would read another path than the router.
+    PathParameter,
 }
 
 impl PathError {
@@ -74,6 +88,7 @@ impl PathError {
             PathError::InvalidEscape => "a '%' in the path must be followed by two hex digits",
             PathError::AboveRoot => "the path climbs above '/'",
             PathError::DotSegmentParams => "a '.;' or '..;' segment is not allowed in the path",
+            PathError::PathParameter => "a ';' (path parameter, also as %3B) is not allowed in the path",
         }
     }
 }
@@ -100,6 +115,8 @@ const ENCODE: u8 = 3;
 const BACKSLASH: u8 = 4;
 /// Refused: control bytes.
 const CONTROL: u8 = 5;
+/// Refused: `;`, which starts a path parameter.
+const SEMICOLON: u8 = 6;
 
 /// The class of every byte, built at compile time.
 static CLASS: [u8; 256] = {
@@ -114,7 +131,8 @@ static CLASS: [u8; 256] = {
         } else {
             match b {
                 b'-' | b'.' | b'_' | b'~' => PLAIN,
-                b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => PLAIN,
+                b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' => PLAIN,
+                b';' => SEMICOLON,
                 b':' | b'@' => PLAIN,
                 b'/' => SLASH,
                 b'%' => PCT,
@@ -155,15 +173,16 @@ fn escape_at(raw: &[u8], i: usize) -> Result<u8, PathError> {
     match h << 4 | l {
         b'/' | b'\\' => Err(PathError::EncodedSeparator),
         0 => Err(PathError::EncodedNul),
+        b';' => Err(PathError::PathParameter),
         v => Ok(v),
     }
 }
 
 /// Whether a segment (between slashes, never containing one) is one that the slow path would
-/// change: empty, a dot segment, or a `.;`/`..;` one. Only raw dots are looked at: an escaped dot
-/// already sends the path to the slow path.
+/// change: empty or a dot segment. Only raw dots are looked at: an escaped dot already sends the
+/// path to the slow path (and a `;` is never plain).
 fn segment_is_plain(seg: &[u8]) -> bool {
-    !(seg.is_empty() || seg == b"." || seg == b".." || seg.starts_with(b".;") || seg.starts_with(b"..;"))
+    !(seg.is_empty() || seg == b"." || seg == b"..")
 }
 
 /// The fast scan: whether `raw` (starting with `/`) is already canonical. Exactly the set of
@@ -222,7 +241,12 @@ fn canonicalize(raw: &[u8]) -> Result<String, PathError> {
                     i += 1;
                 }
                 PCT => {
-                    let v = escape_at(raw, i)?;
+                    let v = match escape_at(raw, i) {
+                        Err(PathError::PathParameter) if matches!(&out[seg_out + 1..], b"." | b"..") => {
+                            return Err(PathError::DotSegmentParams)
+                        }
+                        v => v?,
+                    };
                     if is_unreserved(v) {
                         out.push(v);
                     } else {
@@ -235,6 +259,12 @@ fn canonicalize(raw: &[u8]) -> Result<String, PathError> {
                     i += 1;
                 }
                 BACKSLASH => return Err(PathError::Backslash),
+                SEMICOLON => {
+                    // `..;x` is a dot segment to the servers that strip parameters.
+                    let so_far = &out[seg_out + 1..];
+                    let dot = so_far == b"." || so_far == b"..";
+                    return Err(if dot { PathError::DotSegmentParams } else { PathError::PathParameter });
+                }
                 _ => return Err(PathError::ControlByte),
             }
         }
@@ -251,8 +281,6 @@ fn canonicalize(raw: &[u8]) -> Result<String, PathError> {
                 None => return Err(PathError::AboveRoot),
             }
             trailing_slash = last;
-        } else if seg.starts_with(b".;") || seg.starts_with(b"..;") {
-            return Err(PathError::DotSegmentParams);
         } else {
             trailing_slash = false;
         }

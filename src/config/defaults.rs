@@ -81,6 +81,9 @@ pub const MAX_HEADERS: usize = 100;
 pub const MAX_CONNECTIONS: usize = 100_000;
 /// `listeners[].limits.max_connections_per_ip`: open client connections from one address.
 pub const MAX_CONNECTIONS_PER_IP: usize = 1000;
+/// `listeners[].limits.ipv6_prefix`: IPv6 clients count for `max_connections_per_ip` by their
+/// network of this many bits, as `rate_limit` keys them (one client usually holds a whole /64).
+pub const CONNECTIONS_IPV6_PREFIX: u8 = portico_filters::rate_limit::DEFAULT_IPV6_PREFIX;
 // `listeners[].tls.require_client_cert`: true exactly when `client_ca` is set (see compile).
 
 // === upstreams ===
@@ -136,6 +139,9 @@ pub const PRIORITY: i32 = 0;
 pub const MIRROR_PERCENT: f64 = 100.0;
 /// `routes[].mirror.max_body_bytes`: bodies above this are not mirrored.
 pub const MIRROR_MAX_BODY_BYTES: usize = 64 * 1024;
+/// `routes[].mirror.max_in_flight`: copies in flight across the process above which this
+/// route's copies are dropped (and counted), so a slow shadow cannot pile up tasks and memory.
+pub const MIRROR_MAX_IN_FLIGHT: usize = 64;
 /// `routes[].retry.attempts`: extra attempts after the first.
 pub const RETRY_ATTEMPTS: u32 = 1;
 /// `routes[].retry.on` when empty or absent: only connections that could not be made, which

@@ -116,6 +116,7 @@ pub struct ListenerLimitsFile {
     pub max_headers: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
+    pub ipv6_prefix: Option<u8>,
 }
 
 /// `path_normalization: strict` (canonical paths, the default) or `off` (paths as sent).
@@ -399,6 +400,8 @@ pub struct MirrorFile {
     pub percent: Option<f64>,
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -131,6 +131,8 @@ pub struct MirrorSpec {
     pub percent: f64,
     /// Bodies larger than this are not mirrored.
     pub max_body_bytes: usize,
+    /// Copies in flight (across the process) above which this route's copies are dropped.
+    pub max_in_flight: usize,
 }
 
 /// What consistent hashing keys on.

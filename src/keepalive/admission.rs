@@ -1,12 +1,17 @@
 //! `max_connections` and `max_connections_per_ip`: who may hold a connection open on a listener.
 //!
-//! One [`Admission`] per listener counts its open connections with an atomic and, per client
-//! address, in a sharded map (`DashMap`: a lock per shard, none global). A connection over a
+//! One [`Admission`] per listener counts its open connections with an atomic and, per client,
+//! in a sharded map (`DashMap`: a lock per shard, none global). A client is an IPv4 address, or
+//! an IPv6 client's network of `limits.ipv6_prefix` bits (default /64): one host usually holds a
+//! whole /64 and can open each connection from another of its 2^64 addresses, so counting per
+//! /128 would not bound it. The rule is `rate_limit`'s ([`client_network`]), so both budgets
+//! name the same client. A connection over a
 //! limit is closed as it arrives and counted in `portico_connections_refused_total`; an admitted
 //! one holds an [`Admitted`] guard whose drop gives its place back, however the connection ends.
 
 use crate::config::ListenerLimits;
 use dashmap::DashMap;
+use portico_filters::rate_limit::client_network;
 use prometheus::{IntCounter, IntGauge};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +22,7 @@ pub struct Admission {
     per_ip: DashMap<IpAddr, usize>,
     max: usize,
     max_per_ip: usize,
+    ipv6_prefix: u8,
     metrics: AdmissionMetrics,
 }
 
@@ -58,6 +64,7 @@ impl Admission {
             per_ip: DashMap::new(),
             max: limits.max_connections,
             max_per_ip: limits.max_connections_per_ip,
+            ipv6_prefix: limits.ipv6_prefix,
             metrics,
         }
     }
@@ -70,8 +77,9 @@ impl Admission {
             self.metrics.refused_max.inc();
             return Err(Refused::MaxConnections);
         }
-        // IPv4 clients reaching an IPv6 socket count as the IPv4 address they are.
-        let ip = ip.map(|ip| ip.to_canonical());
+        // IPv4 clients reaching an IPv6 socket count as the IPv4 address they are, IPv6 clients
+        // as their network.
+        let ip = ip.map(|ip| client_network(ip, self.ipv6_prefix));
         if let Some(ip) = ip {
             let mut n = self.per_ip.entry(ip).or_insert(0);
             if *n >= self.max_per_ip {
@@ -91,9 +99,9 @@ impl Admission {
         self.open.load(Ordering::Acquire)
     }
 
-    /// Connections open now from `ip`.
+    /// Connections open now from `ip`'s client (its IPv6 network).
     pub fn open_from(&self, ip: IpAddr) -> usize {
-        self.per_ip.get(&ip.to_canonical()).map_or(0, |n| *n)
+        self.per_ip.get(&client_network(ip, self.ipv6_prefix)).map_or(0, |n| *n)
     }
 }
 

@@ -162,3 +162,56 @@ fn connections_over_a_listener_or_address_limit_are_refused_and_places_come_back
         "{text}"
     );
 }
+
+#[test]
+fn ipv6_clients_count_by_their_network() {
+    let metrics = Metrics::new().expect("metrics");
+    let limits = ListenerLimits { max_connections_per_ip: 2, ..ListenerLimits::default() };
+    let admission = Admission::new(&limits, AdmissionMetrics::of(&metrics, "web"));
+    let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+    // Two addresses of one /64 are one client: the third connection from it is refused, from
+    // whichever of its addresses.
+    let first = admission.admit(Some(ip("2001:db8:1:2::1"))).expect("first");
+    let second = admission.admit(Some(ip("2001:db8:1:2:ffff:ffff:ffff:fffe"))).expect("second");
+    assert_eq!(admission.admit(Some(ip("2001:db8:1:2::3"))).err(), Some(Refused::MaxConnectionsPerIp));
+    assert_eq!(admission.open_from(ip("2001:db8:1:2::99")), 2);
+    // The next /64 is another client.
+    let other = admission.admit(Some(ip("2001:db8:1:3::1"))).expect("another /64");
+    drop((first, second, other));
+    assert_eq!(admission.open(), 0);
+    assert_eq!(admission.open_from(ip("2001:db8:1:2::1")), 0);
+
+    // `ipv6_prefix: 128`: every address is a client of its own.
+    let limits = ListenerLimits { max_connections_per_ip: 1, ipv6_prefix: 128, ..ListenerLimits::default() };
+    let admission = Admission::new(&limits, AdmissionMetrics::of(&metrics, "exact"));
+    let a = admission.admit(Some(ip("2001:db8::1"))).expect("a");
+    let b = admission.admit(Some(ip("2001:db8::2"))).expect("b, the same /64");
+    assert_eq!(admission.admit(Some(ip("2001:db8::1"))).err(), Some(Refused::MaxConnectionsPerIp));
+    drop((a, b));
+    // A wider prefix (/48) groups more.
+    let limits = ListenerLimits { max_connections_per_ip: 1, ipv6_prefix: 48, ..ListenerLimits::default() };
+    let admission = Admission::new(&limits, AdmissionMetrics::of(&metrics, "wide"));
+    let _a = admission.admit(Some(ip("2001:db8:1:2::1"))).expect("a");
+    assert_eq!(admission.admit(Some(ip("2001:db8:1:9::1"))).err(), Some(Refused::MaxConnectionsPerIp));
+    assert!(admission.admit(Some(ip("10.0.0.1"))).is_ok(), "IPv4 is per address");
+}
+
+#[test]
+fn the_ipv6_prefix_of_connection_limits_is_configured_per_listener() {
+    let yaml = |prefix: &str| {
+        format!("listeners: [{{name: web, listen: \"127.0.0.1:0\", limits: {{ipv6_prefix: {prefix}}}}}]\nroutes: [{{name: r, respond: {{}}}}]\n")
+    };
+    let path = std::path::Path::new("t.yaml");
+    let c = crate::config::load_str(&yaml("48"), path).expect("valid");
+    assert_eq!(c.listeners[0].limits.ipv6_prefix, 48);
+    let c = crate::config::load_str(
+        "listeners: [{name: web, listen: \"127.0.0.1:0\"}]\nroutes: [{name: r, respond: {}}]\n",
+        path,
+    )
+    .expect("valid");
+    assert_eq!(c.listeners[0].limits.ipv6_prefix, 64, "the rate limiter's default");
+    for bad in ["0", "129"] {
+        let errors = crate::config::load_str(&yaml(bad), path).expect_err(bad).to_string();
+        assert!(errors.contains("listeners[0].limits.ipv6_prefix: must be between 1 and 128"), "{errors}");
+    }
+}

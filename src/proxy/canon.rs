@@ -24,14 +24,13 @@ pub fn canonicalize(
     listener: Option<&ListenerSpec>,
     identity: &[HeaderName],
 ) -> Result<(), Answer<'static>> {
-    // 1. Framing and header limits. The raw header block is read only when there is a
-    //    `Transfer-Encoding` (a `Content-Length` beside it was removed by Pingora).
+    // 1. Framing and header limits, on the raw HTTP/1 header block too (a `Content-Length`
+    //    Pingora removed beside `Transfer-Encoding`, bare LF line ends).
     let limits = listener.map_or_else(HeaderLimits::default, |l| HeaderLimits {
         max_headers: l.limits.max_headers,
         max_header_bytes: l.limits.max_header_bytes,
     });
-    let has_te = session.req_header().headers.contains_key(header::TRANSFER_ENCODING);
-    let raw = if has_te { session.as_downstream().as_http1().map(|h| h.get_headers_raw_bytes()) } else { None };
+    let raw = session.as_downstream().as_http1().map(|h| h.get_headers_raw_bytes());
     check_framing(session.req_header(), raw.as_deref(), &limits).map_err(Answer::BadFraming)?;
 
     // 2. The routing host; an absolute-form request without `Host` gets its authority as `Host`.

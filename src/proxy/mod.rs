@@ -44,14 +44,14 @@
 //! - Every retry decision is in `retry.rs`.
 
 mod access;
-mod canon;
+pub(crate) mod canon;
 mod ctx;
 mod errors;
 mod forward;
 mod guards;
 mod respond;
 mod retry;
-mod select;
+pub(crate) mod select;
 
 pub use ctx::Ctx;
 

@@ -5,7 +5,10 @@
 //! certificate of every handshake. The callback reads the listener's current [`SniCerts`]
 //! from an `ArcSwap`; [`CertRegistry::reload`] reads every listener's files again and swaps
 //! the new sets in, all or none, so a renewed certificate serves the next handshake while
-//! connections already made keep theirs.
+//! connections already made keep theirs. The `client_ca` file is part of the set: the callback
+//! also installs the set's CA store (what client certificates are verified against) and CA names
+//! (what the server's CertificateRequest lists) on each handshake, so a CA bundle renewed at the
+//! same path trusts the new CA, and stops trusting a removed one, from the next handshake on.
 
 use super::{load_chain, load_pair, subject_cn, ClientIdentity, LoadedCert};
 use crate::config::ListenerTls;
@@ -16,6 +19,7 @@ use pingora::listeners::TlsAccept;
 use pingora::protocols::tls::TlsRef;
 use pingora::tls::ext;
 use pingora::tls::ssl::{NameType, SslVerifyMode, SslVersion};
+use pingora::tls::x509::store::{X509Store, X509StoreBuilder};
 use pingora::tls::x509::X509;
 use std::any::Any;
 use std::collections::HashMap;
@@ -28,6 +32,28 @@ struct SniCerts {
     certs: Vec<LoadedCert>,
     exact: HashMap<String, usize>,
     wildcard: Vec<(String, usize)>,
+    client_ca: Option<ClientCa>,
+}
+
+/// A listener's `client_ca` bundle as read at load or reload.
+struct ClientCa {
+    /// What client certificates are verified against.
+    store: X509Store,
+    /// The CA certificates, whose names the CertificateRequest lists.
+    certs: Vec<X509>,
+}
+
+impl ClientCa {
+    /// Reads the bundle at `path`; the error names the file.
+    fn load(path: &std::path::Path) -> Result<Self, String> {
+        let certs = load_chain(path)?;
+        let bad = |e| format!("cannot use client_ca {}: {e}", path.display());
+        let mut store = X509StoreBuilder::new().map_err(bad)?;
+        for cert in &certs {
+            store.add_cert(cert.clone()).map_err(bad)?;
+        }
+        Ok(ClientCa { store: store.build(), certs })
+    }
 }
 
 /// The DNS names a certificate is for: SAN DNS entries, else the subject CN.
@@ -54,10 +80,11 @@ impl SniCerts {
         if certs.is_empty() {
             return Err("a TLS listener needs at least one certificate".into());
         }
-        Ok(Self::new(certs))
+        let client_ca = tls.client_ca.as_deref().map(ClientCa::load).transpose()?;
+        Ok(Self::new(certs, client_ca))
     }
 
-    fn new(certs: Vec<LoadedCert>) -> Self {
+    fn new(certs: Vec<LoadedCert>, client_ca: Option<ClientCa>) -> Self {
         let mut exact = HashMap::new();
         let mut wildcard = Vec::new();
         for (i, c) in certs.iter().enumerate() {
@@ -71,7 +98,7 @@ impl SniCerts {
                 }
             }
         }
-        SniCerts { certs, exact, wildcard }
+        SniCerts { certs, exact, wildcard, client_ca }
     }
 
     /// The certificate for `server_name` (exact name, then `*.` wildcard), else the first.
@@ -110,6 +137,14 @@ impl TlsAccept for SniCallback {
         if !ok {
             log::error!("could not install the TLS certificate for a handshake");
         }
+        // The current client CA (the verify mode is the listener's, fixed at bind).
+        if let Some(ca) = &set.client_ca {
+            let ok = ext::ssl_set_verify_cert_store(ssl, &ca.store).is_ok()
+                && ca.certs.iter().all(|c| ssl.add_client_ca(c).is_ok());
+            if !ok {
+                log::error!("could not install the client CA for a handshake");
+            }
+        }
     }
 
     async fn handshake_complete_callback(&self, ssl: &TlsRef) -> Option<Arc<dyn Any + Send + Sync>> {
@@ -130,7 +165,8 @@ pub struct CertRegistry {
 impl CertRegistry {
     /// TLS settings for listener `name`: its certificates (registered here for reloads) picked
     /// by SNI, TLS 1.2 and newer, HTTP/2 by ALPN when asked, and client-certificate
-    /// verification against `client_ca` (read once: a new CA needs a restart).
+    /// verification against `client_ca` (set here for the mode; the CA itself is installed per
+    /// handshake from the current set, so a reload renews it).
     pub fn listener_settings(&self, name: &Arc<str>, tls: &ListenerTls, http2: bool) -> Result<TlsSettings, String> {
         let current = Arc::new(ArcSwap::from_pointee(SniCerts::load(tls)?));
         self.sets.rcu(|sets| {
@@ -160,7 +196,7 @@ impl CertRegistry {
         Ok(settings)
     }
 
-    /// Reads the certificate and key files of every registered listener again, from `tls` as
+    /// Reads the certificate, key and client CA files of every registered listener again, from `tls` as
     /// the new config gives it (`(listener name, its tls)`), and swaps the new sets in only when
     /// every one loaded. The error names the listener and the file; nothing changes then.
     pub fn reload<'a>(

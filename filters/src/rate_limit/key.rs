@@ -82,23 +82,37 @@ impl KeyKind {
 
 /// The default `ipv6_prefix`: one IPv6 client is usually a /64 (a home or a cloud VM gets a
 /// whole /64 and may send from any of its 2^64 addresses), so keying by /128 would hand each
-/// client an unbounded number of budgets.
-pub(crate) const DEFAULT_IPV6_PREFIX: u8 = 64;
+/// client an unbounded number of budgets. The core's `max_connections_per_ip` counts by the
+/// same default.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+/// The address one client counts as: an IPv4 address (also IPv4-mapped IPv6) as itself, an IPv6
+/// address as its network of `v6_prefix` bits (the host bits zeroed; 128 or more: the address).
+/// One rule for every per-client budget: `rate_limit`'s keys and the listener's
+/// `max_connections_per_ip`, so an IPv6 client cannot walk around either by changing addresses
+/// inside its /64.
+pub fn client_network(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None if v6_prefix >= 128 => ip,
+            None => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(v6_prefix)).unwrap_or(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        },
+        v4 => v4,
+    }
+}
 
 /// Writes `ip:ADDRESS` for a client address: IPv4 (and IPv4-mapped IPv6) per address, IPv6 as
 /// its network of `v6_prefix` bits (`ip:2001:db8:1:2::/64`; a prefix of 128 or more writes the
 /// bare address); `ip:unknown` when there is none.
 pub(crate) fn write_ip(out: &mut impl Write, ip: Option<IpAddr>, v6_prefix: u8) -> fmt::Result {
-    match ip {
-        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => write!(out, "ip:{v4}"),
-            None if v6_prefix >= 128 => write!(out, "ip:{v6}"),
-            None => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(v6_prefix)).unwrap_or(0);
-                write!(out, "ip:{}/{v6_prefix}", std::net::Ipv6Addr::from(u128::from(v6) & mask))
-            }
-        },
-        Some(v4) => write!(out, "ip:{v4}"),
+    match ip.map(|ip| client_network(ip, v6_prefix)) {
+        Some(IpAddr::V4(v4)) => write!(out, "ip:{v4}"),
+        Some(v6) if v6_prefix >= 128 => write!(out, "ip:{v6}"),
+        Some(net) => write!(out, "ip:{net}/{v6_prefix}"),
         None => out.write_str("ip:unknown"),
     }
 }

@@ -90,7 +90,7 @@ mod redis;
 mod tests;
 
 pub use config::{FailurePolicy, RateLimitConfig, Store};
-pub use key::KeyKind;
+pub use key::{client_network, KeyKind, DEFAULT_IPV6_PREFIX};
 
 use crate::{Filter, Flow, Reject, RequestCtx, ResponseHeader, Session};
 use async_trait::async_trait;

@@ -61,5 +61,8 @@ pub(super) fn limits(file: Option<ListenerLimitsFile>, at: &str, errors: &mut Er
             d::MAX_CONNECTIONS_PER_IP,
             1..=usize::MAX,
         ),
+        ipv6_prefix: bounded(f.ipv6_prefix.map(usize::from), "ipv6_prefix", d::CONNECTIONS_IPV6_PREFIX.into(), 1..=128)
+            .try_into()
+            .expect("ipv6_prefix is bounded to 1..=128, which fits a u8"),
     }
 }

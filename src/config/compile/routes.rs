@@ -144,10 +144,15 @@ fn mirror(m: MirrorFile, at: &str, known: &Known<'_>, errors: &mut Errors<'_>) -
     if !(0.0..=100.0).contains(&percent) {
         errors.at(format!("{at}.mirror.percent"), "a percentage is between 0 and 100");
     }
+    let max_in_flight = m.max_in_flight.unwrap_or(defaults::MIRROR_MAX_IN_FLIGHT);
+    if max_in_flight == 0 {
+        errors.at(format!("{at}.mirror.max_in_flight"), "must be at least 1 (to mirror nothing, remove `mirror`)");
+    }
     MirrorSpec {
         upstream: m.upstream.as_str().into(),
         percent,
         max_body_bytes: m.max_body_bytes.unwrap_or(defaults::MIRROR_MAX_BODY_BYTES),
+        max_in_flight,
     }
 }
 

@@ -124,6 +124,7 @@ routes: [{name: r, respond: {}}]
         max_headers: 50,
         max_connections: 10,
         max_connections_per_ip: 3,
+        ipv6_prefix: 64,
     };
     assert_eq!(c.listeners[0].limits, limits);
 

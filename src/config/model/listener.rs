@@ -54,8 +54,11 @@ pub struct ListenerLimits {
     pub max_headers: usize,
     /// Open client connections on this listener.
     pub max_connections: usize,
-    /// Open client connections on this listener from one IP address.
+    /// Open client connections on this listener from one IP address (an IPv6 client: from its
+    /// network of `ipv6_prefix` bits).
     pub max_connections_per_ip: usize,
+    /// The bits of an IPv6 address that name one client for `max_connections_per_ip` (1-128).
+    pub ipv6_prefix: u8,
 }
 
 impl Default for ListenerLimits {
@@ -71,6 +74,7 @@ impl Default for ListenerLimits {
             max_headers: d::MAX_HEADERS,
             max_connections: d::MAX_CONNECTIONS,
             max_connections_per_ip: d::MAX_CONNECTIONS_PER_IP,
+            ipv6_prefix: d::CONNECTIONS_IPV6_PREFIX,
         }
     }
 }

@@ -1,0 +1,4 @@
+//! Fuzz target `path`: see `portico::fuzzing::path` for what it runs and what must hold.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portico::fuzzing::path(data));

@@ -1,0 +1,4 @@
+//! Fuzz target `route`: see `portico::fuzzing::route` for what it runs and what must hold.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portico::fuzzing::route(data));
