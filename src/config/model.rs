@@ -396,6 +396,8 @@ pub struct RouteSpec {
     pub mirror: Option<MirrorSpec>,
     /// Header- or cookie-selected canary.
     pub canary: Option<CanarySpec>,
+    /// Upgraded connections as first-class tunnels (`websocket:`), when set.
+    pub websocket: Option<WebSocketSpec>,
 }
 
 impl RouteSpec {
@@ -416,6 +418,7 @@ impl RouteSpec {
             max_in_flight: None,
             mirror: None,
             canary: None,
+            websocket: None,
         }
     }
 }
@@ -431,4 +434,12 @@ pub struct CanarySpec {
     pub cookie: Option<String>,
     /// The value the header or cookie must have; `None` for any.
     pub value: Option<String>,
+}
+
+/// A route's `websocket:` settings: what an upgraded connection (a tunnel) on it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebSocketSpec {
+    /// A tunnel with no bytes either way for this long is closed; it also bounds the wait for
+    /// the upstream's answer to the upgrade.
+    pub idle_timeout: Duration,
 }
