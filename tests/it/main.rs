@@ -27,3 +27,4 @@ mod tls;
 mod tracing;
 mod traffic_basics;
 mod upgrade;
+mod websocket;

@@ -26,6 +26,7 @@
 //! a chunk passes either way; so reads bounded by `idle_timeout_s` on both sides close a tunnel
 //! exactly when no byte has passed either way for that long.
 
+mod frames;
 mod tunnel;
 mod tunnels;
 
@@ -66,14 +67,16 @@ pub fn upgraded(session: &mut Session, resp: &ResponseHeader, ctx: &mut Ctx, tun
         session.as_downstream_mut().set_read_timeout(Some(ws.idle_timeout));
     }
     let fd = session.as_downstream().stream().map(|s| s.id());
-    ctx.outcome.tunnel = Some(Tunnel::open(tunnels, route.name.clone(), fd));
+    let websocket =
+        resp.headers.get(http::header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    ctx.outcome.tunnel = Some(Tunnel::open(tunnels, route.name.clone(), fd, websocket));
 }
 
 /// Phase 3: counts the client's bytes when the request is a tunnel (`true`: the caller leaves
 /// them alone).
 pub fn client_bytes(ctx: &mut Ctx, body: &Option<Bytes>, end: bool) -> bool {
     let Some(t) = ctx.outcome.tunnel.as_mut() else { return false };
-    t.client_bytes(body.as_ref().map_or(0, Bytes::len), end);
+    t.client_bytes(body.as_deref().unwrap_or_default(), end);
     true
 }
 
@@ -81,7 +84,7 @@ pub fn client_bytes(ctx: &mut Ctx, body: &Option<Bytes>, end: bool) -> bool {
 /// leaves them alone).
 pub fn upstream_bytes(ctx: &mut Ctx, body: &Option<Bytes>, end: bool) -> bool {
     let Some(t) = ctx.outcome.tunnel.as_mut() else { return false };
-    t.upstream_bytes(body.as_ref().map_or(0, Bytes::len), end);
+    t.upstream_bytes(body.as_deref().unwrap_or_default(), end);
     true
 }
 

@@ -1,6 +1,7 @@
 //! One upgraded connection, from the upstream's 101 to its close: a guard that counts it open
 //! while it lives, counts the bytes each way, and knows why it closed.
 
+use super::frames::Frames;
 use super::tunnels::Tunnels;
 use prometheus::{IntCounter, IntGauge};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,9 +12,10 @@ use std::time::{Duration, Instant};
 /// line's `websocket.close`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Close {
-    /// The client closed its side (after a WebSocket close handshake, or not).
+    /// The client sent the first WebSocket Close frame, or (no Close frame seen, or not a
+    /// WebSocket) closed its side first.
     ClientClosed,
-    /// The upstream closed its side.
+    /// The upstream did.
     UpstreamClosed,
     /// No bytes either way for the route's `websocket.idle_timeout_s` (or, on a route without
     /// `websocket:`, the listener's `body_timeout_s` or the upstream's `read_ms`).
@@ -54,11 +56,14 @@ pub struct Tunnel {
     /// Bytes from the upstream to the client.
     pub bytes_out: u64,
     close: Option<Close>,
+    /// Each direction's WebSocket frames, when the upgrade is to `websocket`.
+    frames: Option<Box<[Frames; 2]>>,
 }
 
 impl Tunnel {
-    /// A tunnel of `route` just upgraded; `fd` is the client socket, when there is one.
-    pub fn open(tunnels: &Arc<Tunnels>, route: Arc<str>, fd: Option<i32>) -> Self {
+    /// A tunnel of `route` just upgraded; `fd` is the client socket, when there is one;
+    /// `websocket`: the upgrade is to WebSocket, whose frames tell who closed.
+    pub fn open(tunnels: &Arc<Tunnels>, route: Arc<str>, fd: Option<i32>, websocket: bool) -> Self {
         let open = tunnels.open.with_label_values(&[&*route]);
         open.inc();
         tunnels.upgrades.with_label_values(&[&*route]).inc();
@@ -76,23 +81,26 @@ impl Tunnel {
             bytes_in: 0,
             bytes_out: 0,
             close: None,
+            frames: websocket.then(Box::default),
         }
     }
 
-    /// Counts `n` bytes from the client; `end`: the client closed its side.
-    pub fn client_bytes(&mut self, n: usize, end: bool) {
-        self.bytes_in += n as u64;
-        self.to_upstream.inc_by(n as u64);
-        if end {
+    /// Counts the bytes from the client; `end`: the client closed its side.
+    pub fn client_bytes(&mut self, data: &[u8], end: bool) {
+        let n = data.len() as u64;
+        self.bytes_in += n;
+        self.to_upstream.inc_by(n);
+        if self.frames.as_mut().is_some_and(|f| f[0].feed(data)) || end {
             self.close.get_or_insert(Close::ClientClosed);
         }
     }
 
-    /// Counts `n` bytes from the upstream; `end`: the upstream closed its side.
-    pub fn upstream_bytes(&mut self, n: usize, end: bool) {
-        self.bytes_out += n as u64;
-        self.to_client.inc_by(n as u64);
-        if end {
+    /// Counts the bytes from the upstream; `end`: the upstream closed its side.
+    pub fn upstream_bytes(&mut self, data: &[u8], end: bool) {
+        let n = data.len() as u64;
+        self.bytes_out += n;
+        self.to_client.inc_by(n);
+        if self.frames.as_mut().is_some_and(|f| f[1].feed(data)) || end {
             self.close.get_or_insert(Close::UpstreamClosed);
         }
     }
