@@ -16,6 +16,7 @@ mod explain;
 mod filter_hardening;
 mod hardening;
 mod health;
+mod http2;
 mod limits;
 mod observability;
 mod operations;
