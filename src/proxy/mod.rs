@@ -18,7 +18,7 @@
 //!                                  its slot; ask its breaker; pick a healthy      guards.rs
 //!                                  target; bound the peer by the route's timeout
 //!                                  (an upgrade: HTTP/1.1, the idle timeout)       websocket/
-//!  5  fail_to_connect              record the attempt; retry or not               retry.rs
+//!  5  fail_to_connect              record the attempt, a warn line; retry or not  retry.rs, failure.rs
 //!  6  upstream_request_filter      rewrite, hop-by-hop, X-Forwarded-*, ids; then  forward.rs
 //!                                  the chains' edits
 //!  7  upstream_response_filter     drop a response whose status the route         retry.rs
@@ -29,10 +29,10 @@
 //!                                  is spent (not a tunnel's)
 //! 10  response_body_filter         the chains' response-body phases, in reverse   websocket/
 //!                                  (a tunnel's bytes: only counted)
-//! 11  error_while_proxy            record the attempt; retry or not               retry.rs
+//! 11  error_while_proxy            record the attempt, a warn line; retry or not  retry.rs, failure.rs
 //! 12  fail_to_proxy                answer the error that ended the request        errors.rs, respond.rs
-//! 13  logging                      record the last attempt; give back what the    access.rs
-//!                                  request holds; metrics; mirror; access log
+//! 13  logging                      record the last attempt; give back what the    access.rs,
+//!                                  request holds; metrics; mirror; access log     failure.rs
 //!                                  (a tunnel's: at its close, with its reason)    websocket/
 //! ```
 //!
@@ -52,6 +52,7 @@ mod access;
 mod canon;
 mod ctx;
 mod errors;
+mod failure;
 mod forward;
 mod guards;
 mod respond;
@@ -285,6 +286,7 @@ impl ProxyHttp for Portico {
     /// 5. The connection could not be made: whether to try again.
     fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
         let kind = UpstreamErrorKind::of(&e);
+        failure::log_attempt(ctx, &e);
         ctx.upstream.finish_attempt(&self.shared.metrics, false, kind);
         ctx.upstream.last_failure = Some(kind.error_type());
         if let Some(span) = ctx.span() {
@@ -390,6 +392,9 @@ impl ProxyHttp for Portico {
     ) -> Box<Error> {
         let kind = UpstreamErrorKind::of(&e);
         let status_retry = ctx.upstream.retry_status.take().is_some();
+        if !status_retry {
+            failure::log_attempt(ctx, &e);
+        }
         let counted = if status_retry { UpstreamErrorKind::Status } else { kind };
         ctx.upstream.finish_attempt(&self.shared.metrics, false, counted);
         ctx.upstream.last_failure = Some(counted.error_type());

@@ -28,4 +28,5 @@ mod tls;
 mod tracing;
 mod traffic_basics;
 mod upgrade;
+mod upstream_errors;
 mod websocket;
