@@ -160,10 +160,13 @@ async fn quiet_tunnels_close_and_a_reload_leaves_open_ones_alone() {
     let routes = |extra: &str| {
         Yaml::web(
             r#"
-upstreams: {echo: {targets: ["$echo"]}}
+upstreams:
+  echo: {targets: ["$echo"]}
+  echo-h2: {targets: ["$echo"], http2: true}
 routes:
   - {name: chat, match: {path: /chat}, upstream: echo, websocket: {}}
   - {name: quiet, match: {path: /quiet}, upstream: echo, websocket: {idle_timeout_s: 1}}
+  - {name: via-h2, match: {path: /via-h2}, upstream: echo-h2}
 $extra
 "#,
         )
@@ -174,6 +177,11 @@ $extra
     let ws = |path: &str| format!("ws://127.0.0.1:{}{path}", p.port("web"));
     let mut chat = WsClient::connect(&ws("/chat"), &[]).await;
     let mut quiet = WsClient::connect(&ws("/quiet"), &[]).await;
+
+    // An upgrade goes over HTTP/1.1 even to an `http2: true` upstream (h2 has no Upgrade).
+    let mut via_h2 = WsClient::connect(&ws("/via-h2"), &[]).await;
+    assert_eq!(via_h2.hello, serde_json::json!({"open": true}));
+    via_h2.echo("text", 1000).await;
 
     // Bytes either way keep a tunnel open past its idle timeout; a second of nothing closes it.
     for _ in 0..5 {
