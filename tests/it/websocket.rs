@@ -167,6 +167,10 @@ routes:
   - {name: chat, match: {path: /chat}, upstream: echo, websocket: {}}
   - {name: quiet, match: {path: /quiet}, upstream: echo, websocket: {idle_timeout_s: 1}}
   - {name: via-h2, match: {path: /via-h2}, upstream: echo-h2}
+  - name: limited
+    match: {path: /limited}
+    upstream: echo
+    filters: [{rate_limit: {key: client_ip, requests_per_minute: 1, burst: 1}}]
 $extra
 "#,
         )
@@ -176,14 +180,22 @@ $extra
     let mut p = Portico::start(routes("")).await;
     let ws = |path: &str| format!("ws://127.0.0.1:{}{path}", p.port("web"));
     let mut chat = WsClient::connect(&ws("/chat"), &[]).await;
-    let mut quiet = WsClient::connect(&ws("/quiet"), &[]).await;
 
     // An upgrade goes over HTTP/1.1 even to an `http2: true` upstream (h2 has no Upgrade).
     let mut via_h2 = WsClient::connect(&ws("/via-h2"), &[]).await;
     assert_eq!(via_h2.hello, serde_json::json!({"open": true}));
     via_h2.echo("text", 1000).await;
 
+    // The route's rate limit counts upgrades: the second in a minute is refused, the first's
+    // tunnel stays.
+    let mut first = WsClient::connect(&ws("/limited"), &[]).await;
+    let second = WsClient::connect(&ws("/limited"), &[]).await;
+    assert_eq!(second.hello["refused"], 429, "{}", second.hello);
+    assert!(second.hello["headers"]["retry-after"].is_string(), "{}", second.hello);
+    first.echo("text", 10).await;
+
     // Bytes either way keep a tunnel open past its idle timeout; a second of nothing closes it.
+    let mut quiet = WsClient::connect(&ws("/quiet"), &[]).await;
     for _ in 0..5 {
         quiet.echo("text", 10).await;
         tokio::time::sleep(Duration::from_millis(400)).await;

@@ -83,11 +83,6 @@ impl Tunnels {
         self.live.remove(&id);
     }
 
-    /// Tunnels open now.
-    pub fn count(&self) -> usize {
-        self.live.len()
-    }
-
     /// Closes every open tunnel (the shutdown grace period is over); each ends with the close
     /// reason `shutdown` and its access-log line.
     pub fn close_all(&self) {
