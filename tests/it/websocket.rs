@@ -202,8 +202,18 @@ $extra
     }
     let closed = quiet.cmd("wait_close").await;
     let after = closed["after_s"].as_f64().unwrap_or(99.0);
-    assert!(closed["closed"] == true && (0.5..4.0).contains(&after), "closed after 1 s idle: {closed}");
+    assert!(closed["closed"] == true && (0.2..4.0).contains(&after), "closed after 1 s idle: {closed}");
     assert_eq!(tunnel_line(&p, "quiet").await["websocket"]["close"], "idle_timeout");
+
+    // Bytes one way are enough: a client talking to an upstream that never answers.
+    let mut talker = WsClient::connect(&ws("/quiet/silent"), &[]).await;
+    for _ in 0..5 {
+        assert_eq!(talker.cmd("send text 10").await["sent"], 10);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let closed = talker.cmd("wait_close").await;
+    let after = closed["after_s"].as_f64().unwrap_or(99.0);
+    assert!(closed["closed"] == true && (0.2..4.0).contains(&after), "open while the client talks: {closed}");
 
     // A reload changes the routes; the open tunnel keeps working on the config it started on.
     p.rewrite_config(routes("  - {name: new, match: {path: /new}, respond: {body: new}}"));

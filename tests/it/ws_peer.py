@@ -6,6 +6,7 @@
                                  {"refused": STATUS, "body": ..., "headers": {...}}, then runs one
                                  command per stdin line, printing one JSON line for each:
         echo text N | echo binary N   send N bytes, expect them back: {"ok": bool, "len": N}
+        send text N | send binary N   send N bytes, expect nothing: {"sent": N}
         wait_close                    wait until the connection closes: {"closed": true, "after_s": S}
         close                         close normally: {"closed": true}
 Pings and compression are off on both sides, so an idle tunnel really is idle and the bytes
@@ -75,6 +76,10 @@ async def client(url, headers):
                 await ws.send(data)
                 back = await asyncio.wait_for(ws.recv(), 20)
                 say({"ok": back == data, "len": len(back)})
+            elif cmd[0] == "send":
+                n = int(cmd[2])
+                await ws.send(("x" * n) if cmd[1] == "text" else os.urandom(n))
+                say({"sent": n})
             elif cmd[0] == "wait_close":
                 start = time.monotonic()
                 try:
