@@ -147,3 +147,52 @@ impl Drop for Tunnel {
         self.tunnels.closed.with_label_values(&[&*self.route, reason.as_str()]).inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Metrics;
+    use pingora::{Error, ErrorType};
+
+    fn tunnel(websocket: bool) -> (Arc<Tunnels>, Tunnel) {
+        let tunnels = Arc::new(Tunnels::new(&Metrics::new().expect("metrics")));
+        let t = Tunnel::open(&tunnels, "chat".into(), None, websocket);
+        (tunnels, t)
+    }
+
+    /// A masked Close frame with status 1000, as a client sends it.
+    const CLOSE_FRAME: [u8; 8] = [0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8];
+
+    #[test]
+    fn the_first_close_frame_names_who_closed_whatever_tcp_says() {
+        let (_, mut t) = tunnel(true);
+        t.client_bytes(b"\x81\x80\0\0\0\0", false);
+        t.client_bytes(&CLOSE_FRAME, false);
+        t.upstream_bytes(b"\x88\x02\x03\xe8", true);
+        assert_eq!(t.finish(None), Close::ClientClosed, "the client asked, though the server closed TCP first");
+        assert_eq!((t.bytes_in, t.bytes_out), (14, 4));
+    }
+
+    #[test]
+    fn timeouts_and_shutdown_win_over_what_the_bytes_said() {
+        let (_, mut t) = tunnel(true);
+        t.upstream_bytes(b"", true);
+        assert_eq!(t.finish(Some(&Error::new(ErrorType::ReadTimedout))), Close::IdleTimeout);
+        let (_, mut t) = tunnel(false);
+        t.closing.store(true, Ordering::Release);
+        t.client_bytes(b"", true);
+        assert_eq!(t.finish(None), Close::Shutdown);
+        let (_, mut t) = tunnel(false);
+        assert_eq!(t.finish(Some(&Error::new(ErrorType::WriteError))), Close::Error);
+    }
+
+    #[test]
+    fn the_gauge_counts_open_tunnels_until_dropped() {
+        let (tunnels, t) = tunnel(true);
+        let open = tunnels.open.with_label_values(&["chat"]);
+        assert_eq!(open.get(), 1);
+        drop(t);
+        assert_eq!(open.get(), 0);
+        assert_eq!(tunnels.closed.with_label_values(&["chat", "error"]).get(), 1, "no reason recorded: error");
+    }
+}
