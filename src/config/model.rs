@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod listener;
+mod websocket;
 pub use listener::*;
+pub use websocket::*;
 
 /// One loaded config file.
 #[derive(Debug)]
@@ -434,12 +436,4 @@ pub struct CanarySpec {
     pub cookie: Option<String>,
     /// The value the header or cookie must have; `None` for any.
     pub value: Option<String>,
-}
-
-/// A route's `websocket:` settings: what an upgraded connection (a tunnel) on it may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WebSocketSpec {
-    /// A tunnel with no bytes either way for this long is closed; it also bounds the wait for
-    /// the upstream's answer to the upgrade.
-    pub idle_timeout: Duration,
 }
