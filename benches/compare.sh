@@ -8,8 +8,11 @@
 #   PORTICO_BASE=/path/to/older/portico PROXIES="base portico" SCENARIOS="plain edge" benches/compare.sh
 #                                            # a change beside the build before it, interleaved
 #
-# Scenarios: plain, routes1000, idle10k, and every other benches/scenarios/NAME.yaml (a Portico
-# config template with `# bench-...` header lines; see benches/scenarios/plain.yaml).
+# Scenarios: plain, routes1000, idle10k, latency, and every other benches/scenarios/NAME.yaml (a
+# Portico config template with `# bench-...` header lines; see benches/scenarios/plain.yaml).
+# latency is plain with one connection and one request at a time: the table under the results
+# gives the p50 and p99 each proxy adds over direct. h2 (benches/scenarios/h2.yaml) drives
+# HTTP/2 with h2load (CONNS connections, H2_STREAMS streams each) instead of wrk.
 # Proxies: direct (wrk straight to the upstream: the limit), bare (benches/bare_pingora.rs),
 # nginx, haproxy, portico, and base (another Portico binary, PORTICO_BASE, on the same configs:
 # the commit before a change, for a before/after in one run).
@@ -23,9 +26,11 @@
 #
 # Environment: ROUNDS (3), DURATION seconds (5), WRK_THREADS (1), CONNS (32), WARMUP seconds
 # (1, unrecorded, before each proxy's first round), IDLE_CONNS (10000), PINGORA_THREADS (1),
-# SCENARIOS, PROXIES, SKIP_BUILD=1, KEEP_TMP=1 (keep configs and logs), OUT (RESULTS.md path).
+# SCENARIOS, PROXIES, SKIP_BUILD=1, KEEP_TMP=1 (keep configs and logs), OUT (RESULTS.md path),
+# H2_STREAMS (10, concurrent streams per h2load connection).
 #
-# Needs root only to install packages (wrk nginx-light haproxy curl python3 openssl) when they
+# Needs root only to install packages (wrk nginx-light haproxy curl python3 openssl
+# nghttp2-client) when they
 # are missing; every server runs from its own config, pid file and ports in a temp dir, bound
 # to 127.0.0.1, never as the system service.
 
@@ -41,6 +46,7 @@ CONNS=${CONNS:-32}
 WARMUP=${WARMUP:-1}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 PINGORA_THREADS=${PINGORA_THREADS:-1}
+H2_STREAMS=${H2_STREAMS:-10}
 ALL_PROXIES="direct bare nginx haproxy portico"
 PROXIES=${PROXIES:-$ALL_PROXIES}
 OUT=${OUT:-$ROOT/benches/RESULTS.md}
@@ -53,6 +59,7 @@ die() { log "error: $*"; exit 1; }
 
 need_pkgs=()
 command -v wrk >/dev/null || need_pkgs+=(wrk)
+command -v h2load >/dev/null || need_pkgs+=(nghttp2-client)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need_pkgs+=(nginx-light)
 command -v haproxy >/dev/null || [[ -x /usr/sbin/haproxy ]] || need_pkgs+=(haproxy)
 command -v curl >/dev/null || need_pkgs+=(curl)
@@ -298,6 +305,7 @@ routes1000_template() {
 nginx_conf() { # DIR LISTEN SCHEME ROUTES WORKER_CONNECTIONS
     local dir=$1 listen=$2 scheme=$3 routes=$4 ssl=""
     if [[ $scheme == https ]]; then ssl=" ssl"; fi
+    if [[ $LOAD == h2load ]]; then ssl+=" http2"; fi
     nginx_base "$dir" "$5"
     cat <<EOF
 http {
@@ -328,6 +336,7 @@ EOF
 haproxy_conf() { # DIR LISTEN SCHEME
     local ssl=""
     if [[ $3 == https ]]; then ssl=" ssl crt $TMP/site.pem"; fi
+    if [[ $LOAD == h2load ]]; then ssl+=" proto h2"; fi
     cat <<EOF
 global
     nbthread 1
@@ -433,20 +442,56 @@ to_us() { # 1.23ms -> 1230
 }
 
 run_wrk() { # URL SECONDS OUTFILE
-    "${PIN_LOAD[@]}" wrk -t"$WRK_THREADS" -c"$CONNS" -d"$2"s --latency "${WRK_HEADERS[@]}" "$1" >"$3" 2>&1 || true
+    local threads=$((WRK_THREADS < SCEN_CONNS ? WRK_THREADS : SCEN_CONNS))
+    "${PIN_LOAD[@]}" wrk -t"$threads" -c"$SCEN_CONNS" -d"$2"s --latency "${WRK_HEADERS[@]}" "$1" >"$3" 2>&1 || true
+}
+
+# run_h2load URL SECONDS OUTFILE [LOGFILE]: HTTP/2 with prior knowledge; LOGFILE gets one line
+# per request (start, status, microseconds), for the percentiles h2load does not print.
+run_h2load() {
+    local threads=$((WRK_THREADS < SCEN_CONNS ? WRK_THREADS : SCEN_CONNS)) log=()
+    if [[ -n ${4:-} ]]; then log=(--log-file="$4"); fi
+    "${PIN_LOAD[@]}" h2load -t"$threads" -c"$SCEN_CONNS" -m"$H2_STREAMS" -D"$2" "${log[@]}" "${WRK_HEADERS[@]}" \
+        "$1" >"$3" 2>&1 || true
+}
+
+run_load() { # URL SECONDS OUTFILE: wrk, or h2load for an h2load scenario
+    if [[ $LOAD == h2load ]]; then run_h2load "$@"; else run_wrk "$@"; fi
+}
+
+# Reads h2load's report OUTFILE and per-request LOGFILE into the variables measure() records.
+parse_h2load() { # OUTFILE LOGFILE
+    requests=$(awk '/^requests:/ { print $8; exit }' "$1")
+    rps=$(awk '/^finished in/ { gsub(/,/, ""); print $4; exit }' "$1")
+    errors=$(awk '/^requests:/ { e += $10 + $12 + $14 } /^status codes:/ { e += $7 + $9 } END { print e + 0 }' "$1")
+    p50=""
+    p99=""
+    if [[ -s $2 ]]; then
+        read -r p50 p99 < <(sort -n -k3,3 "$2" | awk '{ v[NR] = $3 } END {
+            if (NR) printf "%.1f %.1f\n", v[int((NR - 1) * 0.50) + 1], v[int((NR - 1) * 0.99) + 1] }')
+    fi
 }
 
 measure() { # scenario proxy round
     local out=$TMP/wrk-$1-$2-$3.txt t0 t1 requests rps p50 p99 errors cpu rss
     t0=$(cpu_ticks "${P_PIDS[@]}")
-    run_wrk "$P_URL_BASE$REQ_PATH" "$DURATION" "$out"
+    if [[ $LOAD == h2load ]]; then
+        run_h2load "$P_URL_BASE$REQ_PATH" "$DURATION" "$out" "$out.requests"
+    else
+        run_wrk "$P_URL_BASE$REQ_PATH" "$DURATION" "$out"
+    fi
     t1=$(cpu_ticks "${P_PIDS[@]}")
     rss=$(rss_kib "${P_PIDS[@]}")
-    requests=$(awk '/requests in/ { print $1; exit }' "$out")
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-    p50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
-    p99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
-    errors=$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
+    if [[ $LOAD == h2load ]]; then
+        parse_h2load "$out" "$out.requests"
+        rm -f "$out.requests"
+    else
+        requests=$(awk '/requests in/ { print $1; exit }' "$out")
+        rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+        p50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
+        p99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
+        errors=$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' "$out")
+    fi
     if [[ -z $requests || $requests == 0 ]]; then
         log "wrk failed against $2 ($1):"
         cat "$out" >&2
@@ -496,7 +541,7 @@ measure_idle() { # scenario proxy
 # === scenarios ===================================================================================
 
 if [[ -z ${SCENARIOS:-} ]]; then
-    SCENARIOS="plain routes1000 idle10k"
+    SCENARIOS="plain routes1000 idle10k latency"
     for f in "$SCENARIO_DIR"/*.yaml; do
         name=$(basename "$f" .yaml)
         if [[ $name != plain ]]; then SCENARIOS+=" $name"; fi
@@ -506,8 +551,13 @@ fi
 run_scenario() {
     local scenario=$1 template scheme proxies proxy round
     local -A masters=() bases=() pidsets=()
+    SCEN_CONNS=$CONNS
     case $scenario in
     plain | idle10k) template=$SCENARIO_DIR/plain.yaml ;;
+    latency)
+        template=$SCENARIO_DIR/plain.yaml
+        SCEN_CONNS=1
+        ;;
     routes1000)
         template=$TMP/routes1000.yaml
         routes1000_template >"$template"
@@ -536,6 +586,9 @@ run_scenario() {
         WRK_HEADERS+=(-H "$h")
         CURL_HEADERS+=(-H "$h")
     done < <(meta "$template" header)
+    LOAD=$(meta1 "$template" load)
+    LOAD=${LOAD:-wrk}
+    if [[ $LOAD == h2load ]]; then CURL_HEADERS+=(--http2-prior-knowledge); fi
 
     log "scenario $scenario: $REQ_PATH over $scheme"
     local order=()
@@ -568,7 +621,7 @@ run_scenario() {
             for proxy in "${order[@]}"; do
                 P_URL_BASE=${bases[$proxy]}
                 read -r -a P_PIDS <<<"${pidsets[$proxy]}"
-                if ((round == 1 && WARMUP > 0)); then run_wrk "$P_URL_BASE$REQ_PATH" "$WARMUP" /dev/null; fi
+                if ((round == 1 && WARMUP > 0)); then run_load "$P_URL_BASE$REQ_PATH" "$WARMUP" /dev/null; fi
                 measure "$scenario" "$proxy" "$round"
             done
         done
@@ -660,6 +713,21 @@ for s in order_s:
                          f"{ratio('nginx')} | {ratio('bare')} |")
 table = "\n".join(lines)
 
+# latency: what each proxy adds to one request at a time, over the upstream alone.
+direct = by.get(("latency", "direct"), [])
+d50, d99 = med(direct, "p50_us"), med(direct, "p99_us")
+added = ""
+if d50 is not None and any(s == "latency" for s in order_s):
+    rows_l = ["| proxy | p50 | p99 | p50 added over direct | p99 added over direct |", "|---|---:|---:|---:|---:|"]
+    for p in order_p:
+        rs = by.get(("latency", p), [])
+        p50, p99 = med(rs, "p50_us"), med(rs, "p99_us")
+        if p == "direct" or p50 is None:
+            continue
+        rows_l.append(f"| {names.get(p, p)} | {lat(p50)} | {lat(p99)} | {p50 - d50:+.0f} us | {p99 - d99:+.0f} us |")
+    added = ("\n\n### latency: one connection, one request at a time (medians over rounds; direct "
+             f"{lat(d50)} p50, {lat(d99)} p99)\n\n" + "\n".join(rows_l))
+
 raw = ["| scenario | proxy | round | req/s | p50 us | p99 us | CPU us/req | RSS KiB | requests | errors |",
        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for r in rows:
@@ -693,7 +761,7 @@ Generated by `benches/compare.sh`; do not edit above "Measured levers" (a rerun 
 
 ## Results (medians)
 
-{table}
+{table}{added}
 
 <details><summary>Every round</summary>
 

@@ -123,7 +123,16 @@ impl DrainOnShutdown {
     async fn drain_then_exit(&self) {
         self.shared.ready.store(false, std::sync::atomic::Ordering::Release);
         log::info!("shutting down: draining client connections");
+        // Tunnels close themselves at the end of the grace period, just before Pingora drops
+        // whatever still runs, so each is logged with the reason `shutdown`.
+        let grace = std::time::Duration::from_secs(self.shared.runtime.load().config.server.grace_period_s);
+        let close_tunnels_at = std::time::Instant::now() + grace.saturating_sub(std::time::Duration::from_millis(500));
+        let mut tunnels_open = true;
         loop {
+            if tunnels_open && std::time::Instant::now() >= close_tunnels_at {
+                self.shared.tunnels.close_all();
+                tunnels_open = false;
+            }
             let open: usize = self.admissions.iter().map(|a| a.open()).sum();
             if open == 0 && self.shared.metrics.in_flight().get() <= 0 {
                 break;

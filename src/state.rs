@@ -128,6 +128,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// The latest reload attempt (SIGHUP or admin API), for the dashboard.
     pub last_reload: arc_swap::ArcSwapOption<LastReload>,
+    /// Open WebSocket tunnels and their metrics (src/proxy/websocket/).
+    pub tunnels: Arc<crate::proxy::Tunnels>,
 }
 
 /// How the latest reload went.
@@ -161,7 +163,9 @@ impl Shared {
         if let Err(e) = metrics.register(Box::new(crate::mirror::dropped_counter().clone())) {
             log::error!("cannot register the mirror's drop counter: {e}");
         }
+        let tunnels = Arc::new(crate::proxy::Tunnels::new(&metrics));
         Arc::new(Shared {
+            tunnels,
             generation: AtomicU64::new(runtime.generation),
             runtime: ArcSwap::from_pointee(runtime),
             metrics,

@@ -135,6 +135,10 @@ pub const UPSTREAM_WRITE_MS: u64 = 60_000;
 /// `routes[].priority`: higher first; ties go to the longer path, exact before prefix, then
 /// file order.
 pub const PRIORITY: i32 = 0;
+/// `routes[].websocket.idle_timeout_s`: 5 minutes, long enough for a chat that is quiet between
+/// messages (clients that send pings keep a tunnel open forever), short enough that abandoned
+/// tunnels do not pile up.
+pub const WEBSOCKET_IDLE_TIMEOUT_S: u64 = 300;
 /// `routes[].mirror.percent`: every request is copied.
 pub const MIRROR_PERCENT: f64 = 100.0;
 /// `routes[].mirror.max_body_bytes`: bodies above this are not mirrored.

@@ -347,6 +347,8 @@ pub struct RouteFile {
     pub max_in_flight: Option<usize>,
     #[serde(default)]
     pub canary: Option<CanaryFile>,
+    #[serde(default)]
+    pub websocket: Option<WebSocketFile>,
 }
 
 /// Requests carrying a header or cookie (with a value, or any) go to the canary upstream.
@@ -470,4 +472,12 @@ pub struct BasicFile {
 #[serde(deny_unknown_fields)]
 pub struct RateLimitStoreFile {
     pub redis: String,
+}
+
+/// `routes[].websocket`: upgraded connections on the route are tunnels with an idle timeout.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketFile {
+    #[serde(default)]
+    pub idle_timeout_s: Option<u64>,
 }

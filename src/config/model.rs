@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod listener;
+mod websocket;
 pub use listener::*;
+pub use websocket::*;
 
 /// One loaded config file.
 #[derive(Debug)]
@@ -398,6 +400,8 @@ pub struct RouteSpec {
     pub mirror: Option<MirrorSpec>,
     /// Header- or cookie-selected canary.
     pub canary: Option<CanarySpec>,
+    /// Upgraded connections as first-class tunnels (`websocket:`), when set.
+    pub websocket: Option<WebSocketSpec>,
 }
 
 impl RouteSpec {
@@ -418,6 +422,7 @@ impl RouteSpec {
             max_in_flight: None,
             mirror: None,
             canary: None,
+            websocket: None,
         }
     }
 }

@@ -96,6 +96,8 @@ pub struct Outcome {
     pub reject: Option<Reject>,
     /// What went wrong, for the access log.
     pub error: Option<ErrorKind>,
+    /// The upgraded connection, from the upstream's 101 until the request's `logging`.
+    pub tunnel: Option<super::websocket::Tunnel>,
 }
 
 /// The filter chains a request runs through: the listener's, then the route's. Holds the specs

@@ -13,22 +13,27 @@
 //!                                  run the chains (refuse, answer, annotate);
 //!                                  answer a static route; take the route's slot
 //!  3  request_body_filter          keep the mirror's copy; body filters refuse    mirror.rs
+//!                                  (a tunnel's bytes: only counted)               websocket/
 //!  4  upstream_peer                pick the pool (filter, canary, split); take    select.rs, retry.rs,
 //!                                  its slot; ask its breaker; pick a healthy      guards.rs
 //!                                  target; bound the peer by the route's timeout
-//!  5  fail_to_connect              record the attempt; retry or not               retry.rs
+//!                                  (an upgrade: HTTP/1.1, the idle timeout)       websocket/
+//!  5  fail_to_connect              record the attempt, a warn line; retry or not  retry.rs, failure.rs
 //!  6  upstream_request_filter      rewrite, hop-by-hop, X-Forwarded-*, ids; then  forward.rs
 //!                                  the chains' edits
 //!  7  upstream_response_filter     drop a response whose status the route         retry.rs
 //!                                  retries on
-//!  8  response_filter              hop-by-hop; request id; chains in reverse      respond.rs
+//!  8  response_filter              hop-by-hop; request id; chains in reverse;     respond.rs
+//!                                  a 101 opens the tunnel                         websocket/
 //!  9  upstream_response_body_filter  cut the body off once the route's timeout
-//!                                  is spent
-//! 10  response_body_filter         the chains' response-body phases, in reverse
-//! 11  error_while_proxy            record the attempt; retry or not               retry.rs
+//!                                  is spent (not a tunnel's)
+//! 10  response_body_filter         the chains' response-body phases, in reverse   websocket/
+//!                                  (a tunnel's bytes: only counted)
+//! 11  error_while_proxy            record the attempt, a warn line; retry or not  retry.rs, failure.rs
 //! 12  fail_to_proxy                answer the error that ended the request        errors.rs, respond.rs
-//! 13  logging                      record the last attempt; give back what the    access.rs
-//!                                  request holds; metrics; mirror; access log
+//! 13  logging                      record the last attempt; give back what the    access.rs,
+//!                                  request holds; metrics; mirror; access log     failure.rs
+//!                                  (a tunnel's: at its close, with its reason)    websocket/
 //! ```
 //!
 //! 5, 11 and 12 run only when something fails; 4 to 11 run again for every retry; 13 always runs.
@@ -47,13 +52,16 @@ mod access;
 pub(crate) mod canon;
 mod ctx;
 mod errors;
+mod failure;
 mod forward;
 mod guards;
 mod respond;
 mod retry;
 pub(crate) mod select;
+mod websocket;
 
 pub use ctx::Ctx;
+pub use websocket::Tunnels;
 
 use crate::config::{Action, Role};
 use crate::state::Shared;
@@ -199,6 +207,9 @@ impl ProxyHttp for Portico {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        if websocket::client_bytes(ctx, body, end_of_stream) {
+            return Ok(());
+        }
         for chain in ctx.chains().iter() {
             if let Flow::Reject(r) = chain.request_body(body, end_of_stream, &mut ctx.filter)? {
                 let status = r.status;
@@ -259,6 +270,7 @@ impl ProxyHttp for Portico {
         //    the route's timeout; the attempt counts in the target's load from here.
         let mut peer = build_peer(&pool, &backend);
         select::bound_timeouts(&mut peer, remaining);
+        websocket::peer(session, ctx, &mut peer);
         if let Some(addr) = backend.as_inet() {
             ctx.upstream.tried.push(*addr);
             let reason = ctx.upstream.last_failure.take();
@@ -274,6 +286,7 @@ impl ProxyHttp for Portico {
     /// 5. The connection could not be made: whether to try again.
     fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
         let kind = UpstreamErrorKind::of(&e);
+        failure::log_attempt(ctx, &e);
         ctx.upstream.finish_attempt(&self.shared.metrics, false, kind);
         ctx.upstream.last_failure = Some(kind.error_type());
         if let Some(span) = ctx.span() {
@@ -321,10 +334,11 @@ impl ProxyHttp for Portico {
     /// 8. The response header as it goes to the client.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        websocket::upgraded(session, upstream_response, ctx, &self.shared.tunnels);
         forward::strip_hop_by_hop_response(upstream_response);
         respond::decorate(upstream_response, ctx)
     }
@@ -339,7 +353,8 @@ impl ProxyHttp for Portico {
     ) -> Result<Option<std::time::Duration>> {
         // Each read is already bounded by what was left of the route's timeout when the attempt
         // began; a body that keeps trickling in is cut off here once the whole timeout is spent.
-        if !end_of_stream && ctx.upstream.deadline.is_some_and(|d| Instant::now() >= d) {
+        let spent = ctx.upstream.deadline.is_some_and(|d| Instant::now() >= d);
+        if !end_of_stream && spent && !websocket::is_tunnel(ctx) {
             ctx.outcome.error = Some(ErrorKind::RouteTimeout);
             return Error::e_explain(
                 ErrorType::new("RouteTimeout"),
@@ -357,6 +372,9 @@ impl ProxyHttp for Portico {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<std::time::Duration>> {
+        if websocket::upstream_bytes(ctx, body, end_of_stream) {
+            return Ok(None);
+        }
         for chain in ctx.chains().rev() {
             chain.response_body(body, end_of_stream, &mut ctx.filter)?;
         }
@@ -374,6 +392,9 @@ impl ProxyHttp for Portico {
     ) -> Box<Error> {
         let kind = UpstreamErrorKind::of(&e);
         let status_retry = ctx.upstream.retry_status.take().is_some();
+        if !status_retry {
+            failure::log_attempt(ctx, &e);
+        }
         let counted = if status_retry { UpstreamErrorKind::Status } else { kind };
         ctx.upstream.finish_attempt(&self.shared.metrics, false, counted);
         ctx.upstream.last_failure = Some(counted.error_type());
@@ -436,7 +457,8 @@ impl ProxyHttp for Portico {
                 crate::mirror::send(runtime, m, &header, body);
             }
         }
-        // 4. The access-log line, then the request's spans.
+        // 4. The access-log line (a tunnel's with why it closed), then the request's spans.
+        websocket::close(ctx, e);
         if self.shared.access_log.enabled() {
             access::write(&self.shared.access_log, session, e, ctx, status, elapsed);
         }
@@ -444,5 +466,7 @@ impl ProxyHttp for Portico {
         if let Some(span) = ctx.span() {
             span.finish(status, error.and_then(|k| k.span_error(status)));
         }
+        // 5. A tunnel is forgotten before Pingora closes its socket.
+        ctx.outcome.tunnel = None;
     }
 }

@@ -16,7 +16,7 @@ pub mod otlp;
 pub mod text;
 pub mod trace;
 
-pub use access_log::{AccessLine, AccessLog};
+pub use access_log::{AccessLine, AccessLog, TunnelLine};
 pub use metrics::{Metrics, RouteMetrics};
 pub use text::{now_rfc3339, socket_addr_text};
 pub use trace::{new_request_id, valid_request_id};

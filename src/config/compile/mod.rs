@@ -12,6 +12,7 @@
 //! | [`upstreams`]   | `upstreams`: targets, balancing, health, TLS              |
 //! | [`routes`]      | `routes`: action, mirror, canary, rewrite, retry          |
 //! | [`matcher`]     | `routes[].match`                                          |
+//! | [`websocket`]   | `routes[].websocket`: upgraded connections as tunnels     |
 //!
 //! Defaults come from [`super::defaults`]. Below are what several sections share: a `filters:`
 //! list built through the filter registry ([`chain`]), and the small checks (addresses, files,
@@ -24,6 +25,7 @@ mod matcher;
 mod routes;
 mod server;
 mod upstreams;
+mod websocket;
 
 use super::file::{FileConfig, FilterItem};
 use super::model::Config;

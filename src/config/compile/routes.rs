@@ -78,6 +78,7 @@ fn route(
         errors.at(format!("{at}.max_in_flight"), "must be at least 1");
     }
     let canary = r.canary.map(|c| canary(c, at, known, errors));
+    let websocket = r.websocket.map(|w| super::websocket::websocket(w, &format!("{at}.websocket"), errors));
     if r.cache.is_some() {
         errors.at(format!("{at}.cache"), "`cache` is not supported by this version of Portico");
     }
@@ -99,6 +100,7 @@ fn route(
         max_in_flight: r.max_in_flight,
         mirror,
         canary,
+        websocket,
     })
 }
 

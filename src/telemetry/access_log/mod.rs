@@ -76,6 +76,23 @@ pub struct AccessLine<'a> {
     pub upstream_duration_ms: Option<f64>,
     /// Error kind, when the request failed inside Portico.
     pub error: Option<&'a str>,
+    /// An upgraded connection's tunnel (the line is written when it closes); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<TunnelLine>,
+}
+
+/// What the access line says about a tunnel: its bytes each way, how long it was open after
+/// the upgrade, and why it closed.
+#[derive(Serialize, Clone, Copy, Debug)]
+pub struct TunnelLine {
+    /// Bytes from the client to the upstream.
+    pub bytes_in: u64,
+    /// Bytes from the upstream to the client.
+    pub bytes_out: u64,
+    /// Milliseconds from the upgrade to the close.
+    pub open_ms: f64,
+    /// `client_closed`, `upstream_closed`, `idle_timeout`, `shutdown` or `error`.
+    pub close: &'static str,
 }
 
 /// What the writer thread is handed.
