@@ -161,6 +161,9 @@ impl Shared {
         if let Err(e) = metrics.register(Box::new(crate::mirror::dropped_counter().clone())) {
             log::error!("cannot register the mirror's drop counter: {e}");
         }
+        if let Err(e) = metrics.register(Box::new(crate::compose::parts_counter().clone())) {
+            log::error!("cannot register the aggregate parts counter: {e}");
+        }
         Arc::new(Shared {
             generation: AtomicU64::new(runtime.generation),
             runtime: ArcSwap::from_pointee(runtime),

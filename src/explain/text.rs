@@ -118,6 +118,9 @@ pub fn action_text(a: &ActionSummary) -> String {
         format!("split {}", shares.join(" / "))
     } else if let Some(r) = &a.respond {
         format!("respond {}", r.status)
+    } else if let Some(agg) = &a.aggregate {
+        let names: Vec<&str> = agg.parts.iter().map(|p| p.name.as_str()).collect();
+        format!("aggregate {}{}", names.join(" + "), if agg.merge { " (merged)" } else { "" })
     } else {
         String::new()
     };

@@ -42,6 +42,7 @@ pub fn write(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Ctx, s
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         upstream_duration_ms: ctx.outcome.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
         error: error.map(ErrorKind::as_str),
+        parts: ctx.outcome.parts.as_ref(),
     });
 }
 

@@ -96,6 +96,8 @@ pub struct Outcome {
     pub reject: Option<Reject>,
     /// What went wrong, for the access log.
     pub error: Option<ErrorKind>,
+    /// An aggregate route's parts (name, upstream, target, outcome, duration), for the access log.
+    pub parts: Option<serde_json::Value>,
 }
 
 /// The filter chains a request runs through: the listener's, then the route's. Holds the specs

@@ -11,12 +11,14 @@
 //! | [`limits`]      | `listeners[].limits`: client timeouts, connection caps    |
 //! | [`upstreams`]   | `upstreams`: targets, balancing, health, TLS              |
 //! | [`routes`]      | `routes`: action, mirror, canary, rewrite, retry          |
+//! | [`aggregate`]   | `routes[].aggregate`: the parts of a composed answer      |
 //! | [`matcher`]     | `routes[].match`                                          |
 //!
 //! Defaults come from [`super::defaults`]. Below are what several sections share: a `filters:`
 //! list built through the filter registry ([`chain`]), and the small checks (addresses, files,
 //! header names).
 
+mod aggregate;
 mod consumers;
 mod limits;
 mod listeners;

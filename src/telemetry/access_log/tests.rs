@@ -56,6 +56,7 @@ fn line<'a>(host: &'a str, path: &'a str) -> AccessLine<'a> {
         duration_ms: 1.0,
         upstream_duration_ms: None,
         error: None,
+        parts: None,
     }
 }
 
