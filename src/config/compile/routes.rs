@@ -74,8 +74,8 @@ fn route(
         }
     }
     let matcher = matcher(std::mem::take(&mut r.matcher), &format!("{at}.match"), errors);
-    let action = action(&mut r, &matcher, at, known, errors);
     super::aggregate::stray_merge(&r, at, errors);
+    let action = action(&mut r, &matcher, at, known, errors);
     let mirror = r.mirror.map(|m| mirror(m, at, known, errors));
     if r.max_in_flight == Some(0) {
         errors.at(format!("{at}.max_in_flight"), "must be at least 1");
