@@ -24,7 +24,7 @@ pub mod template;
 
 pub use template::Template;
 
-use crate::config::{defaults, AggregateSpec, PathPattern, RouteSpec};
+use crate::config::{defaults, AggregateSpec, RouteSpec};
 use crate::proxy::errors::Answer;
 use crate::proxy::{forward, respond, Ctx};
 use crate::telemetry::Metrics;
@@ -94,14 +94,7 @@ pub async fn answer(
 
     // 2. Each part's request, its slots filled from the route's captures and the query.
     let req = session.req_header();
-    let captures = match &route.matcher.path {
-        PathPattern::Regex(re) => re.captures(req.uri.path()),
-        _ => None,
-    };
-    let mut vars = Vars { captures: Vec::new(), query: req.uri.query() };
-    if let (Some(caps), PathPattern::Regex(re)) = (&captures, &route.matcher.path) {
-        vars.captures = re.capture_names().flatten().filter_map(|n| caps.name(n).map(|m| (n, m.as_str()))).collect();
-    }
+    let vars = Vars::of(&route.matcher.path, req.uri.path(), req.uri.query());
     let total = route.timeout.unwrap_or(Duration::from_millis(defaults::AGGREGATE_TIMEOUT_MS));
     let mut calls = Vec::with_capacity(spec.parts.len());
     for p in &spec.parts {

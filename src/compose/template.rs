@@ -45,6 +45,21 @@ pub struct Vars<'a> {
     pub query: Option<&'a str>,
 }
 
+impl<'a> Vars<'a> {
+    /// The values `path` and `query` give a route whose path rule is `rule`: the named captures
+    /// of a `path_regex` (matched again here, only for aggregate routes, so ordinary routing
+    /// keeps its cheaper `is_match`), and the query.
+    pub fn of(rule: &'a crate::config::PathPattern, path: &'a str, query: Option<&'a str>) -> Self {
+        let captures = match rule {
+            crate::config::PathPattern::Regex(re) => re.captures(path).map_or_else(Vec::new, |caps| {
+                re.capture_names().flatten().filter_map(|n| caps.name(n).map(|m| (n, m.as_str()))).collect()
+            }),
+            _ => Vec::new(),
+        };
+        Vars { captures, query }
+    }
+}
+
 impl Vars<'_> {
     /// The decoded value of a slot; empty when the request has none (a query parameter that is
     /// absent, an optional capture that did not take part).

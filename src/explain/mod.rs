@@ -156,12 +156,14 @@ fn routed(
         Action::Aggregate(a) => {
             out.max_in_flight = route.max_in_flight;
             out.timeout_ms = route.timeout.map(|t| t.as_millis() as u64);
+            let vars = crate::compose::template::Vars::of(&route.matcher.path, probe.uri.path(), probe.uri.query());
             let parts: Vec<String> = a
                 .parts
                 .iter()
                 .map(|p| {
                     let required = if p.required { "required" } else { "optional" };
-                    format!("{} ({} {} via {}, {required})", p.name, p.method, p.path.as_str(), p.upstream)
+                    let path = p.path.render(&vars, crate::compose::template::Escape::Path);
+                    format!("{} ({} {path} via {}, {required})", p.name, p.method, p.upstream)
                 })
                 .collect();
             let how = if a.merge { "their fields merged into one JSON object" } else { "one JSON object by part name" };

@@ -381,6 +381,21 @@ async fn the_shipped_compose_example_answers_as_its_comments_say() {
     assert_eq!(header(&r, "cache-control"), Some("no-store"), "response filters run on the composed answer");
     let r = client().get(p.url("web", "/profile/abc")).send().await.expect("request");
     assert_eq!(r.status().as_u16(), 404);
+
+    // The operator sees the aggregate in /config, /routes and /explain.
+    let (_, config) = get_json(&p.admin_url("/config")).await;
+    assert_eq!(config["routes"][0]["aggregate"][1]["timeout_ms"], 300, "{config}");
+    let (_, routes) = get_json(&p.admin_url("/routes")).await;
+    let parts = &routes["listeners"][0]["routes"][0]["action"]["aggregate"]["parts"];
+    assert_eq!(
+        parts[0],
+        serde_json::json!({"name": "user", "upstream": "users", "method": "GET",
+        "path": "/users/{id}", "body": false, "required": true}),
+        "{routes}"
+    );
+    let (_, e) = get_json(&p.admin_url("/explain?url=%2Fprofile%2F42")).await;
+    assert_eq!(e["result"]["kind"], "aggregate", "{e}");
+    assert!(e["result"]["message"].as_str().is_some_and(|m| m.contains("GET /users/42 via users")), "{e}");
 }
 
 #[test]
