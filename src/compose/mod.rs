@@ -71,7 +71,8 @@ pub async fn answer(
         return pingora::Error::e_explain(pingora::ErrorType::InternalError, "no runtime config");
     };
     // 1. The request as every part carries it: prepared as a proxied request, then the chains'
-    //    upstream edits.
+    //    upstream edits; without the client's body framing, content type, encodings or upgrade
+    //    (parts answer in identity encoding, so their bodies can be embedded).
     let mut base = session.req_header().clone();
     forward::prepare_upstream_request(session, &mut base, ctx)?;
     for chain in ctx.chains().iter() {
@@ -88,6 +89,8 @@ pub async fn answer(
         header::CONTENT_TYPE,
         header::ACCEPT_ENCODING,
         header::EXPECT,
+        header::CONNECTION,
+        header::UPGRADE,
     ] {
         base.remove_header(&h);
     }
