@@ -132,3 +132,7 @@ fn part(
         timeout: p.timeout_ms.map(Duration::from_millis),
     })
 }
+
+#[cfg(test)]
+#[path = "aggregate_tests.rs"]
+mod tests;
