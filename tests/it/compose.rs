@@ -428,3 +428,88 @@ routes:
     assert!(!ok, "{text}");
     assert!(text.contains(":8:") && text.contains("routes[0].aggregate[1].path") && text.contains("{user}"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_goes_over_the_upstreams_mtls() {
+    let pki = crate::pki::Pki::new();
+    pki.issue("ca", "hop", "hop.internal", "DNS:hop.internal", false);
+    pki.issue("ca", "gateway", "gateway", "URI:spiffe://example.org/ns/edge/sa/gateway", true);
+    let o = Origins::start().await;
+    // An internal hop that requires a client certificate and tells its origin who called.
+    let hop = Portico::start(
+        Yaml::new(
+            r#"
+listeners:
+  - name: mesh
+    listen: "127.0.0.1:$mesh"
+    role: internal
+    forward_client_cert: x-forwarded-client-cert
+    tls: {certs: [{cert: $hop, key: $hop_key}], client_ca: $ca, require_client_cert: true}
+upstreams:
+  origin: {targets: ["$fast"]}
+routes:
+  - {name: all, upstream: origin}
+"#,
+        )
+        .set("hop", pki.path("hop.crt").display())
+        .set("hop_key", pki.path("hop.key").display())
+        .set("ca", pki.path("ca.crt").display())
+        .origin(&o.fast),
+    )
+    .await;
+    let p = Portico::start(
+        Yaml::web(
+            r#"
+upstreams:
+  fast: {targets: ["$fast"]}
+  hop:
+    targets: ["127.0.0.1:$port"]
+    tls: {sni: hop.internal, ca: $ca, cert: $gw, key: $gw_key}
+routes:
+  - name: both
+    match: {path: /both}
+    aggregate:
+      - {name: plain, upstream: fast, path: /plain}
+      - {name: mesh, upstream: hop, path: /mesh}
+"#,
+        )
+        .origin(&o.fast)
+        .set("port", hop.port("mesh"))
+        .set("ca", pki.path("ca.crt").display())
+        .set("gw", pki.path("gateway.crt").display())
+        .set("gw_key", pki.path("gateway.key").display()),
+    )
+    .await;
+    let (status, complete, failed, body) = get(&p, "/both").await;
+    assert_eq!((status, complete.as_deref(), failed), (200, Some("true"), None), "{body}");
+    assert_eq!(body["mesh"]["path"], "/mesh");
+    let xfcc = body["mesh"]["headers"]["x-forwarded-client-cert"].as_str().unwrap_or_default();
+    assert!(xfcc.contains("URI=spiffe://example.org/ns/edge/sa/gateway"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_body_over_the_bound_fails_that_part_only() {
+    let o = Origins::start().await;
+    o.fast.set_fixed("/big", &format!("\"{}\"", "x".repeat(1024 * 1024 + 16)));
+    o.fast.set_fixed("/text", "not json at all");
+    let p = Portico::start(o.config(
+        r#"
+  - name: sizes
+    match: {path: /sizes}
+    aggregate:
+      - {name: small, upstream: fast, path: /small}
+      - {name: big, upstream: fast, path: /big, required: false}
+      - {name: text, upstream: fast, path: /text}
+"#,
+    ))
+    .await;
+    let r = client().get(p.url("web", "/sizes")).send().await.expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(header(&r, FAILED), Some("big=too_large"));
+    let text = r.text().await.expect("body");
+    assert!(text.len() < 64 * 1024, "the big body is not in the answer: {} bytes", text.len());
+    let body: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(body["big"], serde_json::Value::Null);
+    assert_eq!(body["small"]["path"], "/small");
+    assert_eq!(body["text"], "not json at all", "a body that is not JSON is a string: {body}");
+}
