@@ -106,7 +106,7 @@ mod tests {
     use crate::compose::Template;
     use crate::config::PartSpec;
     use bytes::Bytes;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     fn spec(merge: bool, parts: &[(&str, bool)]) -> AggregateSpec {
         let parts = parts
@@ -126,11 +126,11 @@ mod tests {
 
     fn ok(body: &str, json: bool) -> Outcome {
         let answered = Answered { status: 200, json, body: Bytes::from(body.to_string()) };
-        Outcome { result: Ok(answered), target: None, elapsed: Duration::ZERO }
+        Outcome { result: Ok(answered), target: None, started: Instant::now(), elapsed: Duration::ZERO }
     }
 
     fn failed(why: Failure) -> Outcome {
-        Outcome { result: Err(why), target: None, elapsed: Duration::ZERO }
+        Outcome { result: Err(why), target: None, started: Instant::now(), elapsed: Duration::ZERO }
     }
 
     fn json(c: &Composed) -> serde_json::Value {

@@ -27,6 +27,7 @@ pub use template::Template;
 use crate::config::{defaults, AggregateSpec, RouteSpec};
 use crate::proxy::errors::Answer;
 use crate::proxy::{forward, respond, Ctx};
+use crate::telemetry::otlp::request::PartSpan;
 use crate::telemetry::Metrics;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue};
@@ -100,12 +101,18 @@ pub async fn answer(
     let vars = Vars::of(&route.matcher.path, req.uri.path(), req.uri.query());
     let total = route.timeout.unwrap_or(Duration::from_millis(defaults::AGGREGATE_TIMEOUT_MS));
     let mut calls = Vec::with_capacity(spec.parts.len());
+    let mut span_ids = Vec::with_capacity(spec.parts.len());
     for p in &spec.parts {
         let Some(pool) = runtime.pools.get(&p.upstream) else {
             return Err(ctx.outcome.refuse(Answer::UnknownUpstream { upstream: &p.upstream }));
         };
         let body = p.body.as_ref().map(|b| Bytes::from(b.render(&vars, Escape::Json)));
-        let header = part_header(&base, p, &p.path.render(&vars, Escape::Path), body.as_ref())?;
+        let mut header = part_header(&base, p, &p.path.render(&vars, Escape::Path), body.as_ref())?;
+        // Each part is its own client span under the request's server span.
+        if let Some((id, traceparent)) = ctx.request.span.as_ref().map(|s| s.part_context()) {
+            header.insert_header("traceparent", traceparent)?;
+            span_ids.push(id);
+        }
         let budget = p.timeout.map_or(total, |t| t.min(total));
         let client_ip = ctx.filter.client_ip;
         calls.push(part::call(
@@ -122,6 +129,21 @@ pub async fn answer(
     for (p, o) in spec.parts.iter().zip(&outcomes) {
         let outcome = o.result.as_ref().map_or_else(|f| f.label(), |_| "ok");
         counter.with_label_values(&[&route.name, &p.name, outcome]).inc();
+    }
+    if let Some(span) = ctx.request.span.as_mut() {
+        for ((p, o), span_id) in spec.parts.iter().zip(&outcomes).zip(span_ids) {
+            span.part(PartSpan {
+                span_id,
+                name: &p.name,
+                method: p.method.as_str(),
+                upstream: &p.upstream,
+                target: o.target,
+                started: o.started,
+                elapsed: o.elapsed,
+                status: o.status(),
+                error: o.result.as_ref().err().map(|f| f.label()),
+            });
+        }
     }
     ctx.outcome.upstream_time = outcomes.iter().map(|o| o.elapsed).max();
     ctx.outcome.parts = Some(access_parts(spec, &outcomes));
@@ -176,7 +198,7 @@ fn access_parts(spec: &AggregateSpec, outcomes: &[part::Outcome]) -> serde_json:
             "name": &*p.name,
             "upstream": &*p.upstream,
             "target": o.target.map(|t| crate::telemetry::socket_addr_text(&t)),
-            "status": o.result.as_ref().ok().map(|a| a.status),
+            "status": o.status(),
             "outcome": o.result.as_ref().map_or_else(|f| f.to_string(), |_| "ok".to_string()),
             "duration_ms": (o.elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
         })

@@ -95,8 +95,21 @@ pub struct Outcome {
     pub result: Result<Answered, Failure>,
     /// The target it went to, when one was picked.
     pub target: Option<SocketAddr>,
+    /// When the call started.
+    pub started: Instant,
     /// From the start of the call to its end.
     pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// The status the part answered with, 2xx or not.
+    pub fn status(&self) -> Option<u16> {
+        match &self.result {
+            Ok(a) => Some(a.status),
+            Err(Failure::Status(s)) => Some(*s),
+            Err(_) => None,
+        }
+    }
 }
 
 /// What a part sends.
@@ -118,7 +131,7 @@ pub struct Call<'a> {
 /// Calls one part: slot, breaker, target, peer, exchange, then the attempt recorded.
 pub async fn call(c: Call<'_>, metrics: &Metrics) -> Outcome {
     let started = Instant::now();
-    let done = |result, target| Outcome { result, target, elapsed: started.elapsed() };
+    let done = |result, target| Outcome { result, target, started, elapsed: started.elapsed() };
     let pool = c.pool;
     let now = now_ms();
     // 1. The pool's concurrency limit, then its breaker.

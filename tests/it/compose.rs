@@ -513,3 +513,56 @@ async fn a_part_body_over_the_bound_fails_that_part_only() {
     assert_eq!(body["small"]["path"], "/small");
     assert_eq!(body["text"], "not json at all", "a body that is not JSON is a string: {body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_part_is_a_client_span_the_origin_is_told_about() {
+    let collector = crate::tracing::Collector::start();
+    let o = Origins::start().await;
+    let p = Portico::start(
+        o.config(
+            r#"
+  - name: profile
+    match: {path: /profile}
+    aggregate:
+      - {name: user, upstream: fast, path: /users/me}
+      - {name: orders, upstream: failing, path: /orders, required: false}
+"#,
+        )
+        .add("tracing: {otlp_endpoint: \"$collector\", sample_ratio: 1.0, service_name: it-compose}\n")
+        .set("collector", collector.endpoint()),
+    )
+    .await;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let r = client()
+        .get(p.url("web", "/profile"))
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+    let request_id = header(&r, "x-request-id").expect("a request id").to_string();
+    let body: serde_json::Value = r.json().await.expect("json");
+    let spans = collector.spans_through(&request_id).await;
+    let server = spans
+        .iter()
+        .find(|s| s["kind"] == "SPAN_KIND_SERVER" && s["attributes"]["portico.request_id"] == request_id.as_str())
+        .expect("the server span");
+    assert_eq!(server["trace_id"], trace);
+    let part = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s["kind"] == "SPAN_KIND_CLIENT" && s["attributes"]["portico.part"] == name)
+            .unwrap_or_else(|| panic!("a client span for {name}: {spans:#?}"))
+    };
+    let (user, orders) = (part("user"), part("orders"));
+    for s in [user, orders] {
+        assert_eq!((&s["trace_id"], &s["parent_span_id"]), (&server["trace_id"], &server["span_id"]), "{s}");
+    }
+    assert_eq!(user["attributes"]["http.response.status_code"], 200);
+    assert_eq!(user["attributes"]["portico.upstream"], "fast");
+    assert_eq!(orders["attributes"]["http.response.status_code"], 503);
+    assert_eq!(orders["status"]["code"], "STATUS_CODE_ERROR");
+    // The origin's parent is the part's own span.
+    let tp = body["user"]["headers"]["traceparent"].as_str().expect("the user part's traceparent");
+    assert_eq!(tp, format!("00-{trace}-{}-01", user["span_id"].as_str().expect("hex")));
+}
