@@ -12,7 +12,8 @@
 //! `request_filter`, as a static response is), and its response filters run over the composed
 //! answer. Every part carries the request as the filters left it, prepared as a proxied request
 //! is (hop-by-hop headers removed, `X-Forwarded-*`, request id, `traceparent`, the chains'
-//! upstream edits such as forwarded JWT claims); the client's body is not sent.
+//! upstream edits such as forwarded JWT claims); the client's body is not sent. Each part is its
+//! own client span under the request's server span, and its `traceparent` names that span.
 //!
 //! Bounds: the route's `timeout_ms` (else [`defaults::AGGREGATE_TIMEOUT_MS`]) bounds the whole
 //! composition, a part's `timeout_ms` bounds that part within it, and a part's body is read up
