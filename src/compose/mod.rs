@@ -117,7 +117,15 @@ pub async fn answer(
         let budget = p.timeout.map_or(total, |t| t.min(total));
         let client_ip = ctx.filter.client_ip;
         calls.push(part::call(
-            part::Call { pool, header, body, budget, client_ip, max_bytes: spec.max_part_bytes },
+            part::Call {
+                pool,
+                header,
+                body,
+                budget,
+                client_ip,
+                max_bytes: spec.max_part_bytes,
+                keepalive_pool_size: runtime.config.server.upstream_keepalive_pool_size,
+            },
             metrics,
         ));
     }

@@ -12,6 +12,7 @@ use crate::upstream::window::now_ms;
 use crate::upstream::{build_peer, Pool};
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 use std::fmt;
@@ -20,10 +21,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// One connector (with its connection pool) for every part of the process: parts reuse
-/// connections to a target across requests as proxied requests do.
-fn connector() -> &'static Connector {
+/// connections to a target across requests as proxied requests do. It keeps as many idle
+/// connections as `server.upstream_keepalive_pool_size` says (a setting bound at start, so the
+/// first call's value holds).
+fn connector(pool_size: usize) -> &'static Connector {
     static CONNECTOR: OnceLock<Connector> = OnceLock::new();
-    CONNECTOR.get_or_init(|| Connector::new(None))
+    CONNECTOR.get_or_init(|| Connector::new(Some(ConnectorOptions::new(pool_size))))
 }
 
 /// Informational (1xx) heads skipped before the real response, at most.
@@ -126,6 +129,8 @@ pub struct Call<'a> {
     pub client_ip: Option<IpAddr>,
     /// The body bound.
     pub max_bytes: usize,
+    /// `server.upstream_keepalive_pool_size`.
+    pub keepalive_pool_size: usize,
 }
 
 /// Calls one part: slot, breaker, target, peer, exchange, then the attempt recorded.
@@ -156,7 +161,12 @@ pub async fn call(c: Call<'_>, metrics: &Metrics) -> Outcome {
     let target = backend.as_inet().copied();
     let attempt = target.map(|addr| Attempt::start(pool.clone(), addr, admission));
     // 4. The exchange, bounded as a whole.
-    let result = match tokio::time::timeout(c.budget, exchange(&peer, c.header, c.body, c.max_bytes)).await {
+    let result = match tokio::time::timeout(
+        c.budget,
+        exchange(connector(c.keepalive_pool_size), &peer, c.header, c.body, c.max_bytes),
+    )
+    .await
+    {
         Ok(result) => result,
         Err(_) => Err(Failure::Timeout),
     };
@@ -185,13 +195,14 @@ fn failure(e: &pingora::Error) -> Failure {
 /// Sends the request and reads the whole response, up to `max_bytes` of body; the connection
 /// goes back to the pool when the response was read to its end.
 async fn exchange(
+    connector: &Connector,
     peer: &HttpPeer,
     header: RequestHeader,
     body: Option<Bytes>,
     max_bytes: usize,
 ) -> Result<Answered, Failure> {
     let fail = |e: Box<pingora::Error>| failure(&e);
-    let (mut session, _reused) = connector().get_http_session(peer).await.map_err(fail)?;
+    let (mut session, _reused) = connector.get_http_session(peer).await.map_err(fail)?;
     session.write_request_header(Box::new(header)).await.map_err(fail)?;
     if let Some(body) = body {
         session.write_request_body(body, true).await.map_err(fail)?;
@@ -221,7 +232,7 @@ async fn exchange(
         buf.extend_from_slice(&chunk);
     }
     if session.response_done() {
-        connector().release_http_session(session, peer, peer.options.idle_timeout).await;
+        connector.release_http_session(session, peer, peer.options.idle_timeout).await;
     }
     if !(200..300).contains(&status) {
         return Err(Failure::Status(status));
