@@ -412,7 +412,7 @@ start_proxy() {
         P_MASTER=$STARTED_PID
         ;;
     esac
-    if ! wait_ready "$P_URL_BASE$REQ_PATH" "$P_MASTER" "${CURL_HEADERS[@]}"; then
+    if ! wait_ready "$P_URL_BASE$READY_PATH" "$P_MASTER" "${CURL_HEADERS[@]}"; then
         P_SKIP="FAILED: did not answer 200 ok"
         log "$proxy ($scenario) did not answer 200 ok; its log:"
         tail -n 20 "$TMP/$scenario-$proxy.log" "$dir/error.log" 2>/dev/null >&2 || true
@@ -568,6 +568,9 @@ run_scenario() {
 
     REQ_PATH=$(meta1 "$template" path)
     REQ_PATH=${REQ_PATH:-/}
+    # A scenario whose answer is not `ok` (aggregate3) names a path that is.
+    READY_PATH=$(meta1 "$template" ready)
+    READY_PATH=${READY_PATH:-$REQ_PATH}
     scheme=$(meta1 "$template" scheme)
     scheme=${scheme:-http}
     proxies=$(meta1 "$template" proxies)
@@ -727,6 +730,12 @@ if d50 is not None and any(s == "latency" for s in order_s):
         rows_l.append(f"| {names.get(p, p)} | {lat(p50)} | {lat(p99)} | {p50 - d50:+.0f} us | {p99 - d99:+.0f} us |")
     added = ("\n\n### latency: one connection, one request at a time (medians over rounds; direct "
              f"{lat(d50)} p50, {lat(d99)} p99)\n\n" + "\n".join(rows_l))
+# aggregate3 against three plain proxied requests (the target: at most 1.3x).
+for p in ("portico", "base"):
+    agg, plain = med(by.get(("aggregate3", p), []), "cpu_us_req"), med(by.get(("plain", p), []), "cpu_us_req")
+    if agg and plain:
+        table += (f"\n\naggregate3 ({names.get(p, p)}): {agg:.2f} us CPU per client request of three parts = "
+                  f"{agg / (3 * plain):.2f}x three plain proxied requests (3 x {plain:.2f} us)")
 
 raw = ["| scenario | proxy | round | req/s | p50 us | p99 us | CPU us/req | RSS KiB | requests | errors |",
        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]

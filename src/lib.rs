@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod canonical;
+pub mod compose;
 pub mod config;
 pub mod daemon;
 pub mod explain;

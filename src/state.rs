@@ -164,6 +164,9 @@ impl Shared {
             log::error!("cannot register the mirror's drop counter: {e}");
         }
         let tunnels = Arc::new(crate::proxy::Tunnels::new(&metrics));
+        if let Err(e) = metrics.register(Box::new(crate::compose::parts_counter().clone())) {
+            log::error!("cannot register the aggregate parts counter: {e}");
+        }
         Arc::new(Shared {
             tunnels,
             generation: AtomicU64::new(runtime.generation),

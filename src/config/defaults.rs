@@ -158,4 +158,16 @@ pub const RETRY_BUDGET_PERCENT: f64 = 20.0;
 pub const RETRY_NON_IDEMPOTENT: bool = false;
 /// `routes[].respond.status`.
 pub const RESPOND_STATUS: u16 = 200;
+/// `routes[].aggregate[].method`.
+pub const AGGREGATE_METHOD: &str = "GET";
+/// `routes[].aggregate[].required`: a part fails the whole answer unless it says otherwise.
+pub const AGGREGATE_REQUIRED: bool = true;
+/// `routes[].aggregate_merge`: one field per part name.
+pub const AGGREGATE_MERGE: bool = false;
+/// The bound on an aggregate route's whole composition when the route has no `timeout_ms`:
+/// the parts still have their upstreams' own connect and read timeouts, this caps them all.
+pub const AGGREGATE_TIMEOUT_MS: u64 = 10_000;
+/// The largest body one part may answer with (1 MiB); a larger one fails the part
+/// (`too_large`), so a composed answer holds at most this much per part.
+pub const AGGREGATE_MAX_PART_BYTES: usize = 1024 * 1024;
 // `routes[].listeners`: every listener. `routes[].respond.body`: empty.

@@ -338,9 +338,11 @@ pub struct RouteFile {
     pub cache: Option<IgnoredAny>,
     #[serde(default)]
     pub respond: Option<RespondFile>,
-    /// Like `cache`: refused by name.
+    /// Parts called concurrently and composed into one JSON answer (`config/compile/aggregate.rs`).
     #[serde(default)]
-    pub aggregate: Option<IgnoredAny>,
+    pub aggregate: Option<Vec<AggregatePartFile>>,
+    #[serde(default)]
+    pub aggregate_merge: Option<bool>,
     #[serde(default)]
     pub filters: Vec<FilterItem>,
     #[serde(default)]
@@ -349,6 +351,23 @@ pub struct RouteFile {
     pub canary: Option<CanaryFile>,
     #[serde(default)]
     pub websocket: Option<WebSocketFile>,
+}
+
+/// One part of an aggregate route: `{name, upstream, path, method, body, required, timeout_ms}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatePartFile {
+    pub name: String,
+    pub upstream: String,
+    pub path: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub required: Option<bool>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// Requests carrying a header or cookie (with a value, or any) go to the canary upstream.

@@ -10,8 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod aggregate;
 mod listener;
 mod websocket;
+pub use aggregate::*;
 pub use listener::*;
 pub use websocket::*;
 
@@ -319,6 +321,8 @@ pub enum Action {
     Split(Vec<(Arc<str>, u32)>),
     /// Answer with a static response.
     Respond(RespondSpec),
+    /// Call several upstreams concurrently and answer one JSON object (`src/compose/`).
+    Aggregate(Arc<AggregateSpec>),
 }
 
 /// Path and host rewriting on the way upstream.

@@ -153,6 +153,27 @@ fn routed(
             };
             return;
         }
+        Action::Aggregate(a) => {
+            out.max_in_flight = route.max_in_flight;
+            out.timeout_ms = route.timeout.map(|t| t.as_millis() as u64);
+            let vars = crate::compose::template::Vars::of(&route.matcher.path, probe.uri.path(), probe.uri.query());
+            let parts: Vec<String> = a
+                .parts
+                .iter()
+                .map(|p| {
+                    let required = if p.required { "required" } else { "optional" };
+                    let path = p.path.render(&vars, crate::compose::template::Escape::Path);
+                    format!("{} ({} {path} via {}, {required})", p.name, p.method, p.upstream)
+                })
+                .collect();
+            let how = if a.merge { "their fields merged into one JSON object" } else { "one JSON object by part name" };
+            out.result = Outcome {
+                kind: "aggregate",
+                status: None,
+                message: format!("route {} calls {} at once and answers {how}{pass}", route.name, parts.join(", ")),
+            };
+            return;
+        }
         Action::Upstream(u) => vec![u],
         Action::Split(parts) => parts.iter().map(|(u, _)| &**u).collect(),
     };

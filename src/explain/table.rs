@@ -73,7 +73,7 @@ pub struct PathSummary {
     pub value: Option<String>,
 }
 
-/// What a route does: exactly one of `upstream`, `split`, `respond` is set.
+/// What a route does: exactly one of `upstream`, `split`, `respond`, `aggregate` is set.
 #[derive(Debug, Serialize)]
 pub struct ActionSummary {
     /// Proxy to this upstream.
@@ -91,6 +91,58 @@ pub struct ActionSummary {
     /// A copy of requests goes to a shadow upstream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorSummary>,
+    /// Answer with these parts, called at once and composed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<AggregateSummary>,
+}
+
+/// An aggregate route's parts, as configured.
+#[derive(Debug, Serialize)]
+pub struct AggregateSummary {
+    /// `aggregate_merge`: top-level fields merged instead of one field per part.
+    pub merge: bool,
+    /// The parts, in answer order.
+    pub parts: Vec<PartSummary>,
+}
+
+/// One part of an aggregate route.
+#[derive(Debug, Serialize)]
+pub struct PartSummary {
+    /// Its field in the answer.
+    pub name: String,
+    /// The pool it goes through.
+    pub upstream: String,
+    /// Method sent.
+    pub method: String,
+    /// Path template as written (`/users/{id}`).
+    pub path: String,
+    /// Whether it sends a body.
+    pub body: bool,
+    /// Whether its failure fails the answer.
+    pub required: bool,
+    /// Its own bound, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl AggregateSummary {
+    /// The summary of `a`.
+    pub fn of(a: &crate::config::AggregateSpec) -> Self {
+        let parts = a
+            .parts
+            .iter()
+            .map(|p| PartSummary {
+                name: p.name.to_string(),
+                upstream: p.upstream.to_string(),
+                method: p.method.to_string(),
+                path: p.path.as_str().to_string(),
+                body: p.body.is_some(),
+                required: p.required,
+                timeout_ms: p.timeout.map(|t| t.as_millis() as u64),
+            })
+            .collect();
+        AggregateSummary { merge: a.merge, parts }
+    }
 }
 
 /// One part of a traffic split.
@@ -214,10 +266,12 @@ pub fn host_pattern(h: &HostPattern) -> String {
 
 impl ActionSummary {
     fn of(r: &RouteSpec) -> Self {
-        let mut a = ActionSummary { upstream: None, split: None, respond: None, canary: None, mirror: None };
+        let mut a =
+            ActionSummary { upstream: None, split: None, respond: None, canary: None, mirror: None, aggregate: None };
         match &r.action {
             Action::Upstream(u) => a.upstream = Some(u.to_string()),
             Action::Split(parts) => a.split = Some(split_parts(parts)),
+            Action::Aggregate(agg) => a.aggregate = Some(AggregateSummary::of(agg)),
             Action::Respond(resp) => {
                 a.respond = Some(RespondSummary {
                     status: resp.status,

@@ -100,6 +100,21 @@ fn explain_golden_traffic() {
     );
 }
 
+#[test]
+fn explain_golden_compose() {
+    golden(
+        "explain-compose.txt",
+        &transcript(
+            "compose.yaml",
+            &[
+                ("GET", "http://localhost:8080/profile/42?limit=5", &[]),
+                ("GET", "http://localhost:8080/dashboard/42", &[]),
+                ("GET", "http://localhost:8080/profile/abc", &[]),
+            ],
+        ),
+    );
+}
+
 /// Every routing and upstream feature the shipped configs leave out.
 const FEATURES: &str = r#"
 listeners:

@@ -118,6 +118,9 @@ pub fn action_text(a: &ActionSummary) -> String {
         format!("split {}", shares.join(" / "))
     } else if let Some(r) = &a.respond {
         format!("respond {}", r.status)
+    } else if let Some(agg) = &a.aggregate {
+        let names: Vec<&str> = agg.parts.iter().map(|p| p.name.as_str()).collect();
+        format!("aggregate {}{}", names.join(" + "), if agg.merge { " (merged)" } else { "" })
     } else {
         String::new()
     };
@@ -194,7 +197,24 @@ pub fn explanation(e: &Explanation) -> String {
             pool(&mut out, p);
         }
     }
-    if e.route.as_ref().is_some_and(|r| r.action.respond.is_none()) {
+    let aggregate = e.route.as_ref().is_some_and(|r| r.action.aggregate.is_some());
+    if aggregate {
+        out.push('\n');
+        let mut b = Block::new(&mut out, 2, 10);
+        b.line(
+            "timeout",
+            &match e.timeout_ms {
+                Some(t) => format!("{t} ms for the whole composition; each part's timeout_ms within it"),
+                None => format!(
+                    "no route timeout: the composition is bounded by {} ms",
+                    crate::config::defaults::AGGREGATE_TIMEOUT_MS
+                ),
+            },
+        );
+        if let Some(max) = e.max_in_flight {
+            b.line("limit", &format!("{max} requests in flight on this route; more get 503"));
+        }
+    } else if e.route.as_ref().is_some_and(|r| r.action.respond.is_none()) {
         out.push('\n');
         let mut b = Block::new(&mut out, 2, 10);
         match &e.retry {

@@ -48,6 +48,7 @@ pub fn write(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Ctx, s
             open_ms: t.age().as_secs_f64() * 1000.0,
             close: t.close_reason().map_or("error", |c| c.as_str()),
         }),
+        parts: ctx.outcome.parts.as_ref(),
     });
 }
 

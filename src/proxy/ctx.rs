@@ -98,6 +98,8 @@ pub struct Outcome {
     pub error: Option<ErrorKind>,
     /// The upgraded connection, from the upstream's 101 until the request's `logging`.
     pub tunnel: Option<super::websocket::Tunnel>,
+    /// An aggregate route's parts (name, upstream, target, outcome, duration), for the access log.
+    pub parts: Option<serde_json::Value>,
 }
 
 /// The filter chains a request runs through: the listener's, then the route's. Holds the specs

@@ -73,6 +73,15 @@ pub enum Answer<'a> {
     BadHost(HostError),
     /// 400: a path that cannot be made canonical safely (encoded `/`, `\` or NUL, above `/`).
     BadPath(PathError),
+    /// 502: a required part of an aggregate route failed.
+    AggregatePartFailed {
+        /// The part's name.
+        part: &'a str,
+        /// Why (`timeout`, `connect_error`, a status).
+        reason: &'a str,
+    },
+    /// 502: every part of an aggregate route failed.
+    AggregateFailed,
     /// 500: a failure of Portico's own.
     Internal,
 }
@@ -111,6 +120,7 @@ impl Answer<'_> {
             Answer::BadFraming(e) => e.status(),
             Answer::Internal => 500,
             Answer::UnknownUpstream { .. } | Answer::ConnectFailed | Answer::UpstreamConnectionFailed => 502,
+            Answer::AggregatePartFailed { .. } | Answer::AggregateFailed => 502,
             Answer::RouteConcurrencyLimited
             | Answer::UpstreamOverloaded { .. }
             | Answer::CircuitOpen { .. }
@@ -138,6 +148,8 @@ impl Answer<'_> {
             Answer::BadFraming(e) => e.as_str(),
             Answer::BadHost(e) => e.as_str(),
             Answer::BadPath(e) => e.as_str(),
+            Answer::AggregatePartFailed { .. } => "aggregate_part_failed",
+            Answer::AggregateFailed => "aggregate_failed",
             Answer::Internal => "internal_error",
         }
     }
@@ -207,6 +219,10 @@ impl From<Answer<'_>> for Reject {
             Answer::BadFraming(e) => Reject::new(status, code, e.message()),
             Answer::BadHost(e) => Reject::new(status, code, e.message()),
             Answer::BadPath(e) => Reject::new(status, code, e.message()),
+            Answer::AggregatePartFailed { part, reason } => {
+                Reject::new(status, code, format!("required part \"{part}\" failed: {reason}"))
+            }
+            Answer::AggregateFailed => Reject::new(status, code, "every part of the aggregate failed"),
             Answer::Internal => Reject::new(status, code, "internal error"),
         }
     }

@@ -11,7 +11,8 @@
 //!                                  identity headers (400, 431, 501);
 //!                                  redirect to HTTPS; find the route (404, 405);  select.rs, respond.rs
 //!                                  run the chains (refuse, answer, annotate);
-//!                                  answer a static route; take the route's slot
+//!                                  answer a static route; take the route's slot;
+//!                                  answer an aggregate route (src/compose/)
 //!  3  request_body_filter          keep the mirror's copy; body filters refuse    mirror.rs
 //!                                  (a tunnel's bytes: only counted)               websocket/
 //!  4  upstream_peer                pick the pool (filter, canary, split); take    select.rs, retry.rs,
@@ -51,11 +52,11 @@
 mod access;
 pub(crate) mod canon;
 mod ctx;
-mod errors;
+pub(crate) mod errors;
 mod failure;
-mod forward;
-mod guards;
-mod respond;
+pub(crate) mod forward;
+pub(crate) mod guards;
+pub(crate) mod respond;
 mod retry;
 pub(crate) mod select;
 mod websocket;
@@ -192,6 +193,11 @@ impl ProxyHttp for Portico {
                 respond::reject(session, ctx, &Answer::RouteConcurrencyLimited.into()).await?;
                 return Ok(true);
             }
+        }
+        // 5. Aggregate routes answer with their parts, composed (src/compose/).
+        if let Action::Aggregate(spec) = &route.action {
+            crate::compose::answer(session, ctx, &self.shared.metrics, &route, spec).await?;
+            return Ok(true);
         }
         if route.mirror.is_some() {
             ctx.routing.mirror_body = Some(Vec::new());

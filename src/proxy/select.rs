@@ -71,7 +71,9 @@ pub fn pool_name(session: &Session, ctx: &mut Ctx, route: &RouteSpec) -> pingora
     match &route.action {
         Action::Upstream(name) => Ok(name.clone()),
         Action::Split(parts) => Ok(pick_weighted(parts)),
-        Action::Respond(_) => Error::e_explain(ErrorType::InternalError, "respond route reached upstream selection"),
+        Action::Respond(_) | Action::Aggregate(_) => {
+            Error::e_explain(ErrorType::InternalError, "a route that answers itself reached upstream selection")
+        }
     }
 }
 

@@ -229,6 +229,7 @@ async fn handle(
     }
     let json = serde_json::json!({
         "instance": name, "method": method, "uri": uri, "path": path, "headers": headers, "body_len": body.len(),
+        "body": String::from_utf8_lossy(&body),
     });
     Ok(Response::builder()
         .status(status)

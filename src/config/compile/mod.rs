@@ -11,6 +11,7 @@
 //! | [`limits`]      | `listeners[].limits`: client timeouts, connection caps    |
 //! | [`upstreams`]   | `upstreams`: targets, balancing, health, TLS              |
 //! | [`routes`]      | `routes`: action, mirror, canary, rewrite, retry          |
+//! | [`aggregate`]   | `routes[].aggregate`: the parts of a composed answer      |
 //! | [`matcher`]     | `routes[].match`                                          |
 //! | [`websocket`]   | `routes[].websocket`: upgraded connections as tunnels     |
 //!
@@ -18,6 +19,7 @@
 //! list built through the filter registry ([`chain`]), and the small checks (addresses, files,
 //! header names).
 
+mod aggregate;
 mod consumers;
 mod limits;
 mod listeners;

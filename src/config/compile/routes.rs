@@ -5,7 +5,7 @@ use super::matcher::matcher;
 use super::{chain, header_name};
 use crate::config::defaults;
 use crate::config::file::{CanaryFile, MirrorFile, RespondFile, RetryFile, RetryOnFile, RewriteFile, RouteFile};
-use crate::config::model::{Action, CanarySpec, MirrorSpec, RespondSpec, RetrySpec, Rewrite, RouteSpec};
+use crate::config::model::{Action, CanarySpec, MatchSpec, MirrorSpec, RespondSpec, RetrySpec, Rewrite, RouteSpec};
 use crate::config::Errors;
 use http::{HeaderName, HeaderValue};
 use portico_filters::BuildContext;
@@ -22,12 +22,14 @@ pub(super) struct Known<'a> {
 }
 
 impl Known<'_> {
-    /// An error at `at` unless an upstream is called `name`.
-    fn check_upstream(&self, name: &str, at: String, errors: &mut Errors<'_>) {
-        if !self.upstreams.iter().any(|n| n == name) {
+    /// An error at `at` unless an upstream is called `name`; whether there is one.
+    pub(super) fn check_upstream(&self, name: &str, at: String, errors: &mut Errors<'_>) -> bool {
+        let found = self.upstreams.iter().any(|n| n == name);
+        if !found {
             let known = if self.upstreams.is_empty() { "none defined".to_string() } else { self.upstreams.join(", ") };
             errors.at(at, format!("no upstream named \"{name}\" (known: {known})"));
         }
+        found
     }
 }
 
@@ -72,7 +74,8 @@ fn route(
         }
     }
     let matcher = matcher(std::mem::take(&mut r.matcher), &format!("{at}.match"), errors);
-    let action = action(&mut r, at, known, errors);
+    super::aggregate::stray_merge(&r, at, errors);
+    let action = action(&mut r, &matcher, at, known, errors);
     let mirror = r.mirror.map(|m| mirror(m, at, known, errors));
     if r.max_in_flight == Some(0) {
         errors.at(format!("{at}.max_in_flight"), "must be at least 1");
@@ -104,12 +107,18 @@ fn route(
     })
 }
 
-/// Exactly one of `upstream`, `split`, `respond` (`aggregate` is refused by this version).
-fn action(r: &mut RouteFile, at: &str, known: &Known<'_>, errors: &mut Errors<'_>) -> Option<Action> {
+/// Exactly one of `upstream`, `split`, `respond`, `aggregate`.
+fn action(
+    r: &mut RouteFile,
+    matcher: &MatchSpec,
+    at: &str,
+    known: &Known<'_>,
+    errors: &mut Errors<'_>,
+) -> Option<Action> {
     let actions = [r.upstream.is_some(), r.split.is_some(), r.respond.is_some(), r.aggregate.is_some()];
     match actions.iter().filter(|set| **set).count() {
         0 => {
-            errors.at(at, "a route needs one of `upstream`, `split`, `respond`");
+            errors.at(at, "a route needs one of `upstream`, `split`, `respond`, `aggregate`");
             None
         }
         1 => {
@@ -129,8 +138,9 @@ fn action(r: &mut RouteFile, at: &str, known: &Known<'_>, errors: &mut Errors<'_
             } else if let Some(resp) = r.respond.take() {
                 respond(resp, &format!("{at}.respond"), errors).map(Action::Respond)
             } else {
-                errors.at(format!("{at}.aggregate"), "`aggregate` is not supported by this version of Portico");
-                None
+                let parts = r.aggregate.take().unwrap_or_default();
+                super::aggregate::aggregate(parts, r, matcher, at, known, errors)
+                    .map(|a| Action::Aggregate(Arc::new(a)))
             }
         }
         _ => {

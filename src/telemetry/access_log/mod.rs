@@ -76,6 +76,9 @@ pub struct AccessLine<'a> {
     pub upstream_duration_ms: Option<f64>,
     /// Error kind, when the request failed inside Portico.
     pub error: Option<&'a str>,
+    /// An aggregate route's parts: name, upstream, target, status, outcome, duration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts: Option<&'a serde_json::Value>,
     /// An upgraded connection's tunnel (the line is written when it closes); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub websocket: Option<TunnelLine>,

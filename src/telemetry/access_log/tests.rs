@@ -57,6 +57,7 @@ fn line<'a>(host: &'a str, path: &'a str) -> AccessLine<'a> {
         upstream_duration_ms: None,
         error: None,
         websocket: None,
+        parts: None,
     }
 }
 

@@ -5,6 +5,9 @@
 //! have no name for is under `portico.`. `url.query` is left off on purpose: a query may carry
 //! a credential (`api_key: {query: ...}`), and spans leave the process.
 
+mod part;
+pub use part::PartSpan;
+
 use super::context::{self, Parent, SAMPLED};
 use super::span::{Attribute, Event, SpanData, SpanKind, StatusCode, Value};
 use super::Tracer;
