@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod cache;
 mod listener;
+pub use cache::*;
 pub use listener::*;
 
 /// One loaded config file.
@@ -38,6 +40,8 @@ pub struct Config {
     pub tracing: Option<super::tracing::TracingSettings>,
     /// How Portico's own log is written.
     pub log: super::log::LogSettings,
+    /// The shared response cache, when the file has a `cache_store:` section.
+    pub cache_store: Option<CacheStoreSpec>,
     /// The effective config as JSON with secrets masked, for `GET /config`.
     pub effective: serde_json::Value,
 }
@@ -396,6 +400,8 @@ pub struct RouteSpec {
     pub mirror: Option<MirrorSpec>,
     /// Header- or cookie-selected canary.
     pub canary: Option<CanarySpec>,
+    /// The shared response cache's policy for this route (`src/cache/`).
+    pub cache: Option<Arc<CachePolicy>>,
 }
 
 impl RouteSpec {
@@ -416,6 +422,7 @@ impl RouteSpec {
             max_in_flight: None,
             mirror: None,
             canary: None,
+            cache: None,
         }
     }
 }

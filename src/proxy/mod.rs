@@ -12,6 +12,11 @@
 //!                                  redirect to HTTPS; find the route (404, 405);  select.rs, respond.rs
 //!                                  run the chains (refuse, answer, annotate);
 //!                                  answer a static route; take the route's slot
+//!  2b request_cache_filter         a route that caches turns the cache on (its    cache.rs,
+//!     cache_key_callback           methods); the key; lookup, lock, hits, 304s,   src/cache/
+//!     cache_vary_filter            ranges and stale hits are pingora-cache's: a
+//!     response_cache_filter        hit skips 3 to 7; storable or not; stale
+//!     should_serve_stale           while revalidating or on origin errors
 //!  3  request_body_filter          keep the mirror's copy; body filters refuse    mirror.rs
 //!  4  upstream_peer                pick the pool (filter, canary, split); take    select.rs, retry.rs,
 //!                                  its slot; ask its breaker; pick a healthy      guards.rs
@@ -21,7 +26,8 @@
 //!                                  the chains' edits
 //!  7  upstream_response_filter     drop a response whose status the route         retry.rs
 //!                                  retries on
-//!  8  response_filter              hop-by-hop; request id; chains in reverse      respond.rs
+//!  8  response_filter              hop-by-hop; x-cache-status; request id;        respond.rs,
+//!                                  chains in reverse (hits too)                   cache.rs
 //!  9  upstream_response_body_filter  cut the body off once the route's timeout
 //!                                  is spent
 //! 10  response_body_filter         the chains' response-body phases, in reverse
@@ -44,6 +50,7 @@
 //! - Every retry decision is in `retry.rs`.
 
 mod access;
+mod cache;
 mod canon;
 mod ctx;
 mod errors;
@@ -64,6 +71,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use errors::{Answer, ErrorKind, UpstreamErrorKind};
 use guards::{Attempt, InFlight};
+use pingora::cache::key::HashBinary;
+use pingora::cache::{CacheKey, CacheMeta, RespCacheable};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
@@ -189,6 +198,32 @@ impl ProxyHttp for Portico {
             ctx.routing.mirror_body = Some(Vec::new());
         }
         Ok(false)
+    }
+
+    /// 2b. Whether this request may use the shared cache (after the filters: they run on hits).
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        cache::enable(session, ctx);
+        Ok(())
+    }
+
+    /// 2b. The request's cache key, from its route's `key:`.
+    fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        cache::key(session, ctx)
+    }
+
+    /// 2b. What a stored response varies on: the route's `vary:` and the origin's `Vary`.
+    fn cache_vary_filter(&self, meta: &CacheMeta, ctx: &mut Ctx, req: &RequestHeader) -> Option<HashBinary> {
+        cache::vary(meta, ctx, req)
+    }
+
+    /// 2b. Whether the upstream's response may be stored (RFC 9111 plus the route's policy).
+    fn response_cache_filter(&self, session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {
+        Ok(cache::cacheable(session, resp, ctx))
+    }
+
+    /// 2b. Whether a stale entry may be served (while revalidating, or as the origin fails).
+    fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut Ctx, error: Option<&Error>) -> bool {
+        cache::serve_stale(error)
     }
 
     /// 3. Each chunk of the request body, as it is read.
@@ -321,11 +356,12 @@ impl ProxyHttp for Portico {
     /// 8. The response header as it goes to the client.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         forward::strip_hop_by_hop_response(upstream_response);
+        cache::decorate(session, upstream_response, ctx)?;
         respond::decorate(upstream_response, ctx)
     }
 
@@ -436,6 +472,7 @@ impl ProxyHttp for Portico {
                 crate::mirror::send(runtime, m, &header, body);
             }
         }
+        cache::record(session, ctx);
         // 4. The access-log line, then the request's spans.
         if self.shared.access_log.enabled() {
             access::write(&self.shared.access_log, session, e, ctx, status, elapsed);

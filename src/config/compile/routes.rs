@@ -19,6 +19,8 @@ pub(super) struct Known<'a> {
     pub listeners: &'a HashSet<String>,
     /// Every upstream name in the file.
     pub upstreams: &'a [String],
+    /// Whether the file has a `cache_store`, which `cache:` on a route needs.
+    pub cache_store: bool,
 }
 
 impl Known<'_> {
@@ -78,9 +80,7 @@ fn route(
         errors.at(format!("{at}.max_in_flight"), "must be at least 1");
     }
     let canary = r.canary.map(|c| canary(c, at, known, errors));
-    if r.cache.is_some() {
-        errors.at(format!("{at}.cache"), "`cache` is not supported by this version of Portico");
-    }
+    let cache = r.cache.map(|c| super::cache::policy(c, &r.name, &format!("{at}.cache"), known.cache_store, errors));
     let rewrite = r.rewrite.map(|rw| rewrite(rw, &format!("{at}.rewrite"), errors));
     let retry = r.retry.map(|rt| retry(rt, &format!("{at}.retry"), errors));
     let filters = chain(r.filters, &format!("{at}.filters"), &format!("route {}", r.name), cx, errors);
@@ -99,6 +99,7 @@ fn route(
         max_in_flight: r.max_in_flight,
         mirror,
         canary,
+        cache: cache.flatten(),
     })
 }
 
