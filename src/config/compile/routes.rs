@@ -81,6 +81,9 @@ fn route(
     }
     let canary = r.canary.map(|c| canary(c, at, known, errors));
     let cache = r.cache.map(|c| super::cache::policy(c, &r.name, &format!("{at}.cache"), known.cache_store, errors));
+    if cache.is_some() && matches!(action, Some(Action::Respond(_))) {
+        errors.at(format!("{at}.cache"), "`cache` is for routes that proxy (`upstream` or `split`), not `respond`");
+    }
     let rewrite = r.rewrite.map(|rw| rewrite(rw, &format!("{at}.rewrite"), errors));
     let retry = r.retry.map(|rt| retry(rt, &format!("{at}.retry"), errors));
     let filters = chain(r.filters, &format!("{at}.filters"), &format!("route {}", r.name), cx, errors);
