@@ -43,11 +43,8 @@ pub fn response_cacheable(policy: &CachePolicy, req: &RequestHeader, resp: &Resp
     }
     let cc = CacheControl::from_resp_headers(resp);
     let authorized = req.headers.contains_key(header::AUTHORIZATION);
-    let defaults = CacheMetaDefaults::new(
-        no_default_ttl,
-        secs(policy.stale_while_revalidate),
-        secs(policy.stale_if_error),
-    );
+    let defaults =
+        CacheMetaDefaults::new(no_default_ttl, secs(policy.stale_while_revalidate), secs(policy.stale_if_error));
     let now = SystemTime::now();
     let fresh_until = match calculate_fresh_until(now, cc.as_ref(), resp, authorized, &defaults) {
         Some(t) => t,

@@ -122,6 +122,11 @@ impl Store {
         self.metrics.bytes.get().max(0) as usize
     }
 
+    /// Objects evicted so far (to keep under the bound).
+    pub fn evictions(&self) -> u64 {
+        self.metrics.evictions.get()
+    }
+
     /// Objects stored now.
     pub fn objects(&self) -> usize {
         self.entries.len()
@@ -163,7 +168,12 @@ impl Storage for Store {
         Ok(Some((meta, Box::new(Hit { entry, start: 0, end, done: false }))))
     }
 
-    async fn get_miss_handler(&'static self, key: &CacheKey, meta: &CacheMeta, _trace: &SpanHandle) -> Result<MissHandler> {
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
         let tag = match key.extensions.get::<Arc<EntryTag>>() {
             Some(tag) => tag.clone(),
             None => Arc::new(EntryTag::default()),
@@ -256,7 +266,10 @@ impl HandleHit for Hit {
     fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
         let len = self.entry.body.len();
         if start >= len {
-            return Error::e_explain(ErrorType::InternalError, format!("seek start {start} past the body's {len} bytes"));
+            return Error::e_explain(
+                ErrorType::InternalError,
+                format!("seek start {start} past the body's {len} bytes"),
+            );
         }
         self.start = start;
         self.end = end.map_or(len, |e| e.min(len));

@@ -425,7 +425,8 @@ async fn check_refuses_a_cache_route_without_a_cache_store() {
         "listeners: [{name: web, listen: \"127.0.0.1:1\"}]\nupstreams: {o: {targets: [\"127.0.0.1:2\"]}}\nroutes:\n  - name: c\n    upstream: o\n    cache: {ttl_s: 60}\n",
     )
     .expect("write");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico")).args(["-t", "-c"]).arg(&file).output().expect("run");
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_portico")).args(["-t", "-c"]).arg(&file).output().expect("run");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("portico.yaml:6") && text.contains("cache_store"), "{text}");

@@ -78,17 +78,16 @@ pub(super) fn policy(
     if !has_store {
         errors.at(at, "a route's `cache` needs a top-level `cache_store` (e.g. `cache_store: {max_size_mb: 256}`)");
     }
-    let vary = f
-        .vary
-        .iter()
-        .enumerate()
-        .filter_map(|(i, h)| header_name(h, format!("{at}.vary[{i}]"), errors))
-        .collect();
+    let vary =
+        f.vary.iter().enumerate().filter_map(|(i, h)| header_name(h, format!("{at}.vary[{i}]"), errors)).collect();
     let key = match f.key {
         None => defaults::CACHE_KEY.to_vec(),
         Some(parts) => {
             if parts.is_empty() {
-                errors.at(format!("{at}.key"), "name at least one part (host, path, query, header:NAME, cookie:NAME, consumer)");
+                errors.at(
+                    format!("{at}.key"),
+                    "name at least one part (host, path, query, header:NAME, cookie:NAME, consumer)",
+                );
             }
             parts.iter().enumerate().filter_map(|(i, p)| key_part(p, &format!("{at}.key[{i}]"), errors)).collect()
         }

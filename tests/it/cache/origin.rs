@@ -71,7 +71,8 @@ impl CountingOrigin {
                 let state = state.clone();
                 conns.spawn(async move {
                     let svc = service_fn(move |req| handle(req, state.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
                 while conns.try_join_next().is_some() {}
             }
@@ -161,11 +162,8 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Bo
     }
     if let Some(secs) = q.get("expires").and_then(|s| s.parse::<i64>().ok()) {
         let now = SystemTime::now();
-        let at = if secs >= 0 {
-            now + Duration::from_secs(secs as u64)
-        } else {
-            now - Duration::from_secs((-secs) as u64)
-        };
+        let at =
+            if secs >= 0 { now + Duration::from_secs(secs as u64) } else { now - Duration::from_secs((-secs) as u64) };
         b = b.header("expires", httpdate::fmt_http_date(at));
     }
     if let Some(v) = q.get("vary") {
@@ -174,7 +172,8 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Bo
     if q.contains_key("cookie") {
         b = b.header("set-cookie", "session=abc");
     }
-    let not_modified = (etag.is_some() && inm == etag) || (q.contains_key("lm") && ims.as_deref() == Some(LAST_MODIFIED));
+    let not_modified =
+        (etag.is_some() && inm == etag) || (q.contains_key("lm") && ims.as_deref() == Some(LAST_MODIFIED));
     if not_modified {
         return Ok(b.status(304).body(full("")).expect("response"));
     }
