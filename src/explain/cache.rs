@@ -42,9 +42,7 @@ pub(super) fn describe(plan: Option<&CachePlan>) -> String {
     s.push_str(&format!("; fresh {} s unless the origin says", c.ttl_s.unwrap_or(0)));
     match (c.stale_while_revalidate_s.unwrap_or(0), c.stale_if_error_s.unwrap_or(0)) {
         (0, 0) => s.push_str("; stale copies only where the origin allows them"),
-        (swr, sie) => {
-            s.push_str(&format!("; stale served {swr} s while refreshing, {sie} s on origin errors"))
-        }
+        (swr, sie) => s.push_str(&format!("; stale served {swr} s while refreshing, {sie} s on origin errors")),
     }
     if c.this_request == Some(false) {
         s.push_str("; not for this method (BYPASS)");

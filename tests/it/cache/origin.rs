@@ -10,6 +10,7 @@
 //! | `cookie=1`     | `Set-Cookie: session=abc`                                         |
 //! | `size=N`       | a body of N bytes (`0123456789` repeated)                         |
 //! | `chunked=1`    | the body without `Content-Length`, in 16 KiB chunks               |
+//! | `pause=MS`     | with `chunked`: wait this long after the first chunk              |
 //! | `delay=MS`     | wait before answering (`set_delay_ms` does so for every request)   |
 //! | `status=N`     | that status                                                       |
 //!
@@ -188,7 +189,14 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Bo
     if !q.contains_key("chunked") {
         return Ok(b.body(full(body)).expect("response"));
     }
-    let chunks: Vec<Result<Frame<Bytes>, Infallible>> =
-        body.chunks(16 * 1024).map(|c| Ok(Frame::data(Bytes::copy_from_slice(c)))).collect();
-    Ok(b.body(StreamBody::new(stream::iter(chunks)).boxed()).expect("response"))
+    let chunks: Vec<Bytes> = body.chunks(16 * 1024).map(Bytes::copy_from_slice).collect();
+    let pause = Duration::from_millis(q.get("pause").and_then(|p| p.parse().ok()).unwrap_or(0));
+    let frames = stream::unfold((chunks.into_iter(), 0usize), move |(mut rest, sent)| async move {
+        let chunk = rest.next()?;
+        if sent == 1 && !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+        Some((Ok::<_, Infallible>(Frame::data(chunk)), (rest, sent + 1)))
+    });
+    Ok(b.body(StreamBody::new(frames).boxed()).expect("response"))
 }
