@@ -284,6 +284,44 @@ async fn stale_if_error_covers_a_failing_and_a_stopped_origin() {
 }
 
 #[tokio::test]
+async fn stale_if_error_covers_a_timeout_and_every_target_down() {
+    let o = CountingOrigin::start().await;
+    let p = Portico::start(
+        Yaml::web(
+            r#"
+cache_store: {max_size_mb: 16}
+upstreams:
+  o:
+    targets: ["$o"]
+    timeouts: {read_ms: 300}
+    health_check: {http: {path: /healthz, expect_status: 200}, interval_ms: 100}
+routes:
+  - {name: cached, upstream: o, cache: {ttl_s: 1, stale_if_error_s: 300}}
+"#,
+        )
+        .set("o", o.addr),
+    )
+    .await;
+    get(&p, "/t1", &[]).await;
+    get(&p, "/t2", &[]).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The origin answers too late: the read times out, the stale copy answers.
+    o.set_delay_ms(1000);
+    let slow = get(&p, "/t1", &[]).await;
+    assert_eq!((slow.status, slow.cache(), slow.n()), (200, "STALE", 1));
+    // Its health check fails too: no target is up, the stale copy still answers.
+    o.set_delay_ms(0);
+    o.set_failing(true);
+    eventually(Duration::from_secs(5), "the only target is marked down", || async {
+        metric(&p.metrics().await, "portico_upstream_target_healthy", &format!(r#"target="{}",upstream="o""#, o.addr))
+            == 0.0
+    })
+    .await;
+    let down = get(&p, "/t2", &[]).await;
+    assert_eq!((down.status, down.cache(), down.n()), (200, "STALE", 1));
+}
+
+#[tokio::test]
 async fn purge_by_url_prefix_and_route_makes_the_next_request_a_miss() {
     let o = CountingOrigin::start().await;
     let p = Portico::start(
