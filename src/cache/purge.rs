@@ -26,21 +26,9 @@ pub struct EntryTag {
     pub query: Box<str>,
 }
 
-impl EntryTag {
-    /// The tag of a request to `host` (as sent, port and all) for `path_and_query`.
-    pub fn new(route: Arc<str>, host: &str, path_and_query: &str) -> Self {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-        EntryTag { route, host: normal_host(host).into(), path: path.into(), query: query.into() }
-    }
-}
-
-/// A host as compared: lowercase, without a port (an IPv6 literal keeps its brackets).
+/// A host as compared: lowercase, without a port.
 fn normal_host(host: &str) -> String {
-    let without_port = match host.rfind(':') {
-        Some(i) if !host[i..].contains(']') && host[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..i],
-        _ => host,
-    };
-    without_port.to_ascii_lowercase()
+    super::key::normal_host(host).to_ascii_lowercase()
 }
 
 /// What one purge removes.

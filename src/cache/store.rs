@@ -174,10 +174,7 @@ impl Storage for Store {
         meta: &CacheMeta,
         _trace: &SpanHandle,
     ) -> Result<MissHandler> {
-        let tag = match key.extensions.get::<Arc<EntryTag>>() {
-            Some(tag) => tag.clone(),
-            None => Arc::new(EntryTag::default()),
-        };
+        let tag = Arc::new(super::key::tag(key));
         // The body's length when the origin said it (bounded by max_object_mb before this is
         // called), so the buffer is allocated once.
         let hint = meta

@@ -7,7 +7,6 @@ use pingora::cache::storage::PurgeTarget;
 use pingora::cache::trace::Span;
 use pingora::cache::{CacheKey, CacheMeta, PurgeType, RespCacheable, Storage};
 use pingora::http::{RequestHeader, ResponseHeader};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 fn store() -> &'static Store {
@@ -99,8 +98,8 @@ async fn purges_select_by_url_prefix_and_route() {
     let s = store();
     let span = Span::inactive().handle();
     for (route, path) in [("a", "/x/1?q=1"), ("a", "/x/2"), ("b", "/y")] {
-        let mut key = CacheKey::new(format!("{route}{path}"), "");
-        key.extensions.insert(Arc::new(EntryTag::new(route.into(), "Example.com:8080", path)));
+        let key =
+            key::build(&CachePolicy { route: route.into(), ..policy() }, &request_to("Example.com:8080", path), None);
         let miss = s.get_miss_handler(&key, &meta(60), &span).await.expect("miss");
         miss.finish().await.expect("finish");
     }
@@ -132,11 +131,11 @@ fn purge_bodies_are_checked() {
         assert!(PurgeRequest::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
     }
     let with_query = PurgeRequest::parse(br#"{"path": "/a?b=1"}"#).expect("parse");
-    assert!(with_query.matches(&EntryTag::new("r".into(), "h", "/a?b=1")));
-    assert!(!with_query.matches(&EntryTag::new("r".into(), "h", "/a?b=2")));
+    assert!(with_query.matches(&tag("h", "/a?b=1")));
+    assert!(!with_query.matches(&tag("h", "/a?b=2")));
     let any_query = PurgeRequest::parse(br#"{"path": "/a", "host": "H:80"}"#).expect("parse");
-    assert!(any_query.matches(&EntryTag::new("r".into(), "h", "/a?b=2")));
-    assert!(!any_query.matches(&EntryTag::new("r".into(), "other", "/a")));
+    assert!(any_query.matches(&tag("h", "/a?b=2")));
+    assert!(!any_query.matches(&tag("other", "/a")));
 }
 
 #[tokio::test]
@@ -161,6 +160,17 @@ async fn the_eviction_manager_keeps_the_store_under_its_bound() {
     }
     assert!(read(cache.store, &CacheKey::new("k99", ""), None).await.is_some(), "the newest stays");
     assert!(read(cache.store, &CacheKey::new("k0", ""), None).await.is_none(), "the oldest went");
+}
+
+fn request_to(host: &str, path_and_query: &str) -> RequestHeader {
+    let mut r = RequestHeader::build("GET", path_and_query.as_bytes(), None).expect("request");
+    r.insert_header("host", host).expect("header");
+    r
+}
+
+/// The tag the store records for a request to `host` for `path_and_query` on route `r`.
+fn tag(host: &str, path_and_query: &str) -> EntryTag {
+    key::tag(&key::build(&policy(), &request_to(host, path_and_query), None))
 }
 
 fn policy() -> CachePolicy {
@@ -290,4 +300,14 @@ fn statuses_speak_nginx() {
         assert_eq!(CacheStatus::of(phase).as_str(), want);
         assert_eq!(CacheStatus::ALL[CacheStatus::of(phase) as usize], CacheStatus::of(phase));
     }
+}
+
+#[test]
+fn a_key_records_where_the_request_went() {
+    let t = key::tag(&key::build(&policy(), &request_to("API.example.com:8443", "/a/b?x=1&y=2"), None));
+    let want =
+        EntryTag { route: "r".into(), host: "api.example.com".into(), path: "/a/b".into(), query: "x=1&y=2".into() };
+    assert_eq!(t, want);
+    let v6 = key::tag(&key::build(&policy(), &request_to("[::1]:8080", "/"), None));
+    assert_eq!((&*v6.host, &*v6.path, &*v6.query), ("[::1]", "/", ""));
 }
