@@ -73,8 +73,13 @@ pub fn decorate(session: &Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> 
 }
 
 /// Counts the lookup by route and status, and a wait behind another request's fetch (phase 13).
+/// A stale-while-revalidate refresh (a background subrequest) is not a client's lookup: its
+/// access-log line says what it did, the counters count clients.
 pub fn record(session: &Session, ctx: &Ctx) {
     let (Some(status), Some(cache)) = (ctx.outcome.cache_status, cache::get()) else { return };
+    if session.subrequest_ctx.is_some() {
+        return;
+    }
     if let Some(m) = ctx.route_runtime().and_then(|r| r.cache.as_ref()) {
         m.count(status);
     }

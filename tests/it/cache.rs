@@ -264,6 +264,10 @@ async fn stale_while_revalidate_answers_at_once_while_one_refresh_runs() {
     })
     .await;
     assert_eq!(o.served(), 2);
+    // The refresh ran in the background: the counters count what clients got, not the refresh.
+    let m = p.metrics().await;
+    assert!(metric(&m, "portico_cache_lookups_total", r#"route="cached",status="UPDATING""#) >= 1.0);
+    assert_eq!(metric(&m, "portico_cache_lookups_total", r#"route="cached",status="EXPIRED""#), 0.0);
 }
 
 #[tokio::test]
