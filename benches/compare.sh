@@ -15,7 +15,8 @@
 # HTTP/2 with h2load (CONNS connections, H2_STREAMS streams each) instead of wrk.
 # Proxies: direct (wrk straight to the upstream: the limit), bare (benches/bare_pingora.rs),
 # nginx, haproxy, portico, and base (another Portico binary, PORTICO_BASE, on the same configs:
-# the commit before a change, for a before/after in one run).
+# the commit before a change, for a before/after in one run). Scenario cache_hit adds
+# portico_proxy (its config without the cache) and gives nginx a proxy_cache.
 #
 # Method: every proxy runs one worker (nginx worker_processes 1, haproxy nbthread 1, Pingora
 # threads 1, change with PINGORA_THREADS), pinned to core 0; wrk and the upstream share core 1.
@@ -289,10 +290,12 @@ ensure_redis() {
     REDIS_URL="redis://127.0.0.1:$port"
 }
 
-portico_conf() { # TEMPLATE DIR LISTEN OUT
+portico_conf() { # TEMPLATE DIR LISTEN OUT [nocache]
     if grep -q '@REDIS@' "$1"; then ensure_redis; fi
+    local drop_cache=()
+    if [[ ${5:-} == nocache ]]; then drop_cache=(-e '/^cache_store:/d' -e 's/, cache: {[^}]*}//'); fi
     sed -e "s|@LISTEN@|$3|g" -e "s|@UPSTREAM@|$UPSTREAM|g" -e "s|@DIR@|$2|g" -e "s|@REDIS@|$REDIS_URL|g" \
-        -e "s|@THREADS@|$PINGORA_THREADS|g" "$1" >"$4"
+        -e "s|@THREADS@|$PINGORA_THREADS|g" "${drop_cache[@]}" "$1" >"$4"
 }
 
 # routes1000: plain.yaml's head with 1,000 routes, /svc0 ... /svc999.
@@ -302,16 +305,19 @@ routes1000_template() {
     for i in $(seq 0 999); do echo "  - {name: svc$i, match: {path: /svc$i}, upstream: up}"; done
 }
 
-nginx_conf() { # DIR LISTEN SCHEME ROUTES WORKER_CONNECTIONS
+nginx_conf() { # DIR LISTEN SCHEME ROUTES WORKER_CONNECTIONS [cache]
     local dir=$1 listen=$2 scheme=$3 routes=$4 ssl=""
     if [[ $scheme == https ]]; then ssl=" ssl"; fi
     if [[ $LOAD == h2load ]]; then ssl+=" http2"; fi
     nginx_base "$dir" "$5"
+    # The worker writes the cache files inside this run's private (0700) temp dir.
+    if [[ ${6:-} == cache ]]; then echo "user root;"; fi
     cat <<EOF
 http {
     access_log off;
 $(nginx_temp_paths "$dir")
     keepalive_requests 10000000;
+$(if [[ ${6:-} == cache ]]; then echo "    proxy_cache_path $dir/cache levels=1:2 keys_zone=bench:10m max_size=64m inactive=1h use_temp_path=off;"; fi)
     upstream up { server $UPSTREAM; keepalive 64; keepalive_requests 10000000; }
     server {
         listen $listen$ssl backlog=65535;
@@ -324,6 +330,16 @@ EOF
         proxy_http_version 1.1;
         proxy_set_header Connection "";
 EOF
+    if [[ ${6:-} == cache ]]; then
+        # The hits of scenario cache_hit: stored for an hour on the first request, one fetch
+        # per key, the status in a header as Portico sends it.
+        cat <<EOF
+        proxy_cache bench;
+        proxy_cache_valid 200 1h;
+        proxy_cache_lock on;
+        add_header X-Cache-Status \$upstream_cache_status;
+EOF
+    fi
     if ((routes > 0)); then
         for i in $(seq 0 $((routes - 1))); do echo "        location /svc$i/ { proxy_pass http://up; }"; done
     else
@@ -386,10 +402,11 @@ start_proxy() {
         P_MASTER=$STARTED_PID
         ;;
     nginx)
-        local routes=0 conns=4096
+        local routes=0 conns=4096 cache=""
         if [[ $scenario == routes1000 ]]; then routes=1000; fi
         if [[ $scenario == idle10k ]]; then conns=$NGINX_IDLE_CONNS; fi
-        nginx_conf "$dir" "$listen" "$scheme" "$routes" "$conns" >"$dir/nginx.conf"
+        if [[ $scenario == cache_hit ]]; then cache=cache; fi
+        nginx_conf "$dir" "$listen" "$scheme" "$routes" "$conns" "$cache" >"$dir/nginx.conf"
         start "$scenario-nginx" "${PIN_PROXY[@]}" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
         P_MASTER=$STARTED_PID
         ;;
@@ -398,11 +415,12 @@ start_proxy() {
         start "$scenario-haproxy" "${PIN_PROXY[@]}" "$HAPROXY" -db -f "$dir/haproxy.cfg"
         P_MASTER=$STARTED_PID
         ;;
-    portico | base)
-        local bin=$PORTICO
+    portico | base | portico_proxy)
+        local bin=$PORTICO nocache=""
         if [[ $proxy == base ]]; then bin=${PORTICO_BASE:?PORTICO_BASE names the other Portico binary}; fi
+        if [[ $proxy == portico_proxy ]]; then nocache=nocache; fi
         cp "$TMP/site.crt" "$TMP/site.key" "$dir/"
-        portico_conf "$template" "$dir" "$listen" "$dir/portico.yaml"
+        portico_conf "$template" "$dir" "$listen" "$dir/portico.yaml" "$nocache"
         if ! err=$("$bin" -t -c "$dir/portico.yaml" 2>&1); then
             err=$(grep -v '^portico:' <<<"$err" | awk 'NR == 1' | sed "s|$dir/||g" | tr '|' '/' | cut -c1-140)
             P_SKIP="TODO: Portico rejects the config: $err"
@@ -594,8 +612,13 @@ run_scenario() {
     if [[ $LOAD == h2load ]]; then CURL_HEADERS+=(--http2-prior-knowledge); fi
 
     log "scenario $scenario: $REQ_PATH over $scheme"
-    local order=()
-    for proxy in $PROXIES; do
+    local order=() run_list=$PROXIES
+    # portico_proxy (Portico without the scenario's cache) runs beside portico where a scenario
+    # lists it.
+    if [[ " $proxies " == *" portico_proxy "* && " $PROXIES " == *" portico "* && " $PROXIES " != *" portico_proxy "* ]]; then
+        run_list+=" portico_proxy"
+    fi
+    for proxy in $run_list; do
         local as=$proxy
         if [[ $proxy == base ]]; then as=portico; fi
         if [[ " $proxies " != *" $as "* ]]; then
@@ -685,7 +708,8 @@ def mib(kib):
     return "-" if kib is None else f"{kib / 1024:.1f} MiB"
 
 names = {"direct": "direct (upstream)", "bare": "bare Pingora", "nginx": "nginx", "haproxy": "haproxy",
-         "portico": "Portico", "base": "Portico (PORTICO_BASE)"}
+         "portico": "Portico", "base": "Portico (PORTICO_BASE)",
+         "portico_proxy": "Portico, cache off (every request proxied)"}
 lines = ["| scenario | proxy | req/s (median) | p50 | p99 | CPU us/req (median) | RSS | CPU vs nginx | CPU vs bare Pingora |",
          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
 for s in order_s:

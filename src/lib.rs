@@ -5,6 +5,7 @@
 //! `portico` with filters of its own ([`Daemon`]). See `README.md` for the tour.
 
 pub mod admin;
+pub mod cache;
 pub mod canonical;
 pub mod compose;
 pub mod config;

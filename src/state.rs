@@ -53,6 +53,7 @@ impl Runtime {
         tracing: &TracingMetrics,
         generation: u64,
     ) -> Self {
+        let cache = crate::cache::configure(config.cache_store.as_ref(), metrics);
         let names: Vec<Arc<str>> = config.listeners.iter().map(|l| l.name.clone()).collect();
         let router = Router::new(&names, &config.routes);
         let pools = Pools::build(&config.upstreams, previous.map(|p| &p.pools)).await;
@@ -64,6 +65,7 @@ impl Runtime {
                 metrics: metrics.route(&r.name),
                 budget: r.retry.as_ref().map(|rt| RetryBudget::new(rt.budget_percent)),
                 limit: r.max_in_flight.map(Limit::new),
+                cache: cache.filter(|_| r.cache.is_some()).map(|c| c.metrics.route(&r.name)),
             })
             .collect();
         let tracer = Tracer::for_config(config.tracing.as_ref(), previous.and_then(|p| p.tracer.as_ref()), tracing);
@@ -105,6 +107,8 @@ pub struct RouteRuntime {
     pub budget: Option<RetryBudget>,
     /// The route's `max_in_flight`, when set.
     pub limit: Option<Limit>,
+    /// The route's cache lookup counters, when it caches.
+    pub cache: Option<crate::cache::RouteCacheMetrics>,
 }
 
 /// State shared by every service of the process.

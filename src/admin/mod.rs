@@ -1,5 +1,5 @@
 //! The admin listener: the dashboard (`GET /`), `/metrics`, `/healthz`, `/ready`, `/config`,
-//! `/routes`, `/explain`, `/stats`, `POST /reload`.
+//! `/routes`, `/explain`, `/stats`, `POST /reload`, `POST /cache/purge`.
 //!
 //! Every request passes [`guard`] first: `Host` must name the admin address, writes from other
 //! origins are refused, and with `admin.token` set everything but `/healthz`, `/ready`, the
@@ -8,6 +8,7 @@
 
 mod explain;
 mod guard;
+mod purge;
 mod ready;
 mod stats;
 #[cfg(test)]
@@ -54,6 +55,7 @@ enum Endpoint {
     Explain,
     Stats,
     Reload,
+    Purge,
     /// A known path with the wrong method.
     WrongMethod,
     NotFound,
@@ -72,8 +74,9 @@ impl Endpoint {
             "/explain" if get => Endpoint::Explain,
             "/stats" if get => Endpoint::Stats,
             "/reload" if *method == Method::POST => Endpoint::Reload,
+            "/cache/purge" if *method == Method::POST => Endpoint::Purge,
             "/" | "/index.html" | "/metrics" | "/healthz" | "/ready" | "/config" | "/routes" | "/explain"
-            | "/stats" | "/reload" => Endpoint::WrongMethod,
+            | "/stats" | "/reload" | "/cache/purge" => Endpoint::WrongMethod,
             _ => Endpoint::NotFound,
         }
     }
@@ -110,7 +113,7 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 }
 
 impl Admin {
-    async fn serve(&self, endpoint: Endpoint, query: Option<&str>) -> Response<Vec<u8>> {
+    async fn serve(&self, endpoint: Endpoint, query: Option<&str>, body: &[u8]) -> Response<Vec<u8>> {
         match endpoint {
             Endpoint::Dashboard => {
                 let mut resp = reply(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.as_bytes().to_vec());
@@ -143,6 +146,7 @@ impl Admin {
                 Ok(generation) => json(StatusCode::OK, json!({"status": "reloaded", "generation": generation})),
                 Err(e) => json(StatusCode::BAD_REQUEST, e.to_json()),
             },
+            Endpoint::Purge => purge::purge(body),
             Endpoint::WrongMethod => {
                 error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "wrong method for this admin endpoint")
             }
@@ -181,8 +185,14 @@ impl ServeHttp for Admin {
             guard::check(&method, &req.headers, admin, access, endpoint.open(access.metrics_public))
                 .map_err(|refusal| refusal.answer(admin))
         };
-        // Drain any request body so the connection can be reused.
-        while let Ok(Some(_)) = session.read_request_body().await {}
+        // Read the body (what a purge says; bounded), draining the rest so the connection can be
+        // reused.
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            if endpoint == Endpoint::Purge && body.len() + chunk.len() <= purge::MAX_BODY_BYTES {
+                body.extend_from_slice(&chunk);
+            }
+        }
         if let Err((status, code, message)) = checked {
             let mut resp = error(status, code, message);
             if status == StatusCode::UNAUTHORIZED {
@@ -191,6 +201,6 @@ impl ServeHttp for Admin {
             }
             return resp;
         }
-        self.serve(endpoint, query.as_deref()).await
+        self.serve(endpoint, query.as_deref(), &body).await
     }
 }

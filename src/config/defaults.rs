@@ -5,7 +5,7 @@
 //! the README read the same values. A key that is absent and has no constant here means "none"
 //! (no admin listener, no TLS, no retries) or an empty list.
 
-use super::model::{Balance, HashKey, PathNormalization, Role};
+use super::model::{Balance, HashKey, KeyPart, PathNormalization, Role};
 
 // === server ===
 
@@ -171,3 +171,22 @@ pub const AGGREGATE_TIMEOUT_MS: u64 = 10_000;
 /// (`too_large`), so a composed answer holds at most this much per part.
 pub const AGGREGATE_MAX_PART_BYTES: usize = 1024 * 1024;
 // `routes[].listeners`: every listener. `routes[].respond.body`: empty.
+
+// === cache_store, routes[].cache ===
+
+/// `cache_store.max_size_mb`: bodies and headers stored together, in MiB.
+pub const CACHE_MAX_SIZE_MB: u64 = 256;
+/// `cache_store.max_object_mb`: a larger response is passed through, not stored.
+pub const CACHE_MAX_OBJECT_MB: u64 = 8;
+/// `cache_store.lock_timeout_ms`: concurrent misses for one key wait this long for the first
+/// fetch before going to the origin themselves (nginx's `proxy_cache_lock_timeout` is 5 s).
+pub const CACHE_LOCK_TIMEOUT_MS: u64 = 3000;
+/// `routes[].cache.ttl_s`: freshness when the origin sends neither `Cache-Control` nor `Expires`.
+pub const CACHE_TTL_S: u64 = 60;
+/// `routes[].cache.key`: the URL as the client sent it.
+pub const CACHE_KEY: &[KeyPart] = &[KeyPart::Host, KeyPart::Path, KeyPart::Query];
+/// `routes[].cache.stale_while_revalidate_s`: off unless asked (or the origin says so).
+pub const CACHE_STALE_WHILE_REVALIDATE_S: u64 = 0;
+/// `routes[].cache.stale_if_error_s`: off unless asked (or the origin says so).
+pub const CACHE_STALE_IF_ERROR_S: u64 = 0;
+// `routes[].cache.methods`: GET and HEAD. `routes[].cache.vary`: none beside the origin's `Vary`.

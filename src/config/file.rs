@@ -33,6 +33,8 @@ pub struct FileConfig {
     pub tracing: Option<super::tracing::TracingFile>,
     #[serde(default)]
     pub log: Option<super::log::LogFile>,
+    #[serde(default)]
+    pub cache_store: Option<super::compile::cache::CacheStoreFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -333,9 +335,8 @@ pub struct RouteFile {
     pub retry: Option<RetryFile>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
-    /// A contract key this version refuses by name (compile says so), whatever it holds.
     #[serde(default)]
-    pub cache: Option<IgnoredAny>,
+    pub cache: Option<super::compile::cache::CacheFile>,
     #[serde(default)]
     pub respond: Option<RespondFile>,
     /// Parts called concurrently and composed into one JSON answer (`config/compile/aggregate.rs`).

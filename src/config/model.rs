@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod aggregate;
+mod cache;
 mod listener;
 mod websocket;
 pub use aggregate::*;
+pub use cache::*;
 pub use listener::*;
 pub use websocket::*;
 
@@ -42,6 +44,8 @@ pub struct Config {
     pub tracing: Option<super::tracing::TracingSettings>,
     /// How Portico's own log is written.
     pub log: super::log::LogSettings,
+    /// The shared response cache, when the file has a `cache_store:` section.
+    pub cache_store: Option<CacheStoreSpec>,
     /// The effective config as JSON with secrets masked, for `GET /config`.
     pub effective: serde_json::Value,
 }
@@ -406,6 +410,8 @@ pub struct RouteSpec {
     pub canary: Option<CanarySpec>,
     /// Upgraded connections as first-class tunnels (`websocket:`), when set.
     pub websocket: Option<WebSocketSpec>,
+    /// The shared response cache's policy for this route (`src/cache/`).
+    pub cache: Option<Arc<CachePolicy>>,
 }
 
 impl RouteSpec {
@@ -427,6 +433,7 @@ impl RouteSpec {
             mirror: None,
             canary: None,
             websocket: None,
+            cache: None,
         }
     }
 }

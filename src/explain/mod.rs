@@ -15,6 +15,7 @@ pub mod table;
 mod tests;
 pub mod text;
 
+mod cache;
 mod candidates;
 mod plan;
 mod probe;
@@ -179,7 +180,7 @@ fn routed(
     };
     out.max_in_flight = route.max_in_flight;
     out.timeout_ms = route.timeout.map(|t| t.as_millis() as u64);
-    out.cache = Some(CachePlan { enabled: false });
+    out.cache = Some(cache::plan(route.cache.as_deref(), &probe.method));
     out.retry = route.retry.as_ref().map(|r| plan::retry_plan(r, &probe.method));
     let plan = plan::upstream_plan(config, route, &names, probe);
     out.result = Outcome {

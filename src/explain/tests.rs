@@ -274,3 +274,18 @@ fn explain_agrees_with_routing() {
         }
     }
 }
+
+#[test]
+fn explain_golden_cache() {
+    golden(
+        "explain-cache.txt",
+        &transcript(
+            "cache.yaml",
+            &[
+                ("GET", "http://localhost:8080/catalog?page=2", &["Accept: application/json"]),
+                ("POST", "http://localhost:8080/catalog", &[]),
+                ("GET", "http://localhost:8080/profile", &["x-user: ann"]),
+            ],
+        ),
+    );
+}

@@ -241,7 +241,7 @@ pub fn explanation(e: &Explanation) -> String {
         if let Some(max) = e.max_in_flight {
             b.line("limit", &format!("{max} requests in flight on this route; more get 503"));
         }
-        b.line("cache", if e.cache.as_ref().is_some_and(|c| c.enabled) { "on" } else { "off" });
+        b.line("cache", &super::cache::describe(e.cache.as_ref()));
     }
     out
 }

@@ -173,8 +173,29 @@ pub struct RetryPlan {
 }
 
 /// The cache policy.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct CachePlan {
     /// Whether responses are cached.
     pub enabled: bool,
+    /// Whether this request's method is answered from the cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub this_request: Option<bool>,
+    /// Methods answered from the cache.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// The key's parts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key: Vec<String>,
+    /// Request headers an entry varies on, beside the origin's `Vary`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vary: Vec<String>,
+    /// Freshness when the origin gives none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_s: Option<u64>,
+    /// Stale served at once while one request refreshes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_while_revalidate_s: Option<u64>,
+    /// Stale served when the origin fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_if_error_s: Option<u64>,
 }

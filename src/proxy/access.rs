@@ -41,6 +41,7 @@ pub fn write(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Ctx, s
         bytes: session.as_downstream().body_bytes_sent(),
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         upstream_duration_ms: ctx.outcome.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
+        cache_status: ctx.outcome.cache_status.map(crate::cache::CacheStatus::as_str),
         error: super::failure::access_error(error.map(ErrorKind::as_str), e).as_deref(),
         websocket: ctx.outcome.tunnel.as_ref().map(|t| telemetry::TunnelLine {
             bytes_in: t.bytes_in,

@@ -61,6 +61,8 @@ pub struct Routing {
     pub mirror_body: Option<Vec<u8>>,
     /// The request header as it last went upstream, for the mirror's copy.
     pub mirror_header: Option<Box<pingora::http::RequestHeader>>,
+    /// The route's cache policy, once the cache phase has seen a route that caches.
+    pub cache: Option<Arc<crate::config::CachePolicy>>,
 }
 
 /// Written per upstream attempt.
@@ -100,6 +102,8 @@ pub struct Outcome {
     pub tunnel: Option<super::websocket::Tunnel>,
     /// An aggregate route's parts (name, upstream, target, outcome, duration), for the access log.
     pub parts: Option<serde_json::Value>,
+    /// What the cache did (`x-cache-status`), on a route that caches.
+    pub cache_status: Option<crate::cache::CacheStatus>,
 }
 
 /// The filter chains a request runs through: the listener's, then the route's. Holds the specs

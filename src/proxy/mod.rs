@@ -13,6 +13,11 @@
 //!                                  run the chains (refuse, answer, annotate);
 //!                                  answer a static route; take the route's slot;
 //!                                  answer an aggregate route (src/compose/)
+//!  2b request_cache_filter         a route that caches turns the cache on (its    cache.rs,
+//!     cache_key_callback           methods); the key; lookup, lock, hits, 304s,   src/cache/
+//!     cache_vary_filter            ranges and stale hits are pingora-cache's: a
+//!     response_cache_filter        hit skips 3 to 7; storable or not; stale
+//!     should_serve_stale           while revalidating or on origin errors
 //!  3  request_body_filter          keep the mirror's copy; body filters refuse    mirror.rs
 //!                                  (a tunnel's bytes: only counted)               websocket/
 //!  4  upstream_peer                pick the pool (filter, canary, split); take    select.rs, retry.rs,
@@ -24,8 +29,9 @@
 //!                                  the chains' edits
 //!  7  upstream_response_filter     drop a response whose status the route         retry.rs
 //!                                  retries on
-//!  8  response_filter              hop-by-hop; request id; chains in reverse;     respond.rs
-//!                                  a 101 opens the tunnel                         websocket/
+//!  8  response_filter              hop-by-hop; x-cache-status; request id;        respond.rs,
+//!                                  chains in reverse (hits too); a 101 opens      cache.rs,
+//!                                  the tunnel                                     websocket/
 //!  9  upstream_response_body_filter  cut the body off once the route's timeout
 //!                                  is spent (not a tunnel's)
 //! 10  response_body_filter         the chains' response-body phases, in reverse   websocket/
@@ -50,6 +56,7 @@
 //! - Every retry decision is in `retry.rs`.
 
 mod access;
+mod cache;
 pub(crate) mod canon;
 mod ctx;
 pub(crate) mod errors;
@@ -73,6 +80,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use errors::{Answer, ErrorKind, UpstreamErrorKind};
 use guards::{Attempt, InFlight};
+use pingora::cache::key::HashBinary;
+use pingora::cache::{CacheKey, CacheMeta, RespCacheable};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
@@ -203,6 +212,32 @@ impl ProxyHttp for Portico {
             ctx.routing.mirror_body = Some(Vec::new());
         }
         Ok(false)
+    }
+
+    /// 2b. Whether this request may use the shared cache (after the filters: they run on hits).
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        cache::enable(session, ctx);
+        Ok(())
+    }
+
+    /// 2b. The request's cache key, from its route's `key:`.
+    fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        cache::key(session, ctx)
+    }
+
+    /// 2b. What a stored response varies on: the route's `vary:` and the origin's `Vary`.
+    fn cache_vary_filter(&self, meta: &CacheMeta, ctx: &mut Ctx, req: &RequestHeader) -> Option<HashBinary> {
+        cache::vary(meta, ctx, req)
+    }
+
+    /// 2b. Whether the upstream's response may be stored (RFC 9111 plus the route's policy).
+    fn response_cache_filter(&self, session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {
+        Ok(cache::cacheable(session, resp, ctx))
+    }
+
+    /// 2b. Whether a stale entry may be served (while revalidating, or as the origin fails).
+    fn should_serve_stale(&self, _session: &mut Session, _ctx: &mut Ctx, error: Option<&Error>) -> bool {
+        cache::serve_stale(error)
     }
 
     /// 3. Each chunk of the request body, as it is read.
@@ -346,6 +381,7 @@ impl ProxyHttp for Portico {
     ) -> Result<()> {
         websocket::upgraded(session, upstream_response, ctx, &self.shared.tunnels);
         forward::strip_hop_by_hop_response(upstream_response);
+        cache::decorate(session, upstream_response, ctx)?;
         respond::decorate(upstream_response, ctx)
     }
 
@@ -463,6 +499,7 @@ impl ProxyHttp for Portico {
                 crate::mirror::send(runtime, m, &header, body);
             }
         }
+        cache::record(session, ctx);
         // 4. The access-log line (a tunnel's with why it closed), then the request's spans.
         websocket::close(ctx, e);
         if self.shared.access_log.enabled() {

@@ -60,6 +60,7 @@ pub async fn write(
         resp.append_header(k.clone(), v.clone())?;
     }
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    super::cache::decorate(session, &mut resp, ctx)?;
     decorate(&mut resp, ctx)?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(resp), head_only || body.is_empty()).await?;

@@ -8,6 +8,7 @@ mod tokens;
 
 mod admin;
 mod balancing;
+mod cache;
 mod compose;
 mod config_check;
 mod custom_filter;

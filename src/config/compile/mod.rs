@@ -14,12 +14,14 @@
 //! | [`aggregate`]   | `routes[].aggregate`: the parts of a composed answer      |
 //! | [`matcher`]     | `routes[].match`                                          |
 //! | [`websocket`]   | `routes[].websocket`: upgraded connections as tunnels     |
+//! | [`cache`]       | `cache_store`, `routes[].cache`                           |
 //!
 //! Defaults come from [`super::defaults`]. Below are what several sections share: a `filters:`
 //! list built through the filter registry ([`chain`]), and the small checks (addresses, files,
 //! header names).
 
 mod aggregate;
+pub(in crate::config) mod cache;
 mod consumers;
 mod limits;
 mod listeners;
@@ -62,7 +64,9 @@ pub(super) fn compile(
     let (listeners, listener_names) = listeners::listeners(file.listeners, base_dir, &cx, errors);
     let upstream_names: Vec<String> = file.upstreams.keys().cloned().collect();
     let upstreams = upstreams::upstreams(file.upstreams, base_dir, errors);
-    let known = routes::Known { listeners: &listener_names, upstreams: &upstream_names };
+    let cache_store = cache::store(file.cache_store, errors);
+    let known =
+        routes::Known { listeners: &listener_names, upstreams: &upstream_names, cache_store: cache_store.is_some() };
     let routes = routes::routes(file.routes, &known, &cx, errors);
 
     server::check_rate_limit_store(file.rate_limit_store.as_ref(), errors);
@@ -79,6 +83,7 @@ pub(super) fn compile(
         consumers,
         tracing,
         log: super::log::compile(file.log),
+        cache_store,
         effective,
     }
 }

@@ -19,6 +19,8 @@ pub(super) struct Known<'a> {
     pub listeners: &'a HashSet<String>,
     /// Every upstream name in the file.
     pub upstreams: &'a [String],
+    /// Whether the file has a `cache_store`, which `cache:` on a route needs.
+    pub cache_store: bool,
 }
 
 impl Known<'_> {
@@ -82,8 +84,9 @@ fn route(
     }
     let canary = r.canary.map(|c| canary(c, at, known, errors));
     let websocket = r.websocket.map(|w| super::websocket::websocket(w, &format!("{at}.websocket"), errors));
-    if r.cache.is_some() {
-        errors.at(format!("{at}.cache"), "`cache` is not supported by this version of Portico");
+    let cache = r.cache.map(|c| super::cache::policy(c, &r.name, &format!("{at}.cache"), known.cache_store, errors));
+    if cache.is_some() && matches!(action, Some(Action::Respond(_) | Action::Aggregate(_))) {
+        errors.at(format!("{at}.cache"), "`cache` is for routes that proxy (`upstream` or `split`), not `respond` or `aggregate`");
     }
     let rewrite = r.rewrite.map(|rw| rewrite(rw, &format!("{at}.rewrite"), errors));
     let retry = r.retry.map(|rt| retry(rt, &format!("{at}.retry"), errors));
@@ -104,6 +107,7 @@ fn route(
         mirror,
         canary,
         websocket,
+        cache: cache.flatten(),
     })
 }
 

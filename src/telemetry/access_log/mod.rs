@@ -74,6 +74,9 @@ pub struct AccessLine<'a> {
     pub duration_ms: f64,
     /// Time spent waiting on the upstream, in milliseconds.
     pub upstream_duration_ms: Option<f64>,
+    /// What the shared cache did (`x-cache-status`), on routes that cache; absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_status: Option<&'a str>,
     /// Error kind, when the request failed inside Portico.
     pub error: Option<&'a str>,
     /// An aggregate route's parts: name, upstream, target, status, outcome, duration.

@@ -55,6 +55,7 @@ fn line<'a>(host: &'a str, path: &'a str) -> AccessLine<'a> {
         bytes: 0,
         duration_ms: 1.0,
         upstream_duration_ms: None,
+        cache_status: None,
         error: None,
         websocket: None,
         parts: None,
