@@ -161,6 +161,7 @@ const BUILT_IN: &[Entry] = &[
     Entry::of::<crate::acl::Acl>(),
     Entry::of::<crate::rate_limit::RateLimit>(),
     Entry::of::<crate::fault::Fault>(),
+    Entry::of::<crate::grpc_web::GrpcWeb>(),
 ];
 
 /// The filters one build of Portico knows, by YAML name: the built-ins and any a user's crate
