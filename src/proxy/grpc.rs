@@ -6,6 +6,7 @@ use super::errors::ErrorKind;
 use super::Ctx;
 use http::{header, HeaderMap, HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::Session;
 use portico_filters::grpc_web::{self, status, Code};
 use portico_filters::Reject;
@@ -86,7 +87,15 @@ pub async fn reject(session: &mut Session, ctx: &mut Ctx, r: &Reject) -> pingora
         resp.insert_header(header::CONTENT_LENGTH, 0)?;
     }
     super::respond::decorate(&mut resp, ctx)?;
-    session.write_response_header(Box::new(resp), true).await
+    let mut resp = Box::new(resp);
+    // Over HTTP/2 the status must be in a HEADERS frame that ends the stream, or clients take
+    // it for the response's first headers; Pingora's `Session` sends the end as an empty DATA
+    // frame, so the HTTP/2 session is written to directly (after the downstream modules).
+    session.downstream_modules_ctx.response_header_filter(&mut resp, true).await?;
+    match session.as_downstream_mut() {
+        ServerSession::H2(h2) => h2.write_response_header(resp, true),
+        other => other.write_response_header(resp).await,
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod dashboard;
 mod edge_filters;
 mod explain;
 mod filter_hardening;
+mod grpc;
 mod hardening;
 mod health;
 mod limits;
