@@ -144,6 +144,9 @@ impl GrpcHealthCheck {
     /// One `Check` call on an HTTP/2 stream.
     async fn exchange(&self, h2: &mut Http2Session, peer: &HttpPeer) -> Result<()> {
         let mut req = RequestHeader::build("POST", b"/grpc.health.v1.Health/Check", None)?;
+        // HTTP/2's `:authority` (Pingora's client takes it from `Host`).
+        let authority = if peer.sni.is_empty() { peer._address.to_string() } else { peer.sni.clone() };
+        req.insert_header("host", authority)?;
         req.insert_header("content-type", "application/grpc")?;
         req.insert_header("te", "trailers")?;
         req.insert_header("user-agent", "portico-health-check")?;

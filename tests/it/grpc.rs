@@ -176,3 +176,109 @@ routes:
     assert_eq!(metric(&m, "portico_grpc_requests_total", r#"route="jwt",grpc_status="16""#), 1.0);
     assert_eq!(metric(&m, "portico_grpc_requests_total", r#"route="limited",grpc_status="0""#), 1.0);
 }
+
+#[tokio::test]
+async fn grpc_statuses_drive_retries_and_the_grpc_health_check_takes_a_target_out() {
+    let pki = pki();
+    let servers = Servers::start(pki.dir.path(), &["good:ok", "flaky:unavailable", "a:ok", "b:ok"]);
+    let p = Portico::start(
+        Yaml::new(
+            r#"
+listeners: [{name: h2c, listen: "127.0.0.1:$h2c", http2: true}]
+upstreams:
+  mixed: {targets: ["$good", "$flaky"], http2: true}
+  checked: {targets: ["$a", "$b"], http2: true,
+            health_check: {grpc: {service: ""}, interval_ms: 100, timeout_ms: 500}}
+routes:
+  - {name: retried, match: {path: /portico.test.Echo/, headers: {x-case: retried}}, upstream: mixed,
+     retry: {attempts: 1, on: [unavailable], budget_percent: 100}}
+  - {name: plain, match: {path: /portico.test.Echo/, headers: {x-case: plain}}, upstream: mixed}
+  - {name: checked, match: {path: /portico.test.Echo/}, upstream: checked}
+"#,
+        )
+        .set("good", servers.addr("good"))
+        .set("flaky", servers.addr("flaky"))
+        .set("a", servers.addr("a"))
+        .set("b", servers.addr("b")),
+    )
+    .await;
+    let t = format!("127.0.0.1:{}", p.port("h2c"));
+    let (retried, plain) = tokio::join!(
+        client(&t, "unary", &["--md", "x-case=retried", "--repeat", "10"]),
+        client(&t, "unary", &["--md", "x-case=plain", "--repeat", "10"]),
+    );
+    let codes = |v: &Value| v.as_array().expect("calls").iter().map(|c| code(c).to_string()).collect::<Vec<_>>();
+    assert!(codes(&retried).iter().all(|c| c == "OK"), "UNAVAILABLE is retried on the other target: {retried}");
+    assert!(codes(&plain).iter().any(|c| c == "UNAVAILABLE"), "without the retry, the flaky target shows: {plain}");
+    let m = p.metrics().await;
+    assert!(metric(&m, "portico_retries_total", r#"route="retried",outcome="retried""#) >= 1.0, "{m}");
+
+    // Both targets serve; b's health service turns NOT_SERVING and b is taken out.
+    let spread = client(&t, "unary", &["--repeat", "6"]).await;
+    let served = |v: &Value| {
+        v.as_array().expect("calls").iter().map(|c| c["trailing"]["x-served-by"].to_string()).collect::<Vec<_>>()
+    };
+    assert!(served(&spread).iter().any(|s| s.contains('b')), "{spread}\n{}", p.stderr());
+    client(&servers.addr("b"), "unary", &["--text", "health:NOT_SERVING"]).await;
+    let b = servers.addr("b");
+    eventually(Duration::from_secs(5), "b is marked down", || async {
+        metric(&p.metrics().await, "portico_upstream_target_healthy", &format!(r#"upstream="checked",target="{b}""#))
+            == 0.0
+    })
+    .await;
+    let after = client(&t, "unary", &["--repeat", "6"]).await;
+    assert!(served(&after).iter().all(|s| s.contains('a')), "only a serves now: {after}");
+    client(&b, "unary", &["--text", "health:SERVING"]).await;
+    eventually(Duration::from_secs(5), "b is back", || async {
+        metric(&p.metrics().await, "portico_upstream_target_healthy", &format!(r#"upstream="checked",target="{b}""#))
+            == 1.0
+    })
+    .await;
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_100_mb_server_stream_passes_in_bounded_memory() {
+    let pki = pki();
+    let servers = Servers::start(pki.dir.path(), &["big:ok"]);
+    let p = Portico::start(
+        Yaml::new(
+            r#"
+listeners: [{name: h2c, listen: "127.0.0.1:$h2c", http2: true}]
+upstreams: {big: {targets: ["$big"], http2: true}}
+routes: [{name: big, upstream: big}]
+"#,
+        )
+        .set("big", servers.addr("big")),
+    )
+    .await;
+    let t = format!("127.0.0.1:{}", p.port("h2c"));
+    // Warm up: the first call's connections and buffers.
+    client(&t, "bigstream", &["--count", "10", "--size", "65536"]).await;
+    let pid = p.pid();
+    let before = rss_kib(pid);
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let r = client(&t, "bigstream", &["--count", "1600", "--size", "65536", "--timeout", "60"]).await;
+    sampler.abort();
+    assert_eq!((code(&r), r["bytes"].as_u64()), ("OK", Some(1600 * 65536)), "{r}");
+    let grew = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before);
+    assert!(grew < 32 * 1024, "Portico grew {grew} KiB while 100 MB streamed through it");
+}
