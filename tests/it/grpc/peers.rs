@@ -33,6 +33,24 @@ pub fn stubs() -> &'static Path {
     .path()
 }
 
+/// `echo.proto` as a descriptor set (`protoc --descriptor_set_out`), for the gRPC-Web clients,
+/// which read their messages from it instead of generated code.
+pub fn descriptor_set() -> PathBuf {
+    let path = stubs().join("echo.pb");
+    if !path.exists() {
+        let out = Command::new(PYTHON)
+            .args(["-m", "grpc_tools.protoc", "-I"])
+            .arg(here())
+            .arg("--include_imports")
+            .arg(format!("--descriptor_set_out={}", path.display()))
+            .arg(here().join("echo.proto"))
+            .output()
+            .expect("python3 runs");
+        assert!(out.status.success(), "protoc: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    path
+}
+
 /// grpcio servers in one process, by name; stopped on drop.
 pub struct Servers {
     child: Child,
