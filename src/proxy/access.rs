@@ -23,6 +23,11 @@ pub fn write(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Ctx, s
     let chains = ctx.chains();
     let path = redact_query(path, chains.iter().flat_map(|c| c.secret_query_params()));
     let error = ctx.outcome.error.or_else(|| e.map(|e| ErrorKind::Upstream(UpstreamErrorKind::of(e))));
+    // A failed upstream exchange also names Pingora's kind: `bad_gateway: ConnectRefused`.
+    let error = match (error, super::errors::upstream_cause(e)) {
+        (Some(kind), Some(cause)) => Some(Cow::Owned(format!("{}: {cause}", kind.as_str()))),
+        (kind, _) => kind.map(|k| Cow::Borrowed(k.as_str())),
+    };
     let time = telemetry::now_rfc3339();
     log.write(&AccessLine {
         time: &time,
@@ -41,7 +46,7 @@ pub fn write(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Ctx, s
         bytes: session.as_downstream().body_bytes_sent(),
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         upstream_duration_ms: ctx.outcome.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
-        error: error.map(ErrorKind::as_str),
+        error: error.as_deref(),
     });
 }
 

@@ -261,6 +261,36 @@ impl UpstreamErrorKind {
     }
 }
 
+/// Pingora's error kind (`ConnectRefused`, `ReadTimedout`, `H2Error`) of an error from the
+/// upstream side: what the access log adds to its `error`, and what the warning says.
+pub fn upstream_cause(e: Option<&Error>) -> Option<&'static str> {
+    e.filter(|e| *e.esource() == ErrorSource::Upstream).map(|e| e.etype().as_str())
+}
+
+/// Logs a failed upstream exchange at `warn`, at most once a second per process (the rest are
+/// counted and the next line says how many were left out): the error log says why, while a
+/// target that is down for minutes cannot flood it.
+pub fn warn_upstream_failure(upstream: Option<&str>, target: Option<std::net::SocketAddr>, e: &Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    static SKIPPED: AtomicU64 = AtomicU64::new(0);
+    let now = crate::upstream::window::now_ms();
+    let last = LAST_MS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < 1000
+        || LAST_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+    {
+        SKIPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let skipped = SKIPPED.swap(0, Ordering::Relaxed);
+    let target = target.map(|t| t.to_string()).unwrap_or_default();
+    log::warn!(
+        "upstream {} target {target}: exchange failed: {e}{}",
+        upstream.unwrap_or("-"),
+        if skipped > 0 { format!(" ({skipped} more failures since the last line, not logged)") } else { String::new() }
+    );
+}
+
 /// Why a request did not end well, as the access log's `error` field names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

@@ -416,6 +416,9 @@ impl ProxyHttp for Portico {
 
     /// 12. The request ended with an error: answer it, if the client can still be answered.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        if errors::upstream_cause(Some(e)).is_some() {
+            errors::warn_upstream_failure(ctx.upstream.pool.as_ref().map(|p| &*p.spec.name), ctx.target(), e);
+        }
         // 1. A refusal a phase kept, else the catalogue's answer for the error.
         let (reject, fault) = match ctx.outcome.reject.take() {
             Some(r) => (r, false),

@@ -139,6 +139,14 @@ routes:
     assert_eq!(code(&jwt[0]), "UNAUTHENTICATED", "{jwt}");
     assert_eq!((code(&limited[0]), code(&limited[1])), ("OK", "RESOURCE_EXHAUSTED"), "{limited}");
     assert_eq!(code(&down[0]), "UNAVAILABLE", "{down}");
+    // The log says why: the access line names Pingora's error kind, the error log warns.
+    eventually(Duration::from_secs(5), "the access line of the failed exchange", || async {
+        p.access_log()
+            .lines()
+            .any(|l| l.contains(r#""route":"down""#) && l.contains(r#""error":"bad_gateway: ConnectRefused""#))
+    })
+    .await;
+    assert!(p.stderr().contains("upstream down target 127.0.0.1:"), "{}", p.stderr());
     assert_eq!(code(&slow[0]), "OK", "a fast call on the slow route");
 
     // The route's timeout_ms (300 ms) caps a call with a longer deadline of its own (10 s).
