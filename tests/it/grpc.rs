@@ -290,3 +290,20 @@ routes: [{name: big, upstream: big}]
     let grew = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before);
     assert!(grew < 32 * 1024, "Portico grew {grew} KiB while 100 MB streamed through it");
 }
+
+#[tokio::test]
+async fn the_shipped_grpc_example_serves_grpc_calls() {
+    let pki = pki();
+    let servers = Servers::start(pki.dir.path(), &["greeter:ok"]);
+    // conf/grpc.yaml as shipped, on test ports and with the test service's name.
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/grpc.yaml")).expect("conf");
+    let yaml = shipped
+        .replace("127.0.0.1:8090", "127.0.0.1:$grpc")
+        .replace("127.0.0.1:50051", &servers.addr("greeter"))
+        .replace("/helloworld.Greeter/", "/portico.test.Echo/Unary");
+    let p = Portico::start(Yaml::new(&yaml)).await;
+    let t = format!("127.0.0.1:{}", p.port("grpc"));
+    let (ok, unrouted) = tokio::join!(client(&t, "unary", &["--text", "hi"]), client(&t, "fail", &["--code", "0"]));
+    assert_eq!((code(&ok[0]), ok[0]["text"].as_str()), ("OK", Some("hi")), "{ok}");
+    assert_eq!(code(&unrouted), "UNIMPLEMENTED", "Fail is no route of the example's: {unrouted}");
+}
