@@ -160,8 +160,8 @@ const BUILT_IN: &[Entry] = &[
     Entry::of::<crate::jwt::Jwt>(),
     Entry::of::<crate::acl::Acl>(),
     Entry::of::<crate::rate_limit::RateLimit>(),
-    Entry::of::<crate::fault::Fault>(),
     Entry::of::<crate::grpc_web::GrpcWeb>(),
+    Entry::of::<crate::fault::Fault>(),
 ];
 
 /// The filters one build of Portico knows, by YAML name: the built-ins and any a user's crate

@@ -12,6 +12,9 @@ use portico_filters::grpc_web::{self, status, Code};
 use portico_filters::Reject;
 use std::time::Duration;
 
+/// How long a refused HTTP/1.1 call's body is read before the answer goes anyway.
+const DRAIN_FOR: Duration = Duration::from_millis(500);
+
 /// Whether the request is a gRPC call (`content-type: application/grpc*`, gRPC-Web included).
 pub fn is_grpc(req: &RequestHeader) -> bool {
     req.headers.get(header::CONTENT_TYPE).is_some_and(|v| status::is_grpc_content_type(v.as_bytes()))
@@ -85,6 +88,13 @@ pub async fn reject(session: &mut Session, ctx: &mut Ctx, r: &Reject) -> pingora
     }
     if !session.is_http2() {
         resp.insert_header(header::CONTENT_LENGTH, 0)?;
+        // An HTTP/1.1 client (gRPC-Web) may still be sending its message: read it first (for a
+        // moment at most), or closing the connection after the answer resets it and the client
+        // sees a write error instead of the status.
+        let downstream = session.as_downstream_mut();
+        if !downstream.is_body_done() {
+            let _ = tokio::time::timeout(DRAIN_FOR, downstream.drain_request_body()).await;
+        }
     }
     super::respond::decorate(&mut resp, ctx)?;
     let mut resp = Box::new(resp);

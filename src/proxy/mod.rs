@@ -430,8 +430,12 @@ impl ProxyHttp for Portico {
                 }
             },
         };
-        // 2. Sent, unless a response has begun.
+        // 2. Sent, unless a response has begun. The connection closes after it: an HTTP/1.1
+        //    gRPC-Web client is told so (`Connection: close`), or it sends its next call on it.
         if session.response_written().is_none() {
+            if ctx.request.grpc {
+                session.set_keepalive(None);
+            }
             if let Err(write_err) = respond::reject(session, ctx, &reject).await {
                 log::debug!("could not send error response: {write_err}");
             }

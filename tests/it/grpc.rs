@@ -39,7 +39,8 @@ listeners:
   - {name: h2, listen: "127.0.0.1:$h2", http2: true, tls: {certs: [{cert: $dir_pki/site.crt, key: $dir_pki/site.key}]}}
 upstreams:
   plain: {targets: ["$plain"], http2: true, max_streams: 100}
-  secure: {targets: ["$secure"], http2: true, tls: {sni: localhost, ca: $dir_pki/ca.crt}}
+  secure: {targets: ["$secure"], http2: true, tls: {sni: localhost, ca: $dir_pki/ca.crt},
+           health_check: {grpc: {}, interval_ms: 500}}   # over h2 with ALPN: no route to it if it fails
 routes:
   - {name: to-tls, match: {path: /portico.test.Echo/, headers: {x-upstream: tls}}, upstream: secure}
   - {name: to-h2c, match: {path: /portico.test.Echo/}, upstream: plain}

@@ -50,7 +50,10 @@ listeners: [{name: web, listen: "127.0.0.1:$web", http2: true}]
 upstreams:
   echo: {targets: ["$echo"], http2: true}
   html: {targets: ["$html"]}
+  down: {targets: ["127.0.0.1:$closed"], http2: true}
 routes:
+  - {name: down, priority: 10, match: {path: /portico.test.Echo/, headers: {x-case: down}}, upstream: down,
+     filters: [{grpc_web: {}}]}
   - name: html
     priority: 10
     match: {path: /portico.test.Echo/, headers: {x-case: html}}
@@ -82,6 +85,8 @@ routes:
         assert_eq!(r["server_stream"], serde_json::json!({"count": 20, "bytes": 60000}), "{what}");
         assert_eq!(r["error"], serde_json::json!({"code": 7, "message": "not for you"}), "{what}");
         assert_eq!(r["http_error"]["code"], 14, "{what}: a plain 503 page is UNAVAILABLE: {r}");
+        assert_eq!(r["refused"]["code"], 14, "{what}: Portico's own answer is a gRPC-Web status: {r}");
+        assert!(r["refused"]["message"].as_str().is_some_and(|m| m.starts_with("could not connect")), "{r}");
     }
     assert_eq!(text["unary"]["text"], "hello text", "{text}");
     assert_eq!(text["unary"]["status"]["code"], 0, "{text}");
@@ -89,6 +94,8 @@ routes:
     assert_eq!(text["server_stream"], serde_json::json!({"count": 20, "bytes": 60000}), "{text}");
     assert_eq!(text["error"], serde_json::json!({"code": 7, "message": "not for you"}), "{text}");
     assert_eq!(text["http_error"]["code"], 14, "{text}");
+    assert_eq!(text["refused"]["code"], 14, "{text}");
+    assert!(text["refused"]["message"].as_str().is_some_and(|m| m.starts_with("could not connect")), "{text}");
 
     // Text mode byte for byte: Msg {text: "raw"} framed and base64-encoded, sent over HTTP/1.1.
     let frame = b"\x00\x00\x00\x00\x05\x0a\x03raw";

@@ -47,6 +47,8 @@ if (mode === "binary") {
   out.error = await failing(() => client.fail({ count: 7, text: "not for you" }));
   // A route whose upstream answers a plain HTTP 503 page.
   out.http_error = await failing(() => client.unary({ text: "x" }, { headers: { "x-case": "html" } }));
+  // A route whose upstream is down: Portico's own answer, as a gRPC-Web status.
+  out.refused = await failing(() => client.unary({ text: "x" }, { headers: { "x-case": "down" } }));
 } else {
   const require = createRequire(import.meta.url);
   globalThis.XMLHttpRequest = require("xhr2");
@@ -64,6 +66,7 @@ if (mode === "binary") {
   out.unary = await call("Unary", { text: "hello text" });
   out.error = await call("Fail", { count: 7, text: "not for you" });
   out.http_error = await call("Unary", { text: "x" }, { "x-case": "html" });
+  out.refused = await call("Unary", { text: "x" }, { "x-case": "down" });
   out.server_stream = await new Promise((resolve) => {
     let count = 0, bytes = 0;
     const stream = client.serverStreaming(`${baseUrl}/portico.test.Echo/ServerStream`, { count: 20, size: 3000 }, {},
