@@ -558,6 +558,9 @@ measure_idle() { # scenario proxy
 
 # === scenarios ===================================================================================
 
+# grpc_unary: gRPC calls driven by h2load, in benches/grpc_unary.sh.
+source "$ROOT/benches/grpc_unary.sh"
+
 if [[ -z ${SCENARIOS:-} ]]; then
     SCENARIOS="plain routes1000 idle10k latency"
     for f in "$SCENARIO_DIR"/*.yaml; do
@@ -583,6 +586,10 @@ run_scenario() {
     *) template=$SCENARIO_DIR/$scenario.yaml ;;
     esac
     if [[ ! -f $template ]]; then die "no scenario $scenario ($template)"; fi
+    if [[ $scenario == grpc_unary ]]; then
+        run_grpc_unary "$template"
+        return
+    fi
 
     REQ_PATH=$(meta1 "$template" path)
     REQ_PATH=${REQ_PATH:-/}

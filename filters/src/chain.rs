@@ -106,6 +106,21 @@ impl FilterChain {
         Ok(())
     }
 
+    /// Runs the response-trailers phase in reverse order, until a filter turns the trailers
+    /// into the body's last bytes ([`Filter::response_trailers`]).
+    pub fn response_trailers(
+        &self,
+        trailers: &mut http::HeaderMap,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Option<Bytes>> {
+        for f in self.filters.iter().rev() {
+            if let Some(last) = f.response_trailers(trailers, ctx)? {
+                return Ok(Some(last));
+            }
+        }
+        Ok(None)
+    }
+
     /// The first upstream override any filter asks for.
     pub fn upstream_select(&self, session: &Session, ctx: &mut RequestCtx) -> Option<Arc<str>> {
         self.filters.iter().find_map(|f| f.upstream_select(session, ctx))

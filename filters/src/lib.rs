@@ -10,6 +10,7 @@ pub mod context;
 pub mod cors;
 mod credentials;
 pub mod fault;
+pub mod grpc_web;
 pub mod headers;
 pub mod ip_restrict;
 pub mod json_schema;
@@ -139,6 +140,22 @@ pub trait Filter: Send + Sync + 'static {
         _ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         Ok(())
+    }
+
+    /// Runs when the upstream's response trailers arrive (an HTTP/2 upstream's: gRPC's
+    /// `grpc-status` and `grpc-message`), in reverse chain order, before they go to the client.
+    /// The filter may edit them, or return `Some(bytes)` to end the response body with these
+    /// bytes instead of sending trailers (gRPC-Web carries its trailers in the body; an
+    /// HTTP/1.1 client cannot get trailers at all); the first filter that returns `Some` wins
+    /// and the filters after it do not run.
+    ///
+    /// By default this leaves the trailers alone and returns `Ok(None)`.
+    fn response_trailers(
+        &self,
+        _trailers: &mut http::HeaderMap,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<Option<Bytes>> {
+        Ok(None)
     }
 
     /// Runs when the core picks an upstream pool: returning `Some(name)` sends this request to

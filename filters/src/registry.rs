@@ -162,6 +162,7 @@ const BUILT_IN: &[Entry] = &[
     Entry::of::<crate::rate_limit::RateLimit>(),
     Entry::of::<crate::json_transform::JsonTransform>(),
     Entry::of::<crate::json_schema::JsonSchema>(),
+    Entry::of::<crate::grpc_web::GrpcWeb>(),
     Entry::of::<crate::fault::Fault>(),
 ];
 

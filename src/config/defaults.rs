@@ -116,6 +116,9 @@ pub const HEALTH_EXPECT_STATUS: u16 = 200;
 pub const UPSTREAM_TLS_VERIFY: bool = true;
 /// `upstreams.*.http2`: HTTP/1.1 to the targets unless asked.
 pub const UPSTREAM_HTTP2: bool = false;
+/// `upstreams.*.max_streams`: HTTP/2 streams one upstream connection carries at once (Pingora's
+/// own default is 1, no multiplexing); more open another connection.
+pub const UPSTREAM_MAX_STREAMS: usize = 100;
 /// `upstreams.*.timeouts.connect_ms`: a TCP (and TLS) connect that takes longer than 5 s is
 /// given up, so a target that drops SYNs cannot hold requests (Pingora alone waits as long as
 /// the kernel does, about two minutes).

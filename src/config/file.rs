@@ -198,6 +198,8 @@ pub struct UpstreamFile {
     #[serde(default)]
     pub http2: Option<bool>,
     #[serde(default)]
+    pub max_streams: Option<usize>,
+    #[serde(default)]
     pub max_in_flight: Option<usize>,
 }
 
@@ -250,6 +252,8 @@ pub struct HealthCheckFile {
     #[serde(default)]
     pub tcp: Option<TcpCheckFile>,
     #[serde(default)]
+    pub grpc: Option<GrpcCheckFile>,
+    #[serde(default)]
     pub interval_ms: Option<u64>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
@@ -273,6 +277,13 @@ pub struct HttpCheckFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TcpCheckFile {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcCheckFile {
+    #[serde(default)]
+    pub service: Option<String>,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

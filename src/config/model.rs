@@ -208,6 +208,11 @@ pub enum HealthKind {
     },
     /// A TCP connect must succeed.
     Tcp,
+    /// `grpc.health.v1.Health/Check` for `service` must answer `SERVING`.
+    Grpc {
+        /// The service asked about (`""`: the server as a whole).
+        service: String,
+    },
 }
 
 /// Upstream timeouts; `None` leaves Pingora's default (the compiled config always sets connect,
@@ -260,6 +265,8 @@ pub struct UpstreamSpec {
     pub tls: Option<UpstreamTls>,
     /// Speak HTTP/2 to the targets.
     pub http2: bool,
+    /// HTTP/2 streams per upstream connection at most.
+    pub max_streams: usize,
     /// Passive health checking.
     pub outlier: Option<OutlierSpec>,
     /// Circuit breaker.
@@ -373,6 +380,8 @@ pub struct RetrySpec {
     pub on_timeout: bool,
     /// Retry on these response statuses.
     pub on_status: Vec<u16>,
+    /// Retry a gRPC call whose Trailers-Only answer carries one of these `grpc-status` codes.
+    pub on_grpc: Vec<portico_filters::grpc_web::Code>,
     /// Share of recent requests that may be retries.
     pub budget_percent: f64,
     /// Also retry methods that are not idempotent.

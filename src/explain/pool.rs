@@ -97,6 +97,7 @@ impl PoolPlan {
                     format!("GET {path} (Host {host}) must answer {expect_status}")
                 }
                 HealthKind::Tcp => "a TCP connect must succeed".to_string(),
+                HealthKind::Grpc { service } => format!("grpc.health.v1.Health/Check {service:?} must answer SERVING"),
             };
             let n = |count: usize, one: &str, many: &str| format!("{count} {}", if count == 1 { one } else { many });
             format!(

@@ -48,6 +48,9 @@ pub struct Request {
     pub client_cert: Option<crate::tls::ClientIdentity>,
     /// This request's place in the in-flight gauge.
     pub in_flight: Option<InFlight>,
+    /// Whether it is a gRPC call (`content-type: application/grpc*`): Portico's own answers
+    /// are then gRPC statuses (`grpc.rs`).
+    pub grpc: bool,
 }
 
 /// Written when the route is found.
@@ -104,6 +107,8 @@ pub struct Outcome {
     pub parts: Option<serde_json::Value>,
     /// What the cache did (`x-cache-status`), on a route that caches.
     pub cache_status: Option<crate::cache::CacheStatus>,
+    /// A gRPC call's `grpc-status`, from the response header, its trailers or Portico's answer.
+    pub grpc_status: Option<portico_filters::grpc_web::Code>,
 }
 
 /// The filter chains a request runs through: the listener's, then the route's. Holds the specs
@@ -137,6 +142,7 @@ impl Ctx {
                 span: None,
                 client_cert: None,
                 in_flight: None,
+                grpc: false,
             },
             filter: RequestCtx { listener, ..Default::default() },
             routing: Routing::default(),

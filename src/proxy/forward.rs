@@ -46,8 +46,19 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
         req.remove_header(&header::CONNECTION);
         req.remove_header(&header::UPGRADE);
     }
+    // `te: trailers` is the one TE value that crosses (RFC 9110 section 10.1.4; gRPC servers
+    // refuse a call without it).
+    let te_trailers = req.headers.get_all(header::TE).iter().any(|v| has_token(v.as_bytes(), b"trailers"));
     for h in HOP_BY_HOP {
         req.remove_header(h);
+    }
+    if te_trailers {
+        req.insert_header(header::TE, HeaderValue::from_static("trailers"))?;
+    }
+    // A gRPC call's deadline: what is left of it (and of the route's timeout) when it goes.
+    if let Some(deadline) = ctx.upstream.deadline.filter(|_| ctx.request.grpc) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        req.insert_header("grpc-timeout", super::grpc::timeout_value(left))?;
     }
 
     // Rewrite path and host.
@@ -136,6 +147,13 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
         req.insert_header("traceparent", span.traceparent())?;
     }
     Ok(())
+}
+
+/// Whether a comma-separated header value lists `token` (without parameters, any case).
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.split(|b| *b == b';').next().is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(token)))
 }
 
 /// Removes hop-by-hop headers from an upstream response (Pingora sets its own framing).

@@ -27,8 +27,8 @@
 //!  5  fail_to_connect              record the attempt, a warn line; retry or not  retry.rs, failure.rs
 //!  6  upstream_request_filter      rewrite, hop-by-hop, X-Forwarded-*, ids; then  forward.rs
 //!                                  the chains' edits
-//!  7  upstream_response_filter     drop a response whose status the route         retry.rs
-//!                                  retries on
+//!  7  upstream_response_filter     drop a response whose status (or gRPC          retry.rs
+//!                                  status) the route retries on
 //!  8  response_filter              hop-by-hop; x-cache-status; request id;        respond.rs,
 //!                                  chains in reverse (hits too); a 101 opens      cache.rs,
 //!                                  the tunnel                                     websocket/
@@ -36,6 +36,8 @@
 //!                                  is spent (not a tunnel's)
 //! 10  response_body_filter         the chains' response-body phases, in reverse   websocket/
 //!                                  (a tunnel's bytes: only counted)
+//! 10a response_trailer_filter      a gRPC call's status; the chains' trailer       grpc.rs
+//!                                  phases, in reverse (gRPC-Web: the last frame)
 //! 11  error_while_proxy            record the attempt, a warn line; retry or not  retry.rs, failure.rs
 //! 12  fail_to_proxy                answer the error that ended the request        errors.rs, respond.rs
 //! 13  logging                      record the last attempt; give back what the    access.rs,
@@ -62,6 +64,7 @@ mod ctx;
 pub(crate) mod errors;
 mod failure;
 pub(crate) mod forward;
+mod grpc;
 pub(crate) mod guards;
 pub(crate) mod respond;
 mod retry;
@@ -133,6 +136,7 @@ impl ProxyHttp for Portico {
         //    certificate.
         let trusted = ctx.request.listener.as_ref().is_some_and(|l| l.role == Role::Internal);
         ctx.identify(session, trusted);
+        ctx.request.grpc = grpc::is_grpc(session.req_header());
         Ok(())
     }
 
@@ -271,7 +275,7 @@ impl ProxyHttp for Portico {
         };
         let now = now_ms();
         if ctx.upstream.tried.is_empty() {
-            retry::begin(ctx, &route, now);
+            retry::begin(ctx, session.req_header(), &route, now);
         }
         // The route's timeout bounds every attempt together.
         let remaining = ctx.upstream.deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -366,7 +370,12 @@ impl ProxyHttp for Portico {
         if let Some(span) = ctx.span() {
             span.attempt_status(status);
         }
-        match retry::on_status(&self.shared.metrics, session, ctx, status) {
+        // A gRPC call's Trailers-Only answer carries its status here.
+        let grpc_status = if ctx.request.grpc { grpc::status_of(&upstream_response.headers) } else { None };
+        ctx.outcome.grpc_status = grpc_status;
+        let retry = retry::on_status(&self.shared.metrics, session, ctx, status)
+            .or_else(|| grpc_status.and_then(|code| retry::on_grpc_status(&self.shared.metrics, session, ctx, code)));
+        match retry {
             Some(retry) => Err(retry),
             None => Ok(()),
         }
@@ -423,6 +432,25 @@ impl ProxyHttp for Portico {
         Ok(None)
     }
 
+    /// 10a. The upstream's response trailers (HTTP/2): a gRPC call's status; the chains'
+    ///      trailer phases, in reverse (gRPC-Web turns them into the body's last frame).
+    async fn response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        trailers: &mut http::HeaderMap,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Bytes>> {
+        if let Some(code) = grpc::status_of(trailers).filter(|_| ctx.request.grpc) {
+            ctx.outcome.grpc_status = Some(code);
+        }
+        for chain in ctx.chains().rev() {
+            if let Some(last) = chain.response_trailers(trailers, &mut ctx.filter)? {
+                return Ok(Some(last));
+            }
+        }
+        Ok(None)
+    }
+
     /// 11. The exchange with the upstream failed midway: whether to try again.
     fn error_while_proxy(
         &self,
@@ -462,8 +490,12 @@ impl ProxyHttp for Portico {
                 }
             },
         };
-        // 2. Sent, unless a response has begun.
+        // 2. Sent, unless a response has begun. The connection closes after it: an HTTP/1.1
+        //    gRPC-Web client is told so (`Connection: close`), or it sends its next call on it.
         if session.response_written().is_none() {
+            if ctx.request.grpc {
+                session.set_keepalive(None);
+            }
             if let Err(write_err) = respond::reject(session, ctx, &reject).await {
                 log::debug!("could not send error response: {write_err}");
             }
@@ -493,6 +525,9 @@ impl ProxyHttp for Portico {
         if let Some(runtime) = &ctx.request.runtime {
             let m = ctx.route_runtime().map_or(&runtime.unrouted_metrics, |rt| &rt.metrics);
             m.observe(&req.method, if status == 0 { 499 } else { status }, elapsed.as_secs_f64());
+            if ctx.request.grpc {
+                self.shared.metrics.grpc_request(&ctx.filter.route, ctx.outcome.grpc_status.map(|c| c.as_str()));
+            }
             let mirror = ctx.routing.route.as_ref().and_then(|r| r.mirror.as_ref());
             let header = ctx.routing.mirror_header.take();
             if let (Some(m), Some(body), Some(header)) = (mirror, ctx.routing.mirror_body.take(), header) {

@@ -1,5 +1,6 @@
-//! Responses Portico makes itself: JSON errors and static `respond` routes. Both run the
-//! response filters, so CORS and header edits apply to them too.
+//! Responses Portico makes itself: JSON errors (gRPC statuses to gRPC clients: `grpc.rs`) and
+//! static `respond` routes. Both run the response filters, so CORS and header edits apply to
+//! them too.
 
 use super::errors::ErrorKind;
 use super::Ctx;
@@ -30,6 +31,9 @@ impl serde::Serialize for Details<'_> {
 
 /// Writes a refusal as `{"error", "message", "request_id"}` with its status and headers.
 pub async fn reject(session: &mut Session, ctx: &mut Ctx, r: &Reject) -> pingora::Result<()> {
+    if ctx.request.grpc {
+        return super::grpc::reject(session, ctx, r).await;
+    }
     let body = serde_json::to_vec(&ErrorBody {
         error: r.error,
         message: &r.message,

@@ -3,7 +3,8 @@
 //! retryable, and the peer avoids the targets already tried.
 //!
 //! 1. [`begin`] (first `upstream_peer`): the request counts in the route's retry budget, and the
-//!    route's `timeout_ms` starts for all attempts together.
+//!    route's `timeout_ms` (or a gRPC call's shorter `grpc-timeout`) starts for all attempts
+//!    together.
 //! 2. [`after_connect_failure`] (`fail_to_connect`): retried on `connect_error`; a connect
 //!    timeout also on `timeout`.
 //! 3. [`on_status`] (`upstream_response_filter`): a status the policy lists becomes an error,
@@ -22,20 +23,29 @@ use crate::telemetry::Metrics;
 use crate::upstream::window::now_ms;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType, RetryType};
+use portico_filters::grpc_web::Code;
 use std::time::Instant;
 
 /// 1. The first attempt: counts the request in the route's budget (retries may be a share of
 ///    requests) and starts the route's timeout.
-pub fn begin(ctx: &mut Ctx, route: &RouteSpec, now_ms: u64) {
+pub fn begin(ctx: &mut Ctx, session_req: &pingora::http::RequestHeader, route: &RouteSpec, now_ms: u64) {
     if let Some(budget) = ctx.route_runtime().and_then(|r| r.budget.as_ref()) {
         budget.request(now_ms);
     }
-    ctx.upstream.deadline = route.timeout.map(|t| ctx.request.started + t);
+    // A gRPC call's own `grpc-timeout` counts too, capped by the route's.
+    let grpc = if ctx.request.grpc { super::grpc::timeout(session_req) } else { None };
+    let limit = match (route.timeout, grpc) {
+        (Some(r), Some(g)) => Some(r.min(g)),
+        (r, g) => r.or(g),
+    };
+    ctx.upstream.deadline = limit.map(|t| ctx.request.started + t);
 }
 
 /// 2. Whether a connection that could not be made is tried again.
 pub fn after_connect_failure(metrics: &Metrics, session: &Session, ctx: &mut Ctx, kind: UpstreamErrorKind) -> bool {
-    allowed(metrics, session, ctx, |r| match kind {
+    // A gRPC call (always a POST) that never reached a target is safe to send again.
+    let any_method = ctx.request.grpc;
+    allowed(metrics, session, ctx, any_method, |r| match kind {
         UpstreamErrorKind::Timeout => r.on_timeout || r.on_connect_error,
         _ => r.on_connect_error,
     })
@@ -45,11 +55,23 @@ pub fn after_connect_failure(metrics: &Metrics, session: &Session, ctx: &mut Ctx
 pub fn on_status(metrics: &Metrics, session: &Session, ctx: &mut Ctx, status: u16) -> Option<Box<Error>> {
     let listed =
         ctx.routing.route.as_ref().and_then(|r| r.retry.as_ref()).is_some_and(|r| r.on_status.contains(&status));
-    if !(listed && allowed(metrics, session, ctx, |_| true)) {
+    if !(listed && allowed(metrics, session, ctx, false, |_| true)) {
         return None;
     }
     ctx.upstream.retry_status = Some(status);
     Some(Error::explain(ErrorType::HTTPStatus(status), "retrying on upstream status"))
+}
+
+/// 3. (gRPC) Whether a Trailers-Only answer with `code` is dropped for another try: the policy
+///    lists the code's name (`unavailable`, `resource_exhausted`). The call is a POST, but the
+///    route asked for this retry by name, as a gRPC retry policy would.
+pub fn on_grpc_status(metrics: &Metrics, session: &Session, ctx: &mut Ctx, code: Code) -> Option<Box<Error>> {
+    let listed = ctx.routing.route.as_ref().and_then(|r| r.retry.as_ref()).is_some_and(|r| r.on_grpc.contains(&code));
+    if !(listed && allowed(metrics, session, ctx, true, |_| true)) {
+        return None;
+    }
+    ctx.upstream.retry_status = Some(200);
+    Some(Error::explain(ErrorType::HTTPStatus(200), "retrying on grpc-status"))
 }
 
 /// 4. Marks an error while proxying as retryable or not. `status_retry`: step 3 decided it
@@ -65,7 +87,7 @@ pub fn after_proxy_error(
 ) {
     let truncated = session.as_ref().retry_buffer_truncated();
     // A status retry took its retry from the budget when the status was seen.
-    if status_retry || (kind == UpstreamErrorKind::Timeout && allowed(metrics, session, ctx, |r| r.on_timeout)) {
+    if status_retry || (kind == UpstreamErrorKind::Timeout && allowed(metrics, session, ctx, false, |r| r.on_timeout)) {
         e.set_retry(!truncated);
     } else if !session.req_header().method.is_idempotent() || truncated {
         e.set_retry(false);
@@ -81,15 +103,22 @@ pub fn after_proxy_error(
     }
 }
 
-/// Whether the route's policy (`on` picks the clause that applies), the method, the deadline
-/// and the retry budget allow one more try; takes the retry from the budget when they do.
-fn allowed(metrics: &Metrics, session: &Session, ctx: &mut Ctx, on: impl Fn(&RetrySpec) -> bool) -> bool {
+/// Whether the route's policy (`on` picks the clause that applies), the method (any, when
+/// `any_method`), the deadline and the retry budget allow one more try; takes the retry from
+/// the budget when they do.
+fn allowed(
+    metrics: &Metrics,
+    session: &Session,
+    ctx: &mut Ctx,
+    any_method: bool,
+    on: impl Fn(&RetrySpec) -> bool,
+) -> bool {
     let Some(route) = ctx.routing.route.as_ref() else { return false };
     let Some(policy) = route.retry.as_ref() else { return false };
     if !on(policy) || ctx.upstream.retries >= policy.attempts {
         return false;
     }
-    if !(policy.non_idempotent || session.req_header().method.is_idempotent()) {
+    if !(any_method || policy.non_idempotent || session.req_header().method.is_idempotent()) {
         return false;
     }
     if ctx.upstream.deadline.is_some_and(|d| Instant::now() >= d) {

@@ -25,6 +25,7 @@ pub struct Metrics {
     breaker_state: IntGaugeVec,
     connections_open: IntGaugeVec,
     connections_refused: IntCounterVec,
+    grpc_requests: IntCounterVec,
 }
 
 const METHODS: [&str; 10] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"];
@@ -105,6 +106,14 @@ impl Metrics {
             ),
             &["listener", "reason"],
         )?;
+        let grpc_requests = IntCounterVec::new(
+            Opts::new(
+                "portico_grpc_requests_total",
+                "gRPC calls, by route and the grpc-status the client got (none: no status reached it)",
+            ),
+            &["route", "grpc_status"],
+        )?;
+        registry.register(Box::new(grpc_requests.clone()))?;
         registry.register(Box::new(connections_open.clone()))?;
         registry.register(Box::new(connections_refused.clone()))?;
         registry.register(Box::new(retries.clone()))?;
@@ -135,6 +144,7 @@ impl Metrics {
             breaker_state,
             connections_open,
             connections_refused,
+            grpc_requests,
         })
     }
 
@@ -172,6 +182,12 @@ impl Metrics {
     /// Counts a failed upstream exchange (`connect`, `timeout`, `other`).
     pub fn upstream_error(&self, upstream: &str, kind: &str) {
         self.upstream_errors.with_label_values(&[upstream, kind]).inc();
+    }
+
+    /// Counts a finished gRPC call by its `grpc-status` (decimal), `None` when none reached the
+    /// client (the stream broke off).
+    pub fn grpc_request(&self, route: &str, grpc_status: Option<&str>) {
+        self.grpc_requests.with_label_values(&[route, grpc_status.unwrap_or("none")]).inc();
     }
 
     /// Counts a retry (`allowed`) or one the budget refused.

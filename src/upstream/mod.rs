@@ -4,6 +4,7 @@
 pub mod breaker;
 pub mod budget;
 mod dns;
+mod grpc_health;
 mod health;
 pub mod limit;
 mod peer;
@@ -205,6 +206,17 @@ fn health_check(
     material: Option<&crate::tls::UpstreamTlsMaterial>,
 ) -> Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync + 'static> {
     match &h.kind {
+        HealthKind::Grpc { service } => {
+            let mut hc = grpc_health::GrpcHealthCheck::new(service, spec.tls.is_some(), sni(spec));
+            hc.consecutive_success = h.healthy_after;
+            hc.consecutive_failure = h.unhealthy_after;
+            hc.peer_template.options.connection_timeout = Some(h.timeout);
+            hc.peer_template.options.read_timeout = Some(h.timeout);
+            if let (Some(t), Some(material)) = (&spec.tls, material) {
+                peer::apply_tls(&mut hc.peer_template, t, material);
+            }
+            Box::new(hc)
+        }
         HealthKind::Tcp => {
             let mut hc = TcpHealthCheck::new();
             hc.consecutive_success = h.healthy_after;
@@ -241,6 +253,11 @@ fn health_check(
             Box::new(hc)
         }
     }
+}
+
+/// The name a TLS check sends as SNI (and verifies): the upstream's `tls.sni`.
+fn sni(spec: &UpstreamSpec) -> String {
+    spec.tls.as_ref().map(|t| t.sni.clone()).unwrap_or_default()
 }
 
 /// Every pool of one config, by name.

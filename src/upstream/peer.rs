@@ -18,7 +18,10 @@ pub fn build_peer(pool: &Pool, backend: &Backend) -> Box<HttpPeer> {
     o.write_timeout = spec.timeouts.write;
     o.idle_timeout = spec.timeouts.idle;
     if spec.http2 {
-        o.set_http_version(2, 2);
+        // Plain: h2c with prior knowledge. TLS: ALPN offers h2, then HTTP/1.1 should the
+        // upstream pick it.
+        o.set_http_version(2, if tls.is_some() { 1 } else { 2 });
+        o.max_h2_streams = spec.max_streams;
     }
     if let (Some(t), Some(material)) = (tls, &pool.tls) {
         apply_tls(&mut peer, t, material);

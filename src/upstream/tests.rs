@@ -14,6 +14,7 @@ fn empty_pool_with_breaker() -> Pool {
         timeouts: Timeouts::default(),
         tls: None,
         http2: false,
+        max_streams: 100,
         outlier: None,
         breaker: Some(BreakerSpec { failure_ratio: 0.5, min_requests: 1, open_ms: 1000 }),
         max_in_flight: None,

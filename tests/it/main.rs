@@ -16,6 +16,7 @@ mod dashboard;
 mod edge_filters;
 mod explain;
 mod filter_hardening;
+mod grpc;
 mod hardening;
 mod hardening_corpus;
 mod hardening_fuzz;

@@ -8,6 +8,7 @@ use crate::config::file::{CanaryFile, MirrorFile, RespondFile, RetryFile, RetryO
 use crate::config::model::{Action, CanarySpec, MatchSpec, MirrorSpec, RespondSpec, RetrySpec, Rewrite, RouteSpec};
 use crate::config::Errors;
 use http::{HeaderName, HeaderValue};
+use portico_filters::grpc_web::Code;
 use portico_filters::BuildContext;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -246,9 +247,15 @@ fn retry(r: RetryFile, at: &str, errors: &mut Errors<'_>) -> RetrySpec {
             RetryOnFile::Kind(k) if k.parse::<u16>().is_ok_and(|s| (500..=599).contains(&s)) => {
                 spec.on_status.push(k.parse().unwrap_or(502))
             }
+            RetryOnFile::Kind(k) if Code::from_name(&k).is_some_and(|c| c != Code::Ok) => {
+                spec.on_grpc.extend(Code::from_name(&k))
+            }
             other => errors.at(
                 format!("{at}.on[{i}]"),
-                format!("{other:?} is not one of connect_error, timeout, or a 5xx/429 status"),
+                format!(
+                    "{other:?} is not one of connect_error, timeout, a 5xx/429 status, or a gRPC status name \
+                     (unavailable, resource_exhausted, ...)"
+                ),
             ),
         }
     }

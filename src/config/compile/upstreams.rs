@@ -71,6 +71,9 @@ fn upstream(name: String, u: UpstreamFile, base_dir: &Path, errors: &mut Errors<
             open_ms: b.open_s.max(1) * 1000,
         }
     });
+    if u.max_streams == Some(0) {
+        errors.at(format!("{at}.max_streams"), "must be at least 1");
+    }
     if u.max_in_flight == Some(0) {
         errors.at(format!("{at}.max_in_flight"), "must be at least 1");
     }
@@ -93,6 +96,7 @@ fn upstream(name: String, u: UpstreamFile, base_dir: &Path, errors: &mut Errors<
         timeouts,
         tls,
         http2: u.http2.unwrap_or(defaults::UPSTREAM_HTTP2),
+        max_streams: u.max_streams.unwrap_or(defaults::UPSTREAM_MAX_STREAMS),
         outlier,
         breaker,
         max_in_flight: u.max_in_flight,
@@ -121,17 +125,18 @@ fn hash_key(key: Option<&str>, at: &str, errors: &mut Errors<'_>) -> HashKey {
     }
 }
 
-/// Active checks: exactly one of `http` or `tcp`.
+/// Active checks: exactly one of `http`, `tcp` or `grpc`.
 fn health(h: HealthCheckFile, upstream: &str, at: &str, errors: &mut Errors<'_>) -> HealthSpec {
-    let kind = match (h.http, h.tcp) {
-        (Some(http), None) => HealthKind::Http {
+    let kind = match (h.http, h.tcp, h.grpc) {
+        (Some(http), None, None) => HealthKind::Http {
             path: http.path.unwrap_or_else(|| defaults::HEALTH_HTTP_PATH.into()),
             expect_status: http.expect_status.unwrap_or(defaults::HEALTH_EXPECT_STATUS),
             host: http.host.unwrap_or_else(|| upstream.to_string()),
         },
-        (None, Some(_)) => HealthKind::Tcp,
+        (None, Some(_), None) => HealthKind::Tcp,
+        (None, None, Some(grpc)) => HealthKind::Grpc { service: grpc.service.unwrap_or_default() },
         _ => {
-            errors.at(format!("{at}.health_check"), "set exactly one of `http` or `tcp`");
+            errors.at(format!("{at}.health_check"), "set exactly one of `http`, `tcp` or `grpc`");
             HealthKind::Tcp
         }
     };

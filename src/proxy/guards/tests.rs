@@ -13,6 +13,7 @@ fn pool(addr: SocketAddr) -> Arc<Pool> {
         timeouts: Timeouts::default(),
         tls: None,
         http2: false,
+        max_streams: 100,
         outlier: None,
         breaker: Some(BreakerSpec { failure_ratio: 0.5, min_requests: 1, open_ms: 0 }),
         max_in_flight: None,
