@@ -60,15 +60,24 @@ pub fn parts_counter() -> &'static prometheus::IntCounterVec {
     })
 }
 
+/// What [`answer`] reports to.
+pub struct Sinks<'a> {
+    /// The process's metrics (attempts are recorded as a proxied request's are).
+    pub metrics: &'a Metrics,
+    /// Whether an access-log line will be written (the parts' summary is built only then).
+    pub access_log: bool,
+}
+
 /// Answers an aggregate request: calls every part of `spec` concurrently, composes the answer
 /// and writes it (through the response filters).
 pub async fn answer(
     session: &mut Session,
     ctx: &mut Ctx,
-    metrics: &Metrics,
+    sinks: Sinks<'_>,
     route: &RouteSpec,
     spec: &AggregateSpec,
 ) -> pingora::Result<()> {
+    let metrics = sinks.metrics;
     let Some(runtime) = ctx.request.runtime.clone() else {
         return pingora::Error::e_explain(pingora::ErrorType::InternalError, "no runtime config");
     };
@@ -155,7 +164,9 @@ pub async fn answer(
         }
     }
     ctx.outcome.upstream_time = outcomes.iter().map(|o| o.elapsed).max();
-    ctx.outcome.parts = Some(access_parts(spec, &outcomes));
+    if sinks.access_log {
+        ctx.outcome.parts = Some(access_parts(spec, &outcomes));
+    }
     let composed = merge::compose(spec, &outcomes);
     let complete = HeaderValue::from_static(if composed.failed.is_empty() { "true" } else { "false" });
     let failed = (!composed.failed.is_empty()).then(|| HeaderValue::from_str(&composed.failed).ok()).flatten();

@@ -62,19 +62,28 @@ impl<'a> Vars<'a> {
 
 impl Vars<'_> {
     /// The decoded value of a slot; empty when the request has none (a query parameter that is
-    /// absent, an optional capture that did not take part).
+    /// absent, an optional capture that did not take part). A query value is read as a form
+    /// value (`+` is a space); in a path capture `+` is itself.
     fn value(&self, piece: &Piece) -> String {
-        let raw = match piece {
-            Piece::Capture(name) => self.captures.iter().find(|(n, _)| n == name).map(|(_, v)| *v),
-            Piece::Query(name) => self.query.and_then(|q| {
-                q.split('&').find_map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (*percent_decode(k) == **name).then_some(v)
+        match piece {
+            Piece::Capture(name) => self
+                .captures
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| percent_decode(v).into_owned())
+                .unwrap_or_default(),
+            Piece::Query(name) => self
+                .query
+                .and_then(|q| {
+                    q.split('&').find_map(|pair| {
+                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                        (*percent_decode(k) == **name).then_some(v)
+                    })
                 })
-            }),
-            Piece::Literal(_) => None,
-        };
-        raw.map(|v| percent_decode(v).into_owned()).unwrap_or_default()
+                .map(|v| percent_decode(&v.replace('+', " ")).into_owned())
+                .unwrap_or_default(),
+            Piece::Literal(_) => String::new(),
+        }
     }
 }
 
@@ -217,5 +226,7 @@ mod tests {
         let v = vars(&[], Some("u=x%22%2C%22admin%22%3Atrue%5C"));
         assert_eq!(b.render(&v, Escape::Json), r#"{"user": "x\",\"admin\":true\\"}"#);
         assert_eq!(q.render(&vars(&[], None), Escape::Path), "/o?user=", "absent: empty");
+        assert_eq!(q.render(&vars(&[], Some("u=a+b%2B")), Escape::Path), "/o?user=a%20b%2B", "a form value");
+        assert_eq!(t.render(&vars(&[("id", "a+b")], None), Escape::Path), "/users/a%2Bb", "a path's + is itself");
     }
 }

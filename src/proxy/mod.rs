@@ -209,7 +209,9 @@ impl ProxyHttp for Portico {
         }
         // 5. Aggregate routes answer with their parts, composed (src/compose/).
         if let Action::Aggregate(spec) = &route.action {
-            crate::compose::answer(session, ctx, &self.shared.metrics, &route, spec).await?;
+            let sinks =
+                crate::compose::Sinks { metrics: &self.shared.metrics, access_log: self.shared.access_log.enabled() };
+            crate::compose::answer(session, ctx, sinks, &route, spec).await?;
             return Ok(true);
         }
         if route.mirror.is_some() {
