@@ -46,7 +46,11 @@ pub(super) fn header(
     resp: &mut ResponseHeader,
     ctx: &mut RequestCtx,
 ) -> pingora::Result<()> {
-    let client = body::slot::<Client>(ctx, f).copied().unwrap_or(Client { head: false, chunked: true });
+    // No request phase of this filter: the request never reached it (an earlier filter refused
+    // it, no route matched), and the response is Portico's own.
+    let Some(client) = body::slot::<Client>(ctx, f).copied() else {
+        return Ok(());
+    };
     let status = resp.status.as_u16();
     if client.head || status < 200 || status == 204 || status == 304 {
         return Ok(());
@@ -90,10 +94,13 @@ pub(super) fn body(f: &JsonTransform, side: &Side, chunk: &mut Option<Bytes>, en
     };
     match held.push(chunk.as_ref(), end) {
         Hold::More => *chunk = None,
+        Hold::Whole(whole) if whole.is_empty() => {
+            *stage = Stage::Streaming;
+            *chunk = Some(whole);
+        }
         Hold::Whole(whole) => {
             *stage = Stage::Streaming;
             *chunk = Some(match side.edit(&whole) {
-                _ if whole.is_empty() => whole,
                 Ok(edited) => {
                     metrics::json_body(NAME, &route, Direction::Response, "transformed");
                     edited

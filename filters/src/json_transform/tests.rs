@@ -231,7 +231,8 @@ async fn only_some_responses_are_edited() {
     let chain = chain("{response: {remove: [password], only_status: [200], max_body_bytes: 64}}");
     let body = r#"{"password": "x"}"#;
     let len = body.len().to_string();
-    let cases: &[(u16, &[(&str, &str)], &str)] = &[
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(u16, Headers, &str)] = &[
         (404, &[("content-type", "application/json")], "a status not listed"),
         (200, &[("content-type", "text/html")], "not JSON by its type"),
         (200, &[("content-type", "application/json"), ("content-encoding", "gzip")], "compressed"),
@@ -279,4 +280,15 @@ async fn http2_and_http10_clients_get_no_chunked_header() {
     let (resp, sent) = respond(&chain, &mut request.ctx, 200, &[("content-length", "8")], &[r#"{"a": 1}"#]);
     assert!(resp.headers.get("transfer-encoding").is_none() && resp.headers.get("content-length").is_none());
     assert_eq!(sent, "{}");
+}
+
+#[test]
+fn responses_to_requests_the_filter_never_saw_are_left_alone() {
+    // An earlier filter refused the request, or no route matched: the answer is Portico's own.
+    let chain = chain("{response: {remove: [a]}}");
+    let mut ctx = RequestCtx::default();
+    let headers = [("content-type", "application/json"), ("content-length", "8")];
+    let (resp, sent) = respond(&chain, &mut ctx, 401, &headers, &[r#"{"a": 1}"#]);
+    assert_eq!(resp.headers["content-length"], "8");
+    assert_eq!(sent, r#"{"a": 1}"#);
 }
