@@ -184,6 +184,15 @@ mod tests {
             response.append_header("x-order", self.name)?;
             Ok(())
         }
+
+        fn response_trailers(
+            &self,
+            trailers: &mut http::HeaderMap,
+            _ctx: &mut RequestCtx,
+        ) -> pingora::Result<Option<Bytes>> {
+            trailers.append("x-order", http::HeaderValue::from_static(self.name));
+            Ok(self.refuse.then(|| Bytes::from(self.name)))
+        }
     }
 
     fn chain(marks: &[(&'static str, bool)]) -> FilterChain {
@@ -211,6 +220,18 @@ mod tests {
         chain(&[("a", false), ("b", false)]).response(&mut response, &mut RequestCtx::default()).expect("runs");
         let order: Vec<_> = response.headers.get_all("x-order").iter().map(|v| v.to_str().expect("ascii")).collect();
         assert_eq!(order, ["b", "a"]);
+    }
+
+    #[test]
+    fn trailers_run_in_reverse_order_until_one_ends_the_body() {
+        let mut trailers = http::HeaderMap::new();
+        let last = chain(&[("a", true), ("b", false)]).response_trailers(&mut trailers, &mut RequestCtx::default());
+        assert_eq!(last.expect("runs"), Some(Bytes::from("a")), "a turned them into the body's end");
+        let order: Vec<_> = trailers.get_all("x-order").iter().map(|v| v.to_str().expect("ascii")).collect();
+        assert_eq!(order, ["b", "a"]);
+        let mut trailers = http::HeaderMap::new();
+        let kept = chain(&[("a", false)]).response_trailers(&mut trailers, &mut RequestCtx::default());
+        assert_eq!(kept.expect("runs"), None, "the trailers go as trailers");
     }
 
     #[test]

@@ -62,6 +62,20 @@ pub fn code_for(r: &Reject) -> Code {
     }
 }
 
+/// An HTTP status that [`code_for`] maps back to `code` (502 where none does).
+pub fn http_status_for(code: Code) -> u16 {
+    match code {
+        Code::Unavailable => 503,
+        Code::ResourceExhausted => 429,
+        Code::DeadlineExceeded => 504,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::Unimplemented => 404,
+        Code::Internal => 500,
+        _ => 502,
+    }
+}
+
 /// Writes a refusal to a gRPC client as a Trailers-Only response: HTTP 200, `grpc-status`,
 /// `grpc-message`, the refusal's own headers (`www-authenticate`, `retry-after`) and
 /// `x-portico-error` with its stable code; no body.
@@ -142,5 +156,8 @@ mod tests {
         assert_eq!(code(504, "upstream_timeout"), Code::DeadlineExceeded);
         assert_eq!(code(413, "payload_too_large"), Code::ResourceExhausted);
         assert_eq!(code(500, "internal_error"), Code::Internal);
+        for c in [Code::Unavailable, Code::ResourceExhausted, Code::DeadlineExceeded, Code::Unauthenticated] {
+            assert_eq!(Code::from_http(http_status_for(c)), c, "{c:?} survives a retry that did not happen");
+        }
     }
 }

@@ -70,8 +70,11 @@ pub fn on_grpc_status(metrics: &Metrics, session: &Session, ctx: &mut Ctx, code:
     if !(listed && allowed(metrics, session, ctx, true, |_| true)) {
         return None;
     }
-    ctx.upstream.retry_status = Some(200);
-    Some(Error::explain(ErrorType::HTTPStatus(200), "retrying on grpc-status"))
+    // Should the retry not happen after all (a request body too large to send again), the
+    // answer is this status, which a gRPC client reads as the same code.
+    let status = super::grpc::http_status_for(code);
+    ctx.upstream.retry_status = Some(status);
+    Some(Error::explain(ErrorType::HTTPStatus(status), "retrying on grpc-status"))
 }
 
 /// 4. Marks an error while proxying as retryable or not. `status_retry`: step 3 decided it

@@ -95,6 +95,25 @@ routes:
         assert!(r["deadline"]["elapsed"].as_f64().is_some_and(|s| s < 2.0), "{what}: the deadline held: {r}");
         assert_eq!(r["concurrent_ok"], 200, "{what}: 200 concurrent calls");
     }
+    // Two clients' 400 concurrent calls to `plain` shared multiplexed connections: at least 4
+    // at 100 streams each, a few more where calls raced for a new one (Pingora does not wait
+    // for a connection being opened); one stream per connection would have needed about 400.
+    let upstream_conns = connections_to(servers.ports["plain"]);
+    assert!((1..=40).contains(&upstream_conns), "{upstream_conns} connections to the h2c upstream");
+}
+
+/// Established TCP connections to `port` on 127.0.0.1 (from /proc/net/tcp).
+fn connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2] == remote && f[3] == "01"
+        })
+        .count()
 }
 
 #[tokio::test]
