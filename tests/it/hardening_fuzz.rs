@@ -150,8 +150,13 @@ fn requestish() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// Cases per property: 300, or `PORTICO_FUZZ_CASES` for a longer run without cargo-fuzz.
+fn cases() -> u32 {
+    std::env::var("PORTICO_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn config_target(data in mutated_config()) {
