@@ -246,6 +246,26 @@ async fn waiters_go_to_the_origin_themselves_when_the_first_fetch_takes_too_long
 }
 
 #[tokio::test]
+async fn waiters_go_to_the_origin_themselves_when_the_first_fetch_fails() {
+    let o = CountingOrigin::start().await;
+    let p = start(&o, "{ttl_s: 60}").await;
+    let url = p.url("web", "/fails?status=500&delay=400");
+    let c = client();
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (c, url) = (c.clone(), url.clone());
+        set.spawn(async move { c.get(url).send().await.expect("request").status().as_u16() });
+    }
+    while let Some(r) = set.join_next().await {
+        assert_eq!(r.expect("task"), 500, "each waiter got the origin's own answer");
+    }
+    assert_eq!(o.served(), 5);
+    // Released together when the first answer proved unstorable, not one after another.
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn stale_while_revalidate_answers_at_once_while_one_refresh_runs() {
     let o = CountingOrigin::start().await;
     let p = start(&o, "{ttl_s: 1, stale_while_revalidate_s: 30}").await;
