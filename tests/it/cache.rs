@@ -202,6 +202,12 @@ async fn head_and_ranges_are_answered_from_the_cached_get() {
     assert_eq!((range.status, range.cache(), range.body.as_str()), (206, "HIT", "2345"));
     assert_eq!(range.headers.get("content-range").map(|v| v.to_str().unwrap_or("")), Some("bytes 12-15/100"));
     assert_eq!(o.served(), 1);
+    // A cold range fetches (and stores) the whole object, and answers the range.
+    let cold = get(&p, "/h2?size=100", &[("range", "bytes=0-3")]).await;
+    assert_eq!((cold.status, cold.cache(), cold.body.as_str()), (206, "MISS", "0123"));
+    let whole = get(&p, "/h2?size=100", &[]).await;
+    assert_eq!((whole.status, whole.cache(), whole.body.len()), (200, "HIT", 100));
+    assert_eq!(o.served(), 2);
 }
 
 #[tokio::test]
