@@ -25,20 +25,24 @@ pub fn host(req: &RequestHeader) -> &str {
 pub fn build(policy: &CachePolicy, req: &RequestHeader, consumer: Option<&str>) -> CacheKey {
     let mut hashed = Vec::with_capacity(128);
     hashed.extend_from_slice(policy.route.as_bytes());
-    let mut push = |label: u8, value: &[u8]| {
+    let mut push = |label: u8, value: &[u8], lowercase: bool| {
         hashed.push(0);
         hashed.push(label);
+        let start = hashed.len();
         hashed.extend_from_slice(value);
+        if lowercase {
+            hashed[start..].make_ascii_lowercase();
+        }
     };
     for part in &policy.key {
         match part {
             // Hosts differ in case only by how they were typed.
-            KeyPart::Host => push(b'h', host(req).to_ascii_lowercase().as_bytes()),
-            KeyPart::Path => push(b'p', req.uri.path().as_bytes()),
-            KeyPart::Query => push(b'q', req.uri.query().unwrap_or("").as_bytes()),
-            KeyPart::Header(name) => push(b'H', req.headers.get(name).map_or(&b""[..], |v| v.as_bytes())),
-            KeyPart::Cookie(name) => push(b'c', cookie(req, name).unwrap_or("").as_bytes()),
-            KeyPart::Consumer => push(b'u', consumer.unwrap_or("").as_bytes()),
+            KeyPart::Host => push(b'h', host(req).as_bytes(), true),
+            KeyPart::Path => push(b'p', req.uri.path().as_bytes(), false),
+            KeyPart::Query => push(b'q', req.uri.query().unwrap_or("").as_bytes(), false),
+            KeyPart::Header(name) => push(b'H', req.headers.get(name).map_or(&b""[..], |v| v.as_bytes()), false),
+            KeyPart::Cookie(name) => push(b'c', cookie(req, name).unwrap_or("").as_bytes(), false),
+            KeyPart::Consumer => push(b'u', consumer.unwrap_or("").as_bytes(), false),
         }
     }
     let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());

@@ -7,7 +7,9 @@
 //! - `ttl_s` applies, as nginx's `proxy_cache_valid` does, only to 200, 203, 301 and 302
 //!   responses without freshness of their own;
 //! - `Set-Cookie` is never stored (one client's session would go to the next), and neither is
-//!   `Vary: *`, a `206` or a response to a request the route does not cache;
+//!   `Vary: *` or a `206`;
+//! - a client's own `Cache-Control` (`no-cache`, `max-age=0`) does not bypass the cache, as in
+//!   nginx: an origin change is made visible by a purge, not by any client asking;
 //! - `stale_while_revalidate_s` and `stale_if_error_s` are the windows when the origin names
 //!   none (`must-revalidate`, `proxy-revalidate` and `s-maxage` close them).
 

@@ -308,6 +308,10 @@ fn a_key_records_where_the_request_went() {
     let want =
         EntryTag { route: "r".into(), host: "api.example.com".into(), path: "/a/b".into(), query: "x=1&y=2".into() };
     assert_eq!(t, want);
+    use pingora::cache::key::CacheHashKey;
+    let hash = |host: &str| key::build(&policy(), &request_to(host, "/"), None).primary_bin();
+    assert_eq!(hash("API.Example.com"), hash("api.example.com"), "host case does not matter");
+    assert_ne!(hash("api.example.com"), hash("www.example.com"));
     let v6 = key::tag(&key::build(&policy(), &request_to("[::1]:8080", "/"), None));
     assert_eq!((&*v6.host, &*v6.path, &*v6.query), ("[::1]", "/", ""));
 }

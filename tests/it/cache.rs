@@ -202,6 +202,12 @@ async fn head_and_ranges_are_answered_from_the_cached_get() {
     assert_eq!((range.status, range.cache(), range.body.as_str()), (206, "HIT", "2345"));
     assert_eq!(range.headers.get("content-range").map(|v| v.to_str().unwrap_or("")), Some("bytes 12-15/100"));
     assert_eq!(o.served(), 1);
+    // A cold range fetches (and stores) the whole object, and answers the range.
+    let cold = get(&p, "/h2?size=100", &[("range", "bytes=0-3")]).await;
+    assert_eq!((cold.status, cold.cache(), cold.body.as_str()), (206, "MISS", "0123"));
+    let whole = get(&p, "/h2?size=100", &[]).await;
+    assert_eq!((whole.status, whole.cache(), whole.body.len()), (200, "HIT", 100));
+    assert_eq!(o.served(), 2);
 }
 
 #[tokio::test]
@@ -243,6 +249,26 @@ async fn waiters_go_to_the_origin_themselves_when_the_first_fetch_takes_too_long
         assert_eq!(r.expect("task"), 200);
     }
     assert_eq!(o.served(), 5, "after the lock timeout each waiter fetched on its own");
+}
+
+#[tokio::test]
+async fn waiters_go_to_the_origin_themselves_when_the_first_fetch_fails() {
+    let o = CountingOrigin::start().await;
+    let p = start(&o, "{ttl_s: 60}").await;
+    let url = p.url("web", "/fails?status=500&delay=400");
+    let c = client();
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (c, url) = (c.clone(), url.clone());
+        set.spawn(async move { c.get(url).send().await.expect("request").status().as_u16() });
+    }
+    while let Some(r) = set.join_next().await {
+        assert_eq!(r.expect("task"), 500, "each waiter got the origin's own answer");
+    }
+    assert_eq!(o.served(), 5);
+    // Released together when the first answer proved unstorable, not one after another.
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]

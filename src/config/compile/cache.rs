@@ -137,3 +137,94 @@ fn key_part(p: &str, at: &str, errors: &mut Errors<'_>) -> Option<KeyPart> {
     };
     Some(part)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{defaults as d, load_str, KeyPart};
+    use http::Method;
+    use std::path::Path;
+    use std::time::Duration;
+
+    const HEAD: &str =
+        "listeners: [{name: web, listen: \"127.0.0.1:0\"}]\nupstreams: {u: {targets: [\"127.0.0.1:9\"]}}\n";
+
+    fn errors(yaml: &str) -> String {
+        match load_str(&format!("{HEAD}{yaml}"), Path::new("t.yaml")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn what_a_cache_leaves_out_is_the_documented_default() {
+        let c = load_str(
+            &format!("{HEAD}cache_store: {{}}\nroutes: [{{name: r, upstream: u, cache: {{}}}}]\n"),
+            Path::new("t.yaml"),
+        )
+        .expect("valid");
+        let store = c.cache_store.expect("a store");
+        assert_eq!(store.max_size_bytes, (d::CACHE_MAX_SIZE_MB << 20) as usize);
+        assert_eq!(store.max_object_bytes, (d::CACHE_MAX_OBJECT_MB << 20) as usize);
+        assert_eq!(store.lock_timeout, Duration::from_millis(d::CACHE_LOCK_TIMEOUT_MS));
+        let p = c.routes[0].cache.as_ref().expect("a policy");
+        assert_eq!((&*p.route, p.ttl), ("r", Duration::from_secs(d::CACHE_TTL_S)));
+        assert_eq!((p.key.as_slice(), p.methods.as_slice()), (d::CACHE_KEY, &[Method::GET, Method::HEAD][..]));
+        assert!(p.vary.is_empty() && p.stale_while_revalidate.is_zero() && p.stale_if_error.is_zero());
+    }
+
+    #[test]
+    fn every_key_part_is_read() {
+        let c = load_str(
+            &format!("{HEAD}cache_store: {{}}\nroutes: [{{name: r, upstream: u, cache: {{key: [host, path, query, \"header:X-A\", \"cookie:sid\", consumer], vary: [Accept]}}}}]\n"),
+            Path::new("t.yaml"),
+        )
+        .expect("valid");
+        let p = c.routes[0].cache.as_ref().expect("a policy");
+        let want = [
+            KeyPart::Host,
+            KeyPart::Path,
+            KeyPart::Query,
+            KeyPart::Header(http::HeaderName::from_static("x-a")),
+            KeyPart::Cookie("sid".into()),
+            KeyPart::Consumer,
+        ];
+        assert_eq!(p.key, want);
+        assert_eq!(p.vary, [http::header::ACCEPT]);
+    }
+
+    #[test]
+    fn mistakes_are_errors_with_their_place() {
+        let cases = [
+            ("routes: [{name: r, upstream: u, cache: {ttl_s: 5}}]", "t.yaml:3", "cache_store"),
+            (
+                "cache_store: {}\nroutes: [{name: r, upstream: u, cache: {key: [url]}}]",
+                "routes[0].cache.key[0]",
+                "\"url\"",
+            ),
+            (
+                "cache_store: {}\nroutes: [{name: r, upstream: u, cache: {key: []}}]",
+                "routes[0].cache.key",
+                "at least one",
+            ),
+            (
+                "cache_store: {}\nroutes: [{name: r, upstream: u, cache: {methods: [POST]}}]",
+                "routes[0].cache.methods[0]",
+                "GET and HEAD",
+            ),
+            (
+                "cache_store: {}\nroutes: [{name: r, upstream: u, cache: {vary: [\"a b\"]}}]",
+                "routes[0].cache.vary[0]",
+                "header name",
+            ),
+            ("cache_store: {}\nroutes: [{name: r, upstream: u, cache: {ttl: 5}}]", "routes[0].cache", "ttl"),
+            ("cache_store: {}\nroutes: [{name: r, respond: {}, cache: {}}]", "routes[0].cache", "respond"),
+            ("cache_store: {max_size_mb: 0}", "cache_store.max_size_mb", "between 1"),
+            ("cache_store: {max_size_mb: 4, max_object_mb: 8}", "cache_store.max_object_mb", "max_size_mb"),
+            ("cache_store: {lock_timeout_ms: 0}", "cache_store.lock_timeout_ms", "at least 1"),
+        ];
+        for (yaml, at, says) in cases {
+            let e = errors(yaml);
+            assert!(e.contains(at) && e.contains(says), "{yaml}: {e}");
+        }
+    }
+}
