@@ -5,7 +5,6 @@
 //! the file says and nothing more: a key with a default is an `Option` here, and the default
 //! is applied from [`super::defaults`].
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

@@ -87,7 +87,10 @@ fn route(
     let websocket = r.websocket.map(|w| super::websocket::websocket(w, &format!("{at}.websocket"), errors));
     let cache = r.cache.map(|c| super::cache::policy(c, &r.name, &format!("{at}.cache"), known.cache_store, errors));
     if cache.is_some() && matches!(action, Some(Action::Respond(_) | Action::Aggregate(_))) {
-        errors.at(format!("{at}.cache"), "`cache` is for routes that proxy (`upstream` or `split`), not `respond` or `aggregate`");
+        errors.at(
+            format!("{at}.cache"),
+            "`cache` is for routes that proxy (`upstream` or `split`), not `respond` or `aggregate`",
+        );
     }
     let rewrite = r.rewrite.map(|rw| rewrite(rw, &format!("{at}.rewrite"), errors));
     let retry = r.retry.map(|rt| retry(rt, &format!("{at}.retry"), errors));
