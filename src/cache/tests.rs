@@ -234,6 +234,10 @@ fn the_policy_follows_the_origin_then_the_route() {
         let got = fresh_secs(policy::response_cacheable(&p, req, &response(status, headers)));
         assert_eq!(got, want, "{status} {headers:?}");
     }
+    // Set-Cookie listed in private=: stored without it.
+    let listed = response(200, &[("set-cookie", "a=b"), ("cache-control", "max-age=5, private=\"set-cookie\"")]);
+    let RespCacheable::Cacheable(m) = policy::response_cacheable(&p, &plain, &listed) else { panic!("stored") };
+    assert!(!m.headers().contains_key("set-cookie"));
     // The route's stale windows unless the origin says otherwise.
     let RespCacheable::Cacheable(m) = policy::response_cacheable(&p, &plain, &response(200, &[])) else { panic!() };
     assert_eq!((m.stale_while_revalidate_sec(), m.stale_if_error_sec()), (10, 20));
