@@ -85,7 +85,7 @@ impl Cache {
 
     /// Removes every entry `request` selects (every variant of each URL); how many went.
     pub fn purge(&self, request: &PurgeRequest) -> usize {
-        let removed = self.store.remove_matching(|tag| request.matches(tag));
+        let removed = self.store.purge_matching(request);
         for key in &removed {
             self.eviction.remove(CacheEntryKeyRef::KeyOnly(key));
         }

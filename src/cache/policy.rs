@@ -6,8 +6,9 @@
 //! Portico adds what a gateway's shared cache needs beyond them:
 //! - `ttl_s` applies, as nginx's `proxy_cache_valid` does, only to 200, 203, 301 and 302
 //!   responses without freshness of their own;
-//! - `Set-Cookie` is never stored (one client's session would go to the next), and neither is
-//!   `Vary: *` or a `206`;
+//! - a response with `Set-Cookie` is not stored (one client's session would go to the next)
+//!   unless `private="set-cookie"` or `no-cache="set-cookie"` says to store it without that
+//!   header; `Vary: *` and `206` are never stored;
 //! - a client's own `Cache-Control` (`no-cache`, `max-age=0`) does not bypass the cache, as in
 //!   nginx: an origin change is made visible by a purge, not by any client asking;
 //! - `stale_while_revalidate_s` and `stale_if_error_s` are the windows when the origin names
@@ -37,13 +38,13 @@ pub fn response_cacheable(policy: &CachePolicy, req: &RequestHeader, resp: &Resp
     if resp.status == StatusCode::PARTIAL_CONTENT {
         return RespCacheable::Uncacheable(PARTIAL);
     }
-    if resp.headers.contains_key(header::SET_COOKIE) {
-        return RespCacheable::Uncacheable(SET_COOKIE);
-    }
     if vary_names(resp).any(|name| name == "*") {
         return RespCacheable::Uncacheable(VARY_STAR);
     }
     let cc = CacheControl::from_resp_headers(resp);
+    if resp.headers.contains_key(header::SET_COOKIE) && !cc.as_ref().is_some_and(strips_set_cookie) {
+        return RespCacheable::Uncacheable(SET_COOKIE);
+    }
     let authorized = req.headers.contains_key(header::AUTHORIZATION);
     let defaults =
         CacheMetaDefaults::new(no_default_ttl, secs(policy.stale_while_revalidate), secs(policy.stale_if_error));
@@ -67,6 +68,13 @@ pub fn response_cacheable(policy: &CachePolicy, req: &RequestHeader, resp: &Resp
         cc.strip_private_headers(&mut header);
     }
     RespCacheable::Cacheable(CacheMeta::new(fresh_until, now, swr, sie, header))
+}
+
+/// Whether `private="set-cookie"` or `no-cache="set-cookie"` asks to store the response
+/// without its `Set-Cookie` (which `strip_private_headers` then removes).
+fn strips_set_cookie(cc: &CacheControl) -> bool {
+    let names = cc.private_field_names().into_iter().flatten().chain(cc.no_cache_field_names().into_iter().flatten());
+    names.into_iter().any(|n| n.eq_ignore_ascii_case(b"set-cookie"))
 }
 
 fn secs(d: Duration) -> u32 {

@@ -14,9 +14,14 @@
 //!
 //! Headers are kept parsed ([`StoredMeta`]), not serialized: a hit clones a header map instead
 //! of decompressing and parsing one (pingora-cache's serialization is zstd).
+//!
+//! A purge also reaches writes in progress: the store keeps the last [`RECENT_PURGES`] purges,
+//! numbered, and a write that started before one of them that selects it finishes without
+//! storing, so a response fetched before a purge cannot come back after it.
 
 use super::metrics::StoreMetrics;
-use super::purge::EntryTag;
+use super::purge::{EntryTag, PurgeRequest};
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
@@ -27,6 +32,7 @@ use pingora::cache::{CacheKey, CacheMeta, HitHandler, MissHandler, PurgeType, St
 use pingora::http::ResponseHeader;
 use pingora::{Error, ErrorType, Result};
 use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -36,6 +42,9 @@ use std::time::SystemTime;
 const ENTRY_OVERHEAD: usize = 256;
 /// What one header field costs beside its name and value bytes.
 const HEADER_OVERHEAD: usize = 32;
+/// Purges kept for the writes in progress to check; a write older than all of them is not
+/// stored (purges are rare, writes short).
+pub const RECENT_PURGES: usize = 64;
 
 /// A response's cache metadata, kept parsed.
 #[derive(Debug, Clone)]
@@ -104,6 +113,10 @@ struct Entry {
 pub struct Store {
     entries: DashMap<u128, Arc<Entry>>,
     metrics: StoreMetrics,
+    /// How many purges have run.
+    purges: AtomicU64,
+    /// The last [`RECENT_PURGES`] purges with their numbers, oldest first.
+    recent_purges: ArcSwap<Vec<(u64, Arc<PurgeRequest>)>>,
 }
 
 fn slot(key: &impl CacheHashKey) -> u128 {
@@ -113,7 +126,7 @@ fn slot(key: &impl CacheHashKey) -> u128 {
 impl Store {
     /// An empty store that reports its size to `metrics`.
     pub fn new(metrics: StoreMetrics) -> Self {
-        Store { entries: DashMap::new(), metrics }
+        Store { entries: DashMap::new(), metrics, purges: AtomicU64::new(0), recent_purges: Default::default() }
     }
 
     /// Bytes stored now (bodies, headers, per-entry overhead), as the eviction manager counts
@@ -132,12 +145,21 @@ impl Store {
         self.entries.len()
     }
 
-    /// Removes every entry `matches` selects; returns their keys, for the eviction manager to
-    /// forget.
-    pub fn remove_matching(&self, matches: impl Fn(&EntryTag) -> bool) -> Vec<CompactCacheKey> {
+    /// Removes every entry `request` selects, and keeps writes in progress that it selects
+    /// from storing; returns the removed entries' keys, for the eviction manager to forget.
+    pub fn purge_matching(&self, request: &PurgeRequest) -> Vec<CompactCacheKey> {
+        // Recorded before anything is removed, so a write finishing from here on sees it.
+        let request = Arc::new(request.clone());
+        let number = self.purges.fetch_add(1, Ordering::AcqRel) + 1;
+        self.recent_purges.rcu(|recent| {
+            let mut next: Vec<_> = recent.iter().rev().take(RECENT_PURGES - 1).rev().cloned().collect();
+            next.push((number, request.clone()));
+            next.sort_by_key(|(n, _)| *n);
+            next
+        });
         let mut removed = Vec::new();
         self.entries.retain(|_, e| {
-            if matches(&e.tag) {
+            if request.matches(&e.tag) {
                 removed.push(e.key.clone());
                 self.metrics.removed(e.weight);
                 false
@@ -146,6 +168,17 @@ impl Store {
             }
         });
         removed
+    }
+
+    /// Whether a purge since purge number `since` selects `tag` (or may have: one too old to be
+    /// kept any more).
+    fn purged_since(&self, since: u64, tag: &EntryTag) -> bool {
+        if self.purges.load(Ordering::Acquire) == since {
+            return false;
+        }
+        let recent = self.recent_purges.load();
+        let oldest_kept = recent.first().map_or(u64::MAX, |(n, _)| *n);
+        oldest_kept > since + 1 || recent.iter().any(|(n, p)| *n > since && p.matches(tag))
     }
 
     fn insert(&self, slot: u128, entry: Entry) {
@@ -185,6 +218,7 @@ impl Storage for Store {
             .min(1 << 24);
         Ok(Box::new(Miss {
             store: self,
+            purges_before: self.purges.load(Ordering::Acquire),
             slot: slot(key),
             key: key.to_compact(),
             meta: StoredMeta::of(meta),
@@ -292,6 +326,8 @@ impl HandleHit for Hit {
 /// write dropped before that (the origin failed midway) leaves nothing behind.
 struct Miss {
     store: &'static Store,
+    /// How many purges had run when the write started.
+    purges_before: u64,
     slot: u128,
     key: CompactCacheKey,
     meta: StoredMeta,
@@ -307,9 +343,14 @@ impl HandleMiss for Miss {
     }
 
     async fn finish(self: Box<Self>) -> Result<MissFinishType> {
-        let Miss { store, slot, key, meta, tag, body } = *self;
+        let Miss { store, purges_before, slot, key, meta, tag, body } = *self;
         let body = body.freeze();
         let weight = body.len() + meta.weight() + ENTRY_OVERHEAD;
+        if store.purged_since(purges_before, &tag) {
+            // Fetched before a purge that selects it: served to its client, not stored. The
+            // eviction manager counts one unit for it until it is evicted.
+            return Ok(MissFinishType::Created(1));
+        }
         store.insert(slot, Entry { meta, body, tag, key, weight });
         Ok(MissFinishType::Created(weight))
     }

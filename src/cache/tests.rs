@@ -104,11 +104,11 @@ async fn purges_select_by_url_prefix_and_route() {
         miss.finish().await.expect("finish");
     }
     let url = PurgeRequest::parse(br#"{"host": "example.com", "path": "/x/1"}"#).expect("parse");
-    assert_eq!(s.remove_matching(|t| url.matches(t)).len(), 1);
+    assert_eq!(s.purge_matching(&url).len(), 1);
     let prefix = PurgeRequest::parse(br#"{"prefix": "/x/"}"#).expect("parse");
-    assert_eq!(s.remove_matching(|t| prefix.matches(t)).len(), 1);
+    assert_eq!(s.purge_matching(&prefix).len(), 1);
     let route = PurgeRequest::parse(br#"{"route": "b"}"#).expect("parse");
-    assert_eq!(s.remove_matching(|t| route.matches(t)).len(), 1);
+    assert_eq!(s.purge_matching(&route).len(), 1);
     assert_eq!((s.objects(), s.stored_bytes()), (0, 0));
     // Eviction goes through the same removal.
     let key = CacheKey::new("e", "");
@@ -234,6 +234,10 @@ fn the_policy_follows_the_origin_then_the_route() {
         let got = fresh_secs(policy::response_cacheable(&p, req, &response(status, headers)));
         assert_eq!(got, want, "{status} {headers:?}");
     }
+    // Set-Cookie listed in private=: stored without it.
+    let listed = response(200, &[("set-cookie", "a=b"), ("cache-control", "max-age=5, private=\"set-cookie\"")]);
+    let RespCacheable::Cacheable(m) = policy::response_cacheable(&p, &plain, &listed) else { panic!("stored") };
+    assert!(!m.headers().contains_key("set-cookie"));
     // The route's stale windows unless the origin says otherwise.
     let RespCacheable::Cacheable(m) = policy::response_cacheable(&p, &plain, &response(200, &[])) else { panic!() };
     assert_eq!((m.stale_while_revalidate_sec(), m.stale_if_error_sec()), (10, 20));
@@ -314,4 +318,34 @@ fn a_key_records_where_the_request_went() {
     assert_ne!(hash("api.example.com"), hash("www.example.com"));
     let v6 = key::tag(&key::build(&policy(), &request_to("[::1]:8080", "/"), None));
     assert_eq!((&*v6.host, &*v6.path, &*v6.query), ("[::1]", "/", ""));
+}
+
+#[tokio::test]
+async fn a_write_under_way_when_a_purge_selects_it_is_not_stored() {
+    let s = store();
+    let span = Span::inactive().handle();
+    let key_of = |path: &str| key::build(&policy(), &request_to("h", path), None);
+    let (purged, other) = (key_of("/a/1"), key_of("/b/1"));
+    let mut w1 = s.get_miss_handler(&purged, &meta(60), &span).await.expect("miss");
+    let mut w2 = s.get_miss_handler(&other, &meta(60), &span).await.expect("miss");
+    w1.write_body(bytes::Bytes::from_static(b"old"), true).await.expect("write");
+    w2.write_body(bytes::Bytes::from_static(b"old"), true).await.expect("write");
+    s.purge_matching(&PurgeRequest::parse(br#"{"prefix": "/a/"}"#).expect("parse"));
+    w1.finish().await.expect("finish");
+    w2.finish().await.expect("finish");
+    assert!(read(s, &purged, None).await.is_none(), "fetched before the purge: not stored");
+    assert!(read(s, &other, None).await.is_some(), "the purge did not select it");
+    // A write that starts after the purge is stored.
+    put(s, &purged, b"new").await;
+    assert_eq!(read(s, &purged, None).await.as_deref(), Some(&b"new"[..]));
+    // A write older than every purge kept is not stored, whatever those purges selected.
+    let mut old = s.get_miss_handler(&other, &meta(60), &span).await.expect("miss");
+    old.write_body(bytes::Bytes::from_static(b"x"), true).await.expect("write");
+    for _ in 0..store::RECENT_PURGES + 1 {
+        s.purge_matching(&PurgeRequest::parse(br#"{"route": "none"}"#).expect("parse"));
+    }
+    put(s, &key_of("/c"), b"c").await;
+    old.finish().await.expect("finish");
+    assert_eq!(read(s, &other, None).await.as_deref(), Some(&b"old"[..]), "the older write was not stored");
+    assert!(read(s, &key_of("/c"), None).await.is_some());
 }
