@@ -92,7 +92,7 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     cargo build --release --quiet
     cargo build --profile floor --quiet --example bare_pingora
 fi
-PORTICO=$TARGET_DIR/release/portico
+PORTICO=${PORTICO:-$TARGET_DIR/release/portico}   # or another build: PORTICO=target/floor/portico SKIP_BUILD=1
 BARE=$TARGET_DIR/floor/examples/bare_pingora
 for bin in "$PORTICO" "$BARE"; do
     case $bin in */portico) p=portico ;; *) p=bare ;; esac
