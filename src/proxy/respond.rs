@@ -28,7 +28,8 @@ impl serde::Serialize for Details<'_> {
     }
 }
 
-/// Writes a refusal as `{"error", "message", "request_id"}` with its status and headers.
+/// Writes a refusal as `{"error", "message", "request_id"}` (then its [`Reject::details`], if
+/// any) with its status and headers.
 pub async fn reject(session: &mut Session, ctx: &mut Ctx, r: &Reject) -> pingora::Result<()> {
     let body = serde_json::to_vec(&ErrorBody {
         error: r.error,
