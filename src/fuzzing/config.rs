@@ -17,7 +17,13 @@ pub fn config(data: &[u8]) {
         }
         Err(errors) => {
             assert!(!errors.0.is_empty(), "an error result without errors");
-            let lines = text.lines().count().max(1) + 1;
+            // Lines as YAML counts them: CRLF, a lone CR and LF each end one (YAML 1.2 5.4),
+            // and a position may point just past the last line.
+            let bytes = text.as_bytes();
+            let breaks = (0..bytes.len())
+                .filter(|&i| bytes[i] == b'\n' || (bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+                .count();
+            let lines = breaks + 2;
             for e in &errors.0 {
                 if let Some((line, col)) = e.position {
                     assert!(line >= 1 && line <= lines, "line {line} outside the text ({lines} lines): {e}");

@@ -29,7 +29,8 @@ impl serde::Serialize for Details<'_> {
     }
 }
 
-/// Writes a refusal as `{"error", "message", "request_id"}` with its status and headers.
+/// Writes a refusal as `{"error", "message", "request_id"}` (then its [`Reject::details`], if
+/// any) with its status and headers.
 pub async fn reject(session: &mut Session, ctx: &mut Ctx, r: &Reject) -> pingora::Result<()> {
     if ctx.request.grpc {
         return super::grpc::reject(session, ctx, r).await;
