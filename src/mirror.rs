@@ -14,17 +14,10 @@ use crate::state::Runtime;
 use crate::upstream::build_peer;
 use crate::upstream::window::now_ms;
 use bytes::Bytes;
-use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-
-/// One connector (with its connection pool) for every mirrored request of the process.
-fn connector() -> &'static Connector {
-    static CONNECTOR: OnceLock<Connector> = OnceLock::new();
-    CONNECTOR.get_or_init(|| Connector::new(None))
-}
 
 /// Copies in flight now.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
@@ -87,6 +80,7 @@ pub fn send(runtime: &Arc<Runtime>, spec: &MirrorSpec, req: &RequestHeader, body
     let Some(pool) = runtime.pools.get(&spec.upstream).cloned() else { return };
     let Some(backend) = pool.select(b"", &[], now_ms()) else { return };
     let peer = build_peer(&pool, &backend);
+    let connector = crate::upstream::side_connector(runtime.config.server.upstream_keepalive_pool_size);
     let mut copy = req.clone();
     let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
     let _ = copy.insert_header(http::header::HOST, format!("{host}-shadow"));
@@ -95,7 +89,7 @@ pub fn send(runtime: &Arc<Runtime>, spec: &MirrorSpec, req: &RequestHeader, body
     tokio::spawn(async move {
         let _slot = slot;
         let exchange = async {
-            let (mut session, _) = connector().get_http_session(&*peer).await?;
+            let (mut session, _) = connector.get_http_session(&*peer).await?;
             session.write_request_header(Box::new(copy)).await?;
             if !body.is_empty() {
                 session.write_request_body(Bytes::from(body), true).await?;
@@ -103,7 +97,7 @@ pub fn send(runtime: &Arc<Runtime>, spec: &MirrorSpec, req: &RequestHeader, body
             session.finish_request_body().await?;
             session.read_response_header().await?;
             while session.read_response_body().await?.is_some() {}
-            connector().release_http_session(session, &*peer, Some(Duration::from_secs(60))).await;
+            connector.release_http_session(session, &*peer, Some(Duration::from_secs(60))).await;
             Ok::<_, Box<pingora::Error>>(())
         };
         match tokio::time::timeout(Duration::from_secs(30), exchange).await {

@@ -104,9 +104,16 @@ pub fn percent_decode(s: &str) -> Cow<'_, str> {
 
 /// The first value of query parameter `name` (percent-decoded) in `query` (the part after `?`).
 pub(crate) fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
+    raw_query_param(query, name).map(percent_decode)
+}
+
+/// The first value of the query parameter whose percent-decoded name is `name`, as the client
+/// wrote it (still percent-encoded): for readers that decode it their own way, such as a form
+/// value where `+` is a space. `query` is the part after `?`.
+pub fn raw_query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k) == name).then(|| percent_decode(v))
+        (percent_decode(k) == name).then_some(v)
     })
 }
 

@@ -25,7 +25,7 @@ pub mod testkit;
 
 pub use chain::FilterChain;
 pub use context::{Consumer, RequestCtx};
-pub use credentials::percent_decode;
+pub use credentials::{percent_decode, raw_query_param};
 pub use pingora::http::{RequestHeader, ResponseHeader};
 pub use pingora::proxy::Session;
 /// The result of a filter phase (Pingora's), re-exported so that a filter in a user's crate

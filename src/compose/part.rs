@@ -12,22 +12,12 @@ use crate::upstream::window::now_ms;
 use crate::upstream::{build_peer, Pool};
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
-use pingora::connectors::ConnectorOptions;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// One connector (with its connection pool) for every part of the process: parts reuse
-/// connections to a target across requests as proxied requests do. It keeps as many idle
-/// connections as `server.upstream_keepalive_pool_size` says (a setting bound at start, so the
-/// first call's value holds).
-fn connector(pool_size: usize) -> &'static Connector {
-    static CONNECTOR: OnceLock<Connector> = OnceLock::new();
-    CONNECTOR.get_or_init(|| Connector::new(Some(ConnectorOptions::new(pool_size))))
-}
 
 /// Informational (1xx) heads skipped before the real response, at most.
 const MAX_INFORMATIONAL: usize = 4;
@@ -163,7 +153,7 @@ pub async fn call(c: Call<'_>, metrics: &Metrics) -> Outcome {
     // 4. The exchange, bounded as a whole.
     let result = match tokio::time::timeout(
         c.budget,
-        exchange(connector(c.keepalive_pool_size), &peer, c.header, c.body, c.max_bytes),
+        exchange(crate::upstream::side_connector(c.keepalive_pool_size), &peer, c.header, c.body, c.max_bytes),
     )
     .await
     {

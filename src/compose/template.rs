@@ -9,7 +9,7 @@
 //! Values are percent-decoded first (a capture or query value as the client meant it), so
 //! `%41` is sent as `A`, and `%2F` as `%2F` again, never as `/`.
 
-use portico_filters::percent_decode;
+use portico_filters::{percent_decode, raw_query_param};
 use std::fmt::Write;
 
 /// One parsed template.
@@ -74,12 +74,7 @@ impl Vars<'_> {
                 .unwrap_or_default(),
             Piece::Query(name) => self
                 .query
-                .and_then(|q| {
-                    q.split('&').find_map(|pair| {
-                        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                        (*percent_decode(k) == **name).then_some(v)
-                    })
-                })
+                .and_then(|q| raw_query_param(q, name))
                 .map(|v| percent_decode(&v.replace('+', " ")).into_owned())
                 .unwrap_or_default(),
             Piece::Literal(_) => String::new(),
@@ -183,8 +178,8 @@ fn percent_encode(value: &str, out: &mut String) {
 
 /// Escapes `value` as the inside of a JSON string.
 fn json_escape(value: &str, out: &mut String) {
-    let quoted = serde_json::Value::String(value.to_string()).to_string();
-    out.push_str(&quoted[1..quoted.len() - 1]);
+    let quoted = serde_json::to_string(value).unwrap_or_default();
+    out.push_str(quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or(""));
 }
 
 #[cfg(test)]

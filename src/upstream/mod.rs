@@ -12,7 +12,7 @@ pub mod targets;
 pub mod window;
 
 pub use health::HealthSupervisor;
-pub use peer::build_peer;
+pub use peer::{build_peer, side_connector};
 
 use crate::config::{Balance, HealthKind, UpstreamSpec};
 use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};

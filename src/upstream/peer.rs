@@ -4,8 +4,21 @@
 use super::Pool;
 use crate::config::UpstreamTls;
 use crate::tls::UpstreamTlsMaterial;
+use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
 use pingora::lb::Backend;
 use pingora::upstreams::peer::HttpPeer;
+use std::sync::OnceLock;
+
+/// The one connector (with its connection pool) for the requests Portico makes on its own,
+/// beside the proxied ones: mirror copies and aggregate parts, so they reuse connections to a
+/// target across requests as proxied requests do. It keeps as many idle connections as
+/// `server.upstream_keepalive_pool_size` says (a setting bound at start, so the first call's
+/// value holds).
+pub fn side_connector(pool_size: usize) -> &'static Connector {
+    static CONNECTOR: OnceLock<Connector> = OnceLock::new();
+    CONNECTOR.get_or_init(|| Connector::new(Some(ConnectorOptions::new(pool_size))))
+}
 
 /// Builds the peer for one chosen target of `pool`.
 pub fn build_peer(pool: &Pool, backend: &Backend) -> Box<HttpPeer> {
