@@ -96,10 +96,11 @@ routes:
         assert_eq!(r["concurrent_ok"], 200, "{what}: 200 concurrent calls");
     }
     // Two clients' 400 concurrent calls to `plain` shared multiplexed connections: at least 4
-    // at 100 streams each, a few more where calls raced for a new one (Pingora does not wait
-    // for a connection being opened); one stream per connection would have needed about 400.
+    // at 100 streams each, more where calls raced for a new one (Pingora does not wait for a
+    // connection being opened, and on a loaded 2-core CI machine 42 were seen); one stream per
+    // connection would have needed about 400, so a quarter of that still tells the two apart.
     let upstream_conns = connections_to(servers.ports["plain"]);
-    assert!((1..=40).contains(&upstream_conns), "{upstream_conns} connections to the h2c upstream");
+    assert!((1..=100).contains(&upstream_conns), "{upstream_conns} connections to the h2c upstream");
 }
 
 /// Established TCP connections to `port` on 127.0.0.1 (from /proc/net/tcp).
