@@ -15,41 +15,41 @@ use http::header;
 use pingora::cache::key::hash_key;
 use pingora::cache::CacheKey;
 use pingora::http::RequestHeader;
+use std::borrow::Cow;
 
-/// The request's host as the key and purges see it: the `Host` header, else the URI's.
-pub fn host(req: &RequestHeader) -> &str {
-    req.headers.get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri.host()).unwrap_or("")
+/// The request's host as the key and purges see it: the routing host
+/// ([`crate::canonical::request_host`]: lower case, no port, no trailing dot), so every
+/// spelling routing treats as one host is one cache entry and one purge target. Empty when the
+/// request has none.
+pub fn host(req: &RequestHeader) -> Cow<'_, str> {
+    crate::canonical::request_host(req).ok().flatten().unwrap_or(Cow::Borrowed(""))
 }
 
 /// The key of `req` on the route of `policy`; `consumer` is who an earlier filter found.
 pub fn build(policy: &CachePolicy, req: &RequestHeader, consumer: Option<&str>) -> CacheKey {
+    let host = host(req);
     let mut hashed = Vec::with_capacity(128);
     hashed.extend_from_slice(policy.route.as_bytes());
-    let mut push = |label: u8, value: &[u8], lowercase: bool| {
+    let mut push = |label: u8, value: &[u8]| {
         hashed.push(0);
         hashed.push(label);
-        let start = hashed.len();
         hashed.extend_from_slice(value);
-        if lowercase {
-            hashed[start..].make_ascii_lowercase();
-        }
     };
     for part in &policy.key {
         match part {
-            // Hosts differ in case only by how they were typed.
-            KeyPart::Host => push(b'h', host(req).as_bytes(), true),
-            KeyPart::Path => push(b'p', req.uri.path().as_bytes(), false),
-            KeyPart::Query => push(b'q', req.uri.query().unwrap_or("").as_bytes(), false),
-            KeyPart::Header(name) => push(b'H', req.headers.get(name).map_or(&b""[..], |v| v.as_bytes()), false),
-            KeyPart::Cookie(name) => push(b'c', cookie(req, name).unwrap_or("").as_bytes(), false),
-            KeyPart::Consumer => push(b'u', consumer.unwrap_or("").as_bytes(), false),
+            KeyPart::Host => push(b'h', host.as_bytes()),
+            KeyPart::Path => push(b'p', req.uri.path().as_bytes()),
+            KeyPart::Query => push(b'q', req.uri.query().unwrap_or("").as_bytes()),
+            KeyPart::Header(name) => push(b'H', req.headers.get(name).map_or(&b""[..], |v| v.as_bytes())),
+            KeyPart::Cookie(name) => push(b'c', cookie(req, name).unwrap_or("").as_bytes()),
+            KeyPart::Consumer => push(b'u', consumer.unwrap_or("").as_bytes()),
         }
     }
     let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut origin = Vec::with_capacity(policy.route.len() + path_and_query.len() + 32);
     origin.extend_from_slice(policy.route.as_bytes());
     origin.push(0);
-    origin.extend(normal_host(host(req)).bytes().map(|b| b.to_ascii_lowercase()));
+    origin.extend_from_slice(host.as_bytes());
     origin.push(0);
     origin.extend_from_slice(path_and_query.as_bytes());
     let mut key = CacheKey::new(origin, "");
@@ -64,14 +64,6 @@ pub fn tag(key: &CacheKey) -> EntryTag {
     let (route, host, path_and_query) = (next(), next(), next());
     let (path, query) = path_and_query.split_once('?').unwrap_or((&path_and_query, ""));
     EntryTag { route: route.into(), host: host.into(), path: path.into(), query: query.into() }
-}
-
-/// A host without its port (an IPv6 literal keeps its brackets).
-pub fn normal_host(host: &str) -> &str {
-    match host.rfind(':') {
-        Some(i) if !host[i..].contains(']') && host[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..i],
-        _ => host,
-    }
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.

@@ -26,9 +26,11 @@ pub struct EntryTag {
     pub query: Box<str>,
 }
 
-/// A host as compared: lowercase, without a port.
+/// A purge's host as the store compares it: the routing host, as [`super::key::host`] recorded
+/// it (lower case, no port, no trailing dot); a value that is no host name is compared as typed,
+/// in lower case, and so matches nothing.
 fn normal_host(host: &str) -> String {
-    super::key::normal_host(host).to_ascii_lowercase()
+    crate::canonical::canonical_host(host.as_bytes()).map_or_else(|_| host.to_ascii_lowercase(), |h| h.into_owned())
 }
 
 /// What one purge removes.

@@ -315,6 +315,12 @@ fn a_key_records_where_the_request_went() {
     use pingora::cache::key::CacheHashKey;
     let hash = |host: &str| key::build(&policy(), &request_to(host, "/"), None).primary_bin();
     assert_eq!(hash("API.Example.com"), hash("api.example.com"), "host case does not matter");
+    assert_eq!(hash("api.example.com."), hash("api.example.com"), "nor the DNS root's dot, as in routing");
+    assert_eq!(hash("api.example.com:8443"), hash("api.example.com"), "nor the port, as in routing");
+    let dotted = key::tag(&key::build(&policy(), &request_to("API.example.com.", "/a/b?x=1&y=2"), None));
+    assert_eq!(dotted, want, "a dotted host is the same purge target");
+    let purge = PurgeRequest::parse(br#"{"host": "Api.Example.Com.", "prefix": "/a/"}"#).expect("parse");
+    assert!(purge.matches(&dotted), "a purge names the host in any spelling routing accepts");
     assert_ne!(hash("api.example.com"), hash("www.example.com"));
     let v6 = key::tag(&key::build(&policy(), &request_to("[::1]:8080", "/"), None));
     assert_eq!((&*v6.host, &*v6.path, &*v6.query), ("[::1]", "/", ""));

@@ -53,10 +53,10 @@ pub fn chain(data: &[u8]) {
         let Some(mut session) = session(data).await else {
             return;
         };
-        if canon::canonicalize(&mut session, Some(listener), &setup.identity).is_err() {
+        let Ok(host) = canon::canonicalize(&mut session, Some(listener), &setup.identity) else {
             return;
-        }
-        let Ok(route) = select::route(&setup.router, "web", session.req_header()) else {
+        };
+        let Ok(route) = select::route(&setup.router, "web", session.req_header(), host.as_deref()) else {
             return;
         };
         let mut ctx = RequestCtx {

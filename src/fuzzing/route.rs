@@ -31,11 +31,12 @@ pub fn route(data: &[u8]) {
         let Some(mut session) = session(&raw).await else {
             return;
         };
-        if canon::canonicalize(&mut session, Some(&listener), &[]).is_err() {
+        let Ok(canonical) = canon::canonicalize(&mut session, Some(&listener), &[]) else {
             return;
-        }
+        };
         let req = session.req_header();
         let host = select::host(req);
+        assert_eq!(canonical.as_deref(), host.as_deref(), "canonicalize and select::host give one host");
         let view = RequestView {
             method: &req.method,
             host: host.as_deref().unwrap_or(""),
@@ -54,7 +55,7 @@ pub fn route(data: &[u8]) {
             (RouteMatch::NotFound, None) => assert_eq!(allow, None, "scan says 405, index 404"),
         }
         // What `request_filter` calls agrees with both.
-        let chosen = select::route(&router, "web", req).ok().map(|r| r.name.clone());
+        let chosen = select::route(&router, "web", req, host.as_deref()).ok().map(|r| r.name.clone());
         assert_eq!(chosen, expected.map(|r| r.name.clone()), "select::route differs");
     })
 }

@@ -19,11 +19,14 @@ use std::borrow::Cow;
 
 /// Checks and rewrites the request in place; the refusal to answer when it cannot go on.
 /// `identity` are the config's declared identity headers (`Runtime::identity_headers`).
+///
+/// Returns the routing host ([`super::select::routing_form`]; `None`: the request has none),
+/// read here once for routing instead of once more there.
 pub fn canonicalize(
     session: &mut Session,
     listener: Option<&ListenerSpec>,
     identity: &[HeaderName],
-) -> Result<(), Answer<'static>> {
+) -> Result<Option<Box<str>>, Answer<'static>> {
     // 1. Framing and header limits, on the raw HTTP/1 header block too (a `Content-Length`
     //    Pingora removed beside `Transfer-Encoding`, bare LF line ends).
     let limits = listener.map_or_else(HeaderLimits::default, |l| HeaderLimits {
@@ -35,7 +38,7 @@ pub fn canonicalize(
 
     // 2. The routing host; an absolute-form request without `Host` gets its authority as `Host`.
     let req = session.req_header_mut();
-    request_host(req).map_err(Answer::BadHost)?;
+    let host = request_host(req).map_err(Answer::BadHost)?.map(|h| Box::<str>::from(&*super::select::routing_form(h)));
     if !req.headers.contains_key(header::HOST) {
         let authority = match req.uri.authority() {
             Some(a) => Some(a.as_str().as_bytes().to_vec()),
@@ -65,5 +68,5 @@ pub fn canonicalize(
     if listener.is_none_or(|l| l.role == Role::Edge) {
         strip_forgeable(req, identity);
     }
-    Ok(())
+    Ok(host)
 }

@@ -9,13 +9,16 @@ use crate::telemetry::otlp::{Incoming, RequestSpan};
 use crate::telemetry::{self, Metrics};
 use crate::upstream::limit::Slot;
 use crate::upstream::Pool;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::proxy::Session;
 use portico_filters::FilterChain;
 use portico_filters::{Reject, RequestCtx};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The request id's field, looked up once per request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Everything Portico tracks for one request.
 pub struct Ctx {
@@ -157,7 +160,7 @@ impl Ctx {
     pub fn identify(&mut self, session: &Session, trusted: bool) {
         // Request id: kept from a trusted peer, made here otherwise.
         let req = session.req_header();
-        self.filter.request_id = match req.headers.get("x-request-id") {
+        self.filter.request_id = match req.headers.get(X_REQUEST_ID) {
             Some(v) if trusted && telemetry::valid_request_id(v.as_bytes()) => {
                 String::from_utf8_lossy(v.as_bytes()).into_owned()
             }

@@ -12,45 +12,76 @@ use std::io::Write;
 const HOP_BY_HOP: [&str; 6] =
     ["keep-alive", "proxy-connection", "te", "trailer", "proxy-authenticate", "proxy-authorization"];
 
-/// Removes `Connection` and the headers it names, and the fixed hop-by-hop set. An upgrade
-/// request (WebSocket) keeps `Connection: upgrade` and `Upgrade` so Pingora can tunnel it.
-fn strip_hop_by_hop(headers: &http::HeaderMap, keep_upgrade: bool) -> Vec<HeaderName> {
-    let mut named = Vec::new();
-    for v in headers.get_all(header::CONNECTION) {
-        if let Ok(s) = v.to_str() {
-            for token in s.split(',') {
-                let token = token.trim();
-                if keep_upgrade && token.eq_ignore_ascii_case("upgrade") {
-                    continue;
-                }
-                if let Ok(name) = HeaderName::from_bytes(token.to_ascii_lowercase().as_bytes()) {
-                    named.push(name);
-                }
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// The fields of `headers` that must not cross this hop: the fixed hop-by-hop set, every field
+/// a `Connection` value nominates, and (`drop_connection`) `Connection` and `Upgrade`
+/// themselves. `keep_upgrade` keeps `Upgrade` when `Connection` nominates it (a WebSocket
+/// handshake, or its 101 answer, which Pingora tunnels).
+///
+/// One pass over the names the message has (a handful), each compared with the short fixed
+/// list and the nominated tokens, instead of a hashed lookup per name that might be there:
+/// most messages have none of them and then nothing is allocated.
+fn hop_by_hop_fields(headers: &http::HeaderMap, keep_upgrade: bool, drop_connection: bool) -> Vec<HeaderName> {
+    // The names `Connection` nominates, but for `keep-alive` (dropped anyway) and `close` (no
+    // field): nearly every message nominates nothing else, and then no name is compared.
+    let tokens = headers.get_all(header::CONNECTION).iter().flat_map(|v| v.as_bytes().split(|b| *b == b','));
+    let nominated: Vec<&[u8]> = tokens
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close"))
+        .collect();
+    let is_nominated = |name: &HeaderName| nominated.iter().any(|t| t.eq_ignore_ascii_case(name.as_str().as_bytes()));
+    headers
+        .keys()
+        .filter(|name| {
+            if *name == header::CONNECTION || *name == header::UPGRADE {
+                return drop_connection || (*name == header::UPGRADE && !keep_upgrade && is_nominated(name));
             }
+            HOP_BY_HOP.contains(&name.as_str()) || is_nominated(name)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Writes `ip` as text: IPv4 (nearly every client) without the formatting machinery.
+fn write_ip(w: &mut impl Write, ip: std::net::IpAddr) -> std::io::Result<()> {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return write!(w, "{ip}");
+    };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for d in &digits[skip..] {
+            text[len] = b'0' + d;
+            len += 1;
         }
     }
-    named
+    w.write_all(&text[..len])
 }
 
 /// Prepares the request header that goes upstream.
 pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> pingora::Result<()> {
     let upgrade = session.as_downstream().is_upgrade_req();
 
-    // Hop-by-hop headers.
-    for name in strip_hop_by_hop(&req.headers, upgrade) {
-        if name != header::UPGRADE || !upgrade {
-            req.remove_header(&name);
-        }
-    }
-    if !upgrade {
-        req.remove_header(&header::CONNECTION);
-        req.remove_header(&header::UPGRADE);
-    }
-    // `te: trailers` is the one TE value that crosses (RFC 9110 section 10.1.4; gRPC servers
-    // refuse a call without it).
+    // Hop-by-hop headers. `te: trailers` is the one TE value that crosses (RFC 9110 section
+    // 10.1.4; gRPC servers refuse a call without it).
     let te_trailers = req.headers.get_all(header::TE).iter().any(|v| has_token(v.as_bytes(), b"trailers"));
-    for h in HOP_BY_HOP {
-        req.remove_header(h);
+    for name in hop_by_hop_fields(&req.headers, upgrade, !upgrade) {
+        req.remove_header(&name);
     }
     if te_trailers {
         req.insert_header(header::TE, HeaderValue::from_static("trailers"))?;
@@ -96,10 +127,10 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
         // Formatted on the stack: one allocation, for the header value itself.
         let mut buf = [0u8; 512];
         let mut w = &mut buf[..];
-        let prev = req.headers.get("x-forwarded-for").map(|v| v.as_bytes()).filter(|p| internal && !p.is_empty());
+        let prev = req.headers.get(X_FORWARDED_FOR).map(|v| v.as_bytes()).filter(|p| internal && !p.is_empty());
         let written = match prev {
-            Some(prev) => w.write_all(prev).and_then(|_| write!(w, ", {ip}")),
-            None => write!(w, "{ip}"),
+            Some(prev) => w.write_all(prev).and_then(|_| w.write_all(b", ")).and_then(|_| write_ip(&mut w, ip)),
+            None => write_ip(&mut w, ip),
         };
         let len = 512 - w.len();
         let value = match written {
@@ -112,11 +143,11 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
         }
     }
     let tls = ctx.request.listener.as_ref().is_some_and(|l| l.tls.is_some());
-    if !(internal && req.headers.contains_key("x-forwarded-proto")) {
+    if !(internal && req.headers.contains_key(X_FORWARDED_PROTO)) {
         let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
         req.insert_header("x-forwarded-proto", proto)?;
     }
-    if !(internal && req.headers.contains_key("x-forwarded-host")) {
+    if !(internal && req.headers.contains_key(X_FORWARDED_HOST)) {
         let host = session
             .req_header()
             .headers
@@ -126,7 +157,7 @@ pub fn prepare_upstream_request(session: &Session, req: &mut RequestHeader, ctx:
         match host {
             Some(h) => req.insert_header("x-forwarded-host", h)?,
             None => {
-                req.remove_header("x-forwarded-host");
+                req.remove_header(&X_FORWARDED_HOST);
             }
         }
     }
@@ -159,12 +190,66 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 /// Removes hop-by-hop headers from an upstream response (Pingora sets its own framing).
 pub fn strip_hop_by_hop_response(resp: &mut ResponseHeader) {
     let upgrade = resp.status == http::StatusCode::SWITCHING_PROTOCOLS;
-    for name in strip_hop_by_hop(&resp.headers, upgrade) {
-        if name != header::UPGRADE || !upgrade {
-            resp.remove_header(&name);
-        }
+    for name in hop_by_hop_fields(&resp.headers, upgrade, false) {
+        resp.remove_header(&name);
     }
-    for h in HOP_BY_HOP {
-        resp.remove_header(h);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(fields: &[(&'static str, &'static str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in fields {
+            map.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    fn names(found: Vec<HeaderName>) -> Vec<String> {
+        let mut names: Vec<String> = found.iter().map(|n| n.as_str().to_string()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_fixed_set_and_what_connection_nominates_are_dropped() {
+        let h = headers(&[
+            ("connection", "keep-alive, X-Hop"),
+            ("connection", "close"),
+            ("x-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("proxy-authorization", "Basic x"),
+            ("accept", "*/*"),
+            ("x-kept", "1"),
+        ]);
+        assert_eq!(
+            names(hop_by_hop_fields(&h, false, true)),
+            ["connection", "keep-alive", "proxy-authorization", "te", "x-hop"]
+        );
+        // A response keeps its `Connection` (Pingora writes its own) but drops what it names.
+        assert_eq!(names(hop_by_hop_fields(&h, false, false)), ["keep-alive", "proxy-authorization", "te", "x-hop"]);
+        assert!(hop_by_hop_fields(&headers(&[("accept", "*/*"), ("x-a", "1")]), false, true).is_empty());
+    }
+
+    #[test]
+    fn an_upgrade_keeps_connection_and_upgrade() {
+        let h = headers(&[("connection", "Upgrade"), ("upgrade", "websocket"), ("keep-alive", "1")]);
+        assert_eq!(names(hop_by_hop_fields(&h, true, false)), ["keep-alive"]);
+        // Not an upgrade: both go, nominated or not.
+        assert_eq!(names(hop_by_hop_fields(&h, false, true)), ["connection", "keep-alive", "upgrade"]);
+        assert_eq!(names(hop_by_hop_fields(&h, false, false)), ["keep-alive", "upgrade"]);
+    }
+
+    #[test]
+    fn addresses_are_written_as_std_writes_them() {
+        for ip in ["0.0.0.0", "255.255.255.255", "10.1.20.3", "127.0.0.1", "192.168.100.9", "::1", "2001:db8::7"] {
+            let ip: std::net::IpAddr = ip.parse().expect("an address");
+            let mut out = Vec::new();
+            write_ip(&mut out, ip).expect("writes");
+            assert_eq!(String::from_utf8_lossy(&out), ip.to_string());
+        }
     }
 }

@@ -147,10 +147,13 @@ impl ProxyHttp for Portico {
         };
         // 0. One reading of the request: framing, host, canonical path, no forged identity.
         let listener = ctx.request.listener.clone();
-        if let Err(answer) = canon::canonicalize(session, listener.as_deref(), &runtime.identity_headers) {
-            respond::reject(session, ctx, &answer.into()).await?;
-            return Ok(true);
-        }
+        let host = match canon::canonicalize(session, listener.as_deref(), &runtime.identity_headers) {
+            Ok(host) => host,
+            Err(answer) => {
+                respond::reject(session, ctx, &answer.into()).await?;
+                return Ok(true);
+            }
+        };
         // 0. A plain listener that only redirects to HTTPS.
         if let Some(port) = ctx.request.listener.as_ref().and_then(|l| l.redirect_https) {
             let reject = select::https_redirect(session.req_header(), port);
@@ -159,7 +162,7 @@ impl ProxyHttp for Portico {
         }
 
         // 1. Route.
-        let route = match select::route(&runtime.router, &self.listener, session.req_header()) {
+        let route = match select::route(&runtime.router, &self.listener, session.req_header(), host.as_deref()) {
             Ok(route) => route,
             Err(reject) => {
                 respond::reject(session, ctx, &reject).await?;

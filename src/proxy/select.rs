@@ -22,20 +22,30 @@ use std::sync::Arc;
 /// already when there is none to be had, so an error here only means "no host". An IPv6
 /// literal routes without its brackets, as it always has.
 pub fn host(req: &RequestHeader) -> Option<Cow<'_, str>> {
-    match crate::canonical::request_host(req).ok().flatten()? {
-        Cow::Borrowed(h) => Some(Cow::Borrowed(h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h))),
-        Cow::Owned(h) if h.starts_with('[') => Some(Cow::Owned(h.trim_start_matches('[').trim_end_matches(']').into())),
-        owned => Some(owned),
+    crate::canonical::request_host(req).ok().flatten().map(routing_form)
+}
+
+/// A canonical host as routes match it: an IPv6 literal without its brackets.
+pub fn routing_form(host: Cow<'_, str>) -> Cow<'_, str> {
+    match host {
+        Cow::Borrowed(h) => Cow::Borrowed(h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h)),
+        Cow::Owned(h) if h.starts_with('[') => Cow::Owned(h.trim_start_matches('[').trim_end_matches(']').into()),
+        owned => owned,
     }
 }
 
 /// The route `listener`'s table gives the request, or the answer when none does (404, or 405
-/// with the methods the path allows).
-pub fn route(router: &Router, listener: &str, req: &RequestHeader) -> Result<Arc<RouteSpec>, Reject> {
-    let host = host(req);
+/// with the methods the path allows). `host` is the request's routing host, as
+/// [`super::canon::canonicalize`] returned it (or [`host`] gives it).
+pub fn route(
+    router: &Router,
+    listener: &str,
+    req: &RequestHeader,
+    host: Option<&str>,
+) -> Result<Arc<RouteSpec>, Reject> {
     let view = RequestView {
         method: &req.method,
-        host: host.as_deref().unwrap_or(""),
+        host: host.unwrap_or(""),
         path: req.uri.path(),
         query: req.uri.query(),
         headers: &req.headers,
