@@ -25,24 +25,45 @@ pub fn host(req: &RequestHeader) -> Cow<'_, str> {
     crate::canonical::request_host(req).ok().flatten().unwrap_or(Cow::Borrowed(""))
 }
 
+/// The port the request's `Host` (or HTTP/2 authority) names, if any. It is part of the key
+/// though not of the purge target: the origin sees it and may answer with it (absolute links),
+/// and a port left out of the key is a known lever for poisoning a shared cache.
+fn host_port(req: &RequestHeader) -> Option<u16> {
+    let raw = match req.headers.get(header::HOST) {
+        Some(h) => h.to_str().ok()?,
+        None => req.uri.authority()?.as_str(),
+    };
+    let (_, port) = raw.rsplit_once(':')?;
+    if port.contains(']') {
+        return None;
+    }
+    port.parse().ok()
+}
+
 /// The key of `req` on the route of `policy`; `consumer` is who an earlier filter found.
 pub fn build(policy: &CachePolicy, req: &RequestHeader, consumer: Option<&str>) -> CacheKey {
     let host = host(req);
     let mut hashed = Vec::with_capacity(128);
     hashed.extend_from_slice(policy.route.as_bytes());
-    let mut push = |label: u8, value: &[u8]| {
+    fn push(hashed: &mut Vec<u8>, label: u8, value: &[u8]) {
         hashed.push(0);
         hashed.push(label);
         hashed.extend_from_slice(value);
-    };
+    }
     for part in &policy.key {
         match part {
-            KeyPart::Host => push(b'h', host.as_bytes()),
-            KeyPart::Path => push(b'p', req.uri.path().as_bytes()),
-            KeyPart::Query => push(b'q', req.uri.query().unwrap_or("").as_bytes()),
-            KeyPart::Header(name) => push(b'H', req.headers.get(name).map_or(&b""[..], |v| v.as_bytes())),
-            KeyPart::Cookie(name) => push(b'c', cookie(req, name).unwrap_or("").as_bytes()),
-            KeyPart::Consumer => push(b'u', consumer.unwrap_or("").as_bytes()),
+            KeyPart::Host => {
+                push(&mut hashed, b'h', host.as_bytes());
+                if let Some(port) = host_port(req) {
+                    hashed.push(b':');
+                    hashed.extend_from_slice(&port.to_be_bytes());
+                }
+            }
+            KeyPart::Path => push(&mut hashed, b'p', req.uri.path().as_bytes()),
+            KeyPart::Query => push(&mut hashed, b'q', req.uri.query().unwrap_or("").as_bytes()),
+            KeyPart::Header(name) => push(&mut hashed, b'H', req.headers.get(name).map_or(&b""[..], |v| v.as_bytes())),
+            KeyPart::Cookie(name) => push(&mut hashed, b'c', cookie(req, name).unwrap_or("").as_bytes()),
+            KeyPart::Consumer => push(&mut hashed, b'u', consumer.unwrap_or("").as_bytes()),
         }
     }
     let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());

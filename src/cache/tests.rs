@@ -316,7 +316,10 @@ fn a_key_records_where_the_request_went() {
     let hash = |host: &str| key::build(&policy(), &request_to(host, "/"), None).primary_bin();
     assert_eq!(hash("API.Example.com"), hash("api.example.com"), "host case does not matter");
     assert_eq!(hash("api.example.com."), hash("api.example.com"), "nor the DNS root's dot, as in routing");
-    assert_eq!(hash("api.example.com:8443"), hash("api.example.com"), "nor the port, as in routing");
+    assert_ne!(hash("api.example.com:8443"), hash("api.example.com"), "the origin sees the port: it is keyed");
+    assert_eq!(hash("api.example.com.:8443"), hash("API.example.com:8443"));
+    assert_eq!(hash("[::1]:8080"), hash("[0:0::1]:8080"), "an IPv6 literal in any spelling");
+    assert_ne!(hash("[::1]"), hash("[::1]:8080"));
     let dotted = key::tag(&key::build(&policy(), &request_to("API.example.com.", "/a/b?x=1&y=2"), None));
     assert_eq!(dotted, want, "a dotted host is the same purge target");
     let purge = PurgeRequest::parse(br#"{"host": "Api.Example.Com.", "prefix": "/a/"}"#).expect("parse");

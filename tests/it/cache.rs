@@ -388,6 +388,33 @@ async fn purge_by_url_prefix_and_route_makes_the_next_request_a_miss() {
     assert_eq!(o.served(), 7);
 }
 
+/// The key and purges read the host as routing does: case and the DNS root's dot make no
+/// second entry, a port does (the origin sees it), and a purge by host reaches every spelling.
+#[tokio::test]
+async fn host_spellings_share_an_entry_the_port_is_keyed_and_a_host_purge_reaches_all() {
+    let o = CountingOrigin::start().await;
+    let p = Portico::start(
+        config(&o, "{max_size_mb: 16}", "{ttl_s: 60}")
+            .add("admin: {listen: \"127.0.0.1:$admin\", token: secret-token-0123456789}\n"),
+    )
+    .await;
+    let host = |h: &'static str| [("host", h)];
+    assert_eq!(get(&p, "/h/1", &host("Shop.Example.com.")).await.cache(), "MISS");
+    assert_eq!(get(&p, "/h/1", &host("shop.example.com")).await.cache(), "HIT", "one host, one entry");
+    assert_eq!(get(&p, "/h/1", &host("shop.example.com:8080")).await.cache(), "MISS", "the port is keyed");
+    assert_eq!(get(&p, "/h/1", &host("SHOP.example.com.:8080")).await.cache(), "HIT");
+    let r = client()
+        .post(p.admin_url("/cache/purge"))
+        .bearer_auth("secret-token-0123456789")
+        .body(r#"{"host": "shop.EXAMPLE.com.", "path": "/h/1"}"#)
+        .send()
+        .await
+        .expect("purge");
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap_or_default()["purged"], 2, "both ports' entries");
+    assert_eq!(get(&p, "/h/1", &host("shop.example.com")).await.cache(), "MISS");
+    assert_eq!(o.served(), 3);
+}
+
 #[tokio::test]
 async fn the_cache_stays_under_max_size_with_ten_times_that_working_set() {
     let o = CountingOrigin::start().await;
