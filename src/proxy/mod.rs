@@ -20,8 +20,8 @@
 //!     should_serve_stale           while revalidating or on origin errors
 //!  3  request_body_filter          keep the mirror's copy; body filters refuse    mirror.rs
 //!                                  (a tunnel's bytes: only counted)               websocket/
-//!  4  upstream_peer                pick the pool (filter, canary, split); take    select.rs, retry.rs,
-//!                                  its slot; ask its breaker; pick a healthy      guards.rs
+//!  4  upstream_peer                pick the pool (filter, canary, split); take    peer.rs, select.rs,
+//!                                  its slot; ask its breaker; pick a healthy      retry.rs, guards.rs
 //!                                  target; bound the peer by the route's timeout
 //!                                  (an upgrade: HTTP/1.1, the idle timeout)       websocket/
 //!  5  fail_to_connect              record the attempt, a warn line; retry or not  retry.rs, failure.rs
@@ -66,6 +66,7 @@ mod failure;
 pub(crate) mod forward;
 mod grpc;
 pub(crate) mod guards;
+mod peer;
 pub(crate) mod respond;
 mod retry;
 pub(crate) mod select;
@@ -76,13 +77,10 @@ pub use websocket::Tunnels;
 
 use crate::config::{Action, Role};
 use crate::state::Shared;
-use crate::upstream::breaker::Admission;
-use crate::upstream::build_peer;
-use crate::upstream::window::now_ms;
 use async_trait::async_trait;
 use bytes::Bytes;
 use errors::{Answer, ErrorKind, UpstreamErrorKind};
-use guards::{Attempt, InFlight};
+use guards::InFlight;
 use pingora::cache::key::HashBinary;
 use pingora::cache::{CacheKey, CacheMeta, RespCacheable};
 use pingora::prelude::*;
@@ -275,62 +273,7 @@ impl ProxyHttp for Portico {
 
     /// 4. Where this attempt goes; runs again for every retry.
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let (Some(runtime), Some(route)) = (ctx.request.runtime.clone(), ctx.routing.route.clone()) else {
-            return Error::e_explain(ErrorType::InternalError, "no route at upstream selection");
-        };
-        let now = now_ms();
-        if ctx.upstream.tried.is_empty() {
-            retry::begin(ctx, session.req_header(), &route, now);
-        }
-        // The route's timeout bounds every attempt together.
-        let remaining = ctx.upstream.deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if remaining.is_some_and(|r| r.is_zero()) {
-            return Err(ctx.outcome.refuse(Answer::RouteTimeout));
-        }
-
-        // 1. Which pool: a filter's choice, the canary, else the route's (weighted when split).
-        let name = select::pool_name(session, ctx, &route)?;
-        let Some(pool) = runtime.pools.get(&name).cloned() else {
-            return Err(ctx.outcome.refuse(Answer::UnknownUpstream { upstream: &name }));
-        };
-        ctx.upstream.pool = Some(pool.clone());
-
-        // 2. The pool's own limits: concurrency (one slot for all attempts), then the breaker.
-        if ctx.upstream.pool_slot.is_none() {
-            if let Some(limit) = &pool.limit {
-                let Some(slot) = limit.try_take() else {
-                    return Err(ctx.outcome.refuse(Answer::UpstreamOverloaded { upstream: &name }));
-                };
-                ctx.upstream.pool_slot = Some(slot);
-            }
-        }
-        let admission = pool.breaker.as_ref().map_or(Admission::Allowed, |b| b.admit(now));
-        if admission == Admission::Rejected {
-            return Err(ctx.outcome.refuse(Answer::CircuitOpen { upstream: &name }));
-        }
-
-        // 3. Which target: a healthy one, by the pool's algorithm; retries avoid tried ones.
-        let mut ip_buf = [0u8; 16];
-        let key = select::hash_key(&pool, session.req_header(), ctx.filter.client_ip, &mut ip_buf);
-        let Some(backend) = pool.select_admitted(key, &ctx.upstream.tried, now, admission) else {
-            return Err(ctx.outcome.refuse(Answer::NoHealthyUpstream { upstream: &name }));
-        };
-
-        // 4. The peer: target plus the upstream's timeouts and TLS, bounded by what is left of
-        //    the route's timeout; the attempt counts in the target's load from here.
-        let mut peer = build_peer(&pool, &backend);
-        select::bound_timeouts(&mut peer, remaining);
-        websocket::peer(session, ctx, &mut peer);
-        if let Some(addr) = backend.as_inet() {
-            ctx.upstream.tried.push(*addr);
-            let reason = ctx.upstream.last_failure.take();
-            if let Some(span) = ctx.request.span.as_mut() {
-                span.attempt(&pool.spec.name, *addr, reason);
-            }
-            ctx.upstream.attempt = Some(Attempt::start(pool, *addr, admission));
-        }
-        ctx.upstream.started = Some(Instant::now());
-        Ok(peer)
+        peer::choose(session, ctx)
     }
 
     /// 5. The connection could not be made: whether to try again.
