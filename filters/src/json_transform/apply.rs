@@ -1,102 +1,190 @@
-//! Runs a [`Program`] over a JSON body without building the document: each level the program
-//! touches is read as its keys (or elements) and the raw text of their values, the edits are made
-//! on that list, and it is written back; a value no edit goes into is copied as it came, never
-//! parsed into a tree. Reading a level still checks the syntax of everything in it, so a body
-//! that is not JSON is an error, as with a full parse.
+//! Runs a [`Program`] over a JSON body in one pass, without building the document: a cursor
+//! (`jiter`, which checks the syntax of everything it reads or skips) walks the body once and
+//! the output is written as it goes. A value no edit goes into is skipped and copied as the raw
+//! text it came as, never parsed into a tree; a level an edit goes into is walked from the same
+//! cursor, so no byte of the body is read twice.
+//!
+//! An object level with edits is read into a list of keys and values first (raw text, or the
+//! rewritten text of a value an edit goes into), since a rename or set there depends on which
+//! keys the object has; the edits are then made on that list, and it is written out. Which
+//! values to walk into is decided as each key is read (see [`first_descent`]); in the rare case
+//! where a later key changes that (a rename onto this key from one further on), the value is
+//! read again from its raw text, which gives the same result.
 
 use super::program::{Op, Program};
-use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
+use jiter::{Jiter, Peek};
 use std::borrow::Cow;
-use std::fmt;
+use std::ptr;
 
 /// Runs `program` over the JSON document `body` (the whole body, checked to be one JSON value
-/// with nothing but whitespace after it) and returns the new document.
-pub fn run(program: &Program, body: &str) -> Result<String, serde_json::Error> {
+/// with nothing but whitespace after it) and returns the new document, or why it is not JSON.
+pub fn run<'a>(program: &'a Program, body: &'a str) -> Result<String, String> {
     let mut out = String::with_capacity(body.len() + 64);
-    let mut de = serde_json::Deserializer::from_str(body);
-    let level = Level::read(&mut de)?;
-    de.end()?;
-    write(program, level, body, &mut out)?;
-    Ok(out)
+    let mut walk = Walk { body, cursor: Jiter::new(body.as_bytes()) };
+    match walk.document(program, &mut out) {
+        Ok(()) => Ok(out),
+        Err(e) => Err(e.description(&walk.cursor)),
+    }
 }
 
-/// One value of the document as far as an edit needs it.
-enum Level<'a> {
-    /// An object: its keys and the raw text of their values, in order.
-    Object(Vec<Entry<'a>>),
-    /// An array: the raw text of its elements.
-    Array(Vec<Cow<'a, str>>),
-    /// Anything else, left as it is.
-    Scalar,
+/// The cursor over one document.
+struct Walk<'a> {
+    body: &'a str,
+    cursor: Jiter<'a>,
 }
 
-/// One key of an object and its value's JSON text (raw from the body, or rewritten).
+type Walked = Result<(), jiter::JiterError>;
+
+/// One key of an object being edited, and its value.
 struct Entry<'a> {
     key: Cow<'a, str>,
-    value: Cow<'a, str>,
+    value: Value<'a>,
 }
 
-impl<'a> Level<'a> {
-    fn read(de: &mut serde_json::Deserializer<serde_json::de::StrRead<'a>>) -> Result<Level<'a>, serde_json::Error> {
-        de.deserialize_any(LevelVisitor)
-    }
-
-    /// Reads the value in `raw` (JSON text already checked by the level above).
-    fn of(raw: &'a str) -> Result<Level<'a>, serde_json::Error> {
-        Level::read(&mut serde_json::Deserializer::from_str(raw))
-    }
+/// The value of an entry.
+enum Value<'a> {
+    /// JSON text: raw from the body, a `set`'s, or rewritten.
+    Text(Cow<'a, str>),
+    /// A value from the body already walked with `program` (the descent an edit will ask for),
+    /// with its raw text in case the edits end up asking for something else.
+    Walked { program: &'a Program, text: String, raw: &'a str },
 }
 
-/// Runs `program` on a value read as `level` (whose text is `raw`), writing the result to `out`.
-fn write<'a>(program: &'a Program, level: Level<'a>, raw: &'a str, out: &mut String) -> Result<(), serde_json::Error> {
-    match level {
-        Level::Object(mut entries) => {
-            for op in &program.ops {
-                edit(op, &mut entries)?;
-            }
-            out.push('{');
-            for (i, e) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_key(out, &e.key);
-                out.push(':');
-                out.push_str(&e.value);
-            }
-            out.push('}');
+impl<'a> Walk<'a> {
+    /// The whole document: one value, then nothing but whitespace.
+    fn document(&mut self, program: &'a Program, out: &mut String) -> Walked {
+        let peek = self.cursor.peek()?;
+        self.value(program, peek, out)?;
+        self.cursor.finish()
+    }
+
+    /// Runs `program` on the value at the cursor (whose first byte is `peek`), writing it to `out`.
+    fn value(&mut self, program: &'a Program, peek: Peek, out: &mut String) -> Walked {
+        match peek {
+            Peek::Object => self.object(program, out),
+            Peek::Array => self.array(program, out),
+            _ => self.skip(peek, out),
         }
-        Level::Array(mut items) => {
-            for op in &program.ops {
-                if let Op::Each(each) = op {
-                    for item in items.iter_mut() {
-                        *item = Cow::Owned(rewrite(each, item)?);
-                    }
-                }
-            }
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(item);
-            }
-            out.push(']');
-        }
-        Level::Scalar => out.push_str(raw),
     }
-    Ok(())
+
+    /// Copies the value at the cursor as it is, checking it.
+    fn skip(&mut self, peek: Peek, out: &mut String) -> Walked {
+        out.push_str(self.skip_raw(peek)?);
+        Ok(())
+    }
+
+    /// Checks the value at the cursor and returns its raw text.
+    fn skip_raw(&mut self, peek: Peek) -> Result<&'a str, jiter::JiterError> {
+        let start = self.cursor.current_index();
+        self.cursor.known_skip(peek)?;
+        let body: &'a str = self.body;
+        Ok(&body[start..self.cursor.current_index()])
+    }
+
+    /// An array: every element through the program's `[]` edits, if any, else as it is.
+    fn array(&mut self, program: &'a Program, out: &mut String) -> Walked {
+        let each = program.ops.iter().find_map(|op| match op {
+            Op::Each(each) => Some(each),
+            _ => None,
+        });
+        out.push('[');
+        let mut next = self.cursor.known_array()?;
+        let mut first = true;
+        while let Some(peek) = next {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            match each {
+                Some(each) => self.value(each, peek, out)?,
+                None => self.skip(peek, out)?,
+            }
+            next = self.cursor.array_step()?;
+        }
+        out.push(']');
+        Ok(())
+    }
+
+    /// An object: its entries read, edited in order and written.
+    fn object(&mut self, program: &'a Program, out: &mut String) -> Walked {
+        let body = self.body;
+        let mut entries: Vec<Entry<'a>> = Vec::new();
+        let mut key = self.cursor.known_object()?.map(|k| borrow(body, k));
+        while let Some(k) = key {
+            let peek = self.cursor.peek()?;
+            let value = match first_descent(program, &k, &entries) {
+                Some(sub) => {
+                    let start = self.cursor.current_index();
+                    let mut text = String::new();
+                    self.value(sub, peek, &mut text)?;
+                    Value::Walked { program: sub, text, raw: &body[start..self.cursor.current_index()] }
+                }
+                None => Value::Text(Cow::Borrowed(self.skip_raw(peek)?)),
+            };
+            entries.push(Entry { key: k, value });
+            key = self.cursor.next_key()?.map(|k| borrow(body, k));
+        }
+        for op in &program.ops {
+            edit(op, &mut entries)?;
+        }
+        out.push('{');
+        for (i, e) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_key(out, &e.key);
+            out.push(':');
+            out.push_str(match &e.value {
+                Value::Text(text) => text,
+                // Walked into for an edit that in the end did not reach it: the value as it came.
+                Value::Walked { raw, .. } => raw,
+            });
+        }
+        out.push('}');
+        Ok(())
+    }
 }
 
-/// The value in `raw` with `program` run on it.
-fn rewrite(program: &Program, raw: &str) -> Result<String, serde_json::Error> {
-    let mut out = String::with_capacity(raw.len() + 16);
-    write(program, Level::of(raw)?, raw, &mut out)?;
+/// The program that the edits will first run on the value of `key` as it came (the entries
+/// before it being `seen`), if any: the edits followed in order as they apply to this one key.
+/// Exact except when a rename onto its name comes from a key further on (not seen yet), which
+/// would drop it; then the walk is wasted, never wrong.
+fn first_descent<'a>(program: &'a Program, key: &str, seen: &[Entry<'_>]) -> Option<&'a Program> {
+    let mut name = key;
+    for op in &program.ops {
+        match op {
+            Op::Remove(k) | Op::Set { key: k, .. } if **k == *name => return None,
+            Op::Rename { from, to } if from != to && **from == *name => name = to,
+            Op::Rename { from, to } if from != to && **to == *name && seen.iter().any(|e| e.key == **from) => {
+                return None
+            }
+            Op::Key { key: k, program } if **k == *name => return Some(program),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The key as `jiter` read it, borrowed from the body when it is a slice of it (no escapes).
+fn borrow<'a>(body: &'a str, key: &str) -> Cow<'a, str> {
+    let offset = (key.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    match body.get(offset..offset.wrapping_add(key.len())) {
+        Some(slice) if ptr::eq(slice.as_ptr(), key.as_ptr()) => Cow::Borrowed(slice),
+        _ => Cow::Owned(key.to_owned()),
+    }
+}
+
+/// The JSON text `text` (already checked) with `program` run on it.
+fn rewrite(program: &Program, text: &str) -> Result<String, jiter::JiterError> {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut walk = Walk { body: text, cursor: Jiter::new(text.as_bytes()) };
+    let peek = walk.cursor.peek()?;
+    walk.value(program, peek, &mut out)?;
     Ok(out)
 }
 
 /// Makes one edit on an object's entries. A key present more than once is edited everywhere.
-fn edit<'a>(op: &'a Op, entries: &mut Vec<Entry<'a>>) -> Result<(), serde_json::Error> {
+fn edit<'a>(op: &'a Op, entries: &mut Vec<Entry<'a>>) -> Walked {
     match op {
         Op::Remove(key) => entries.retain(|e| e.key != **key),
         Op::Rename { from, to } => {
@@ -110,21 +198,27 @@ fn edit<'a>(op: &'a Op, entries: &mut Vec<Entry<'a>>) -> Result<(), serde_json::
         Op::Set { key, json } => {
             let mut found = false;
             for e in entries.iter_mut().filter(|e| e.key == **key) {
-                e.value = Cow::Borrowed(json);
+                e.value = Value::Text(Cow::Borrowed(json));
                 found = true;
             }
             if !found {
-                entries.push(Entry { key: Cow::Borrowed(key), value: Cow::Borrowed(json) });
+                entries.push(Entry { key: Cow::Borrowed(key), value: Value::Text(Cow::Borrowed(json)) });
             }
         }
         Op::Key { key, program } => {
             let mut found = false;
             for e in entries.iter_mut().filter(|e| e.key == **key) {
-                e.value = Cow::Owned(rewrite(program, &e.value)?);
+                let text = match std::mem::replace(&mut e.value, Value::Text(Cow::Borrowed(""))) {
+                    Value::Walked { program: walked, text, .. } if ptr::eq(walked, program) => text,
+                    Value::Walked { raw, .. } => rewrite(program, raw)?,
+                    Value::Text(text) => rewrite(program, &text)?,
+                };
+                e.value = Value::Text(Cow::Owned(text));
                 found = true;
             }
             if !found && program.creates {
-                entries.push(Entry { key: Cow::Borrowed(key), value: Cow::Owned(rewrite(program, "{}")?) });
+                let created = Value::Text(Cow::Owned(rewrite(program, "{}")?));
+                entries.push(Entry { key: Cow::Borrowed(key), value: created });
             }
         }
         Op::Each(_) => {}
@@ -141,89 +235,5 @@ fn push_key(out: &mut String, key: &str) {
     } else {
         // Serializing a string to JSON cannot fail.
         out.push_str(&serde_json::to_string(key).unwrap_or_default());
-    }
-}
-
-// === impl Deserialize for a level ===
-
-struct LevelVisitor;
-
-impl<'de> Visitor<'de> for LevelVisitor {
-    type Value = Level<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Level<'de>, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            let value: &'de RawValue = map.next_value()?;
-            entries.push(Entry { key, value: Cow::Borrowed(value.get()) });
-        }
-        Ok(Level::Object(entries))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Level<'de>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(8));
-        while let Some(item) = seq.next_element::<&'de RawValue>()? {
-            items.push(Cow::Borrowed(item.get()));
-        }
-        Ok(Level::Array(items))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-}
-
-/// Reads an object key, borrowed from the body when it has no escapes.
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v))
     }
 }
