@@ -1,8 +1,8 @@
 //! Runs a [`Program`] over a JSON body in one pass, without building the document: a cursor
-//! (`jiter`, which checks the syntax of everything it reads or skips) walks the body once and
-//! the output is written as it goes. A value no edit goes into is skipped and copied as the raw
-//! text it came as, never parsed into a tree; a level an edit goes into is walked from the same
-//! cursor, so no byte of the body is read twice.
+//! ([`super::scan`], which checks the syntax of everything it reads or skips) walks the body once
+//! and the output is written as it goes. A value no edit goes into is skipped and copied as the
+//! raw text it came as, never parsed into a tree; a level an edit goes into is walked from the
+//! same cursor, so no byte of the body is read twice.
 //!
 //! An object level with edits is read into a list of keys and values first (raw text, or the
 //! rewritten text of a value an edit goes into), since a rename or set there depends on which
@@ -12,7 +12,7 @@
 //! read again from its raw text, which gives the same result.
 
 use super::program::{Op, Program};
-use jiter::{Jiter, Peek};
+use super::scan::{Located, RawKey, ScanError, Scanned, Scanner};
 use std::borrow::Cow;
 use std::ptr;
 
@@ -20,20 +20,19 @@ use std::ptr;
 /// with nothing but whitespace after it) and returns the new document, or why it is not JSON.
 pub fn run<'a>(program: &'a Program, body: &'a str) -> Result<String, String> {
     let mut out = String::with_capacity(body.len() + 64);
-    let mut walk = Walk { body, cursor: Jiter::new(body.as_bytes()) };
+    let mut walk = Walk { body, cursor: Scanner::new(body), pool: Vec::new() };
     match walk.document(program, &mut out) {
         Ok(()) => Ok(out),
-        Err(e) => Err(e.description(&walk.cursor)),
+        Err(e) => Err(Located(&e, body.as_bytes()).to_string()),
     }
 }
 
-/// The cursor over one document.
+/// The cursor over one document, and entry lists to reuse.
 struct Walk<'a> {
     body: &'a str,
-    cursor: Jiter<'a>,
+    cursor: Scanner<'a>,
+    pool: Vec<Vec<Entry<'a>>>,
 }
-
-type Walked = Result<(), jiter::JiterError>;
 
 /// One key of an object being edited, and its value.
 struct Entry<'a> {
@@ -52,96 +51,113 @@ enum Value<'a> {
 
 impl<'a> Walk<'a> {
     /// The whole document: one value, then nothing but whitespace.
-    fn document(&mut self, program: &'a Program, out: &mut String) -> Walked {
-        let peek = self.cursor.peek()?;
-        self.value(program, peek, out)?;
+    fn document(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+        let first = self.cursor.peek()?;
+        self.value(program, first, out)?;
         self.cursor.finish()
     }
 
-    /// Runs `program` on the value at the cursor (whose first byte is `peek`), writing it to `out`.
-    fn value(&mut self, program: &'a Program, peek: Peek, out: &mut String) -> Walked {
-        match peek {
-            Peek::Object => self.object(program, out),
-            Peek::Array => self.array(program, out),
-            _ => self.skip(peek, out),
+    /// Runs `program` on the value at the cursor (whose first byte is `first`), writing it to `out`.
+    fn value(&mut self, program: &'a Program, first: u8, out: &mut String) -> Scanned<()> {
+        match first {
+            b'{' => self.object(program, out),
+            b'[' => self.array(program, out),
+            _ => {
+                out.push_str(self.skip(first)?);
+                Ok(())
+            }
         }
     }
 
-    /// Copies the value at the cursor as it is, checking it.
-    fn skip(&mut self, peek: Peek, out: &mut String) -> Walked {
-        out.push_str(self.skip_raw(peek)?);
-        Ok(())
-    }
-
     /// Checks the value at the cursor and returns its raw text.
-    fn skip_raw(&mut self, peek: Peek) -> Result<&'a str, jiter::JiterError> {
-        let start = self.cursor.current_index();
-        self.cursor.known_skip(peek)?;
+    fn skip(&mut self, first: u8) -> Scanned<&'a str> {
+        let start = self.cursor.pos();
+        self.cursor.skip(first)?;
         let body: &'a str = self.body;
-        Ok(&body[start..self.cursor.current_index()])
+        Ok(&body[start..self.cursor.pos()])
     }
 
     /// An array: every element through the program's `[]` edits, if any, else as it is.
-    fn array(&mut self, program: &'a Program, out: &mut String) -> Walked {
+    fn array(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
         let each = program.ops.iter().find_map(|op| match op {
             Op::Each(each) => Some(each),
             _ => None,
         });
         out.push('[');
-        let mut next = self.cursor.known_array()?;
+        let mut next = self.cursor.first_item()?;
         let mut first = true;
-        while let Some(peek) = next {
+        while let Some(b) = next {
             if !first {
                 out.push(',');
             }
             first = false;
             match each {
-                Some(each) => self.value(each, peek, out)?,
-                None => self.skip(peek, out)?,
+                Some(each) => self.value(each, b, out)?,
+                None => out.push_str(self.skip(b)?),
             }
-            next = self.cursor.array_step()?;
+            next = self.cursor.next_item()?;
         }
         out.push(']');
         Ok(())
     }
 
     /// An object: its entries read, edited in order and written.
-    fn object(&mut self, program: &'a Program, out: &mut String) -> Walked {
-        let body = self.body;
-        let mut entries: Vec<Entry<'a>> = Vec::new();
-        let mut key = self.cursor.known_object()?.map(|k| borrow(body, k));
-        while let Some(k) = key {
-            let peek = self.cursor.peek()?;
-            let value = match first_descent(program, &k, &entries) {
-                Some(sub) => {
-                    let start = self.cursor.current_index();
-                    let mut text = String::new();
-                    self.value(sub, peek, &mut text)?;
-                    Value::Walked { program: sub, text, raw: &body[start..self.cursor.current_index()] }
+    fn object(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+        let mut entries = self.pool.pop().unwrap_or_default();
+        let read = self.entries(program, &mut entries);
+        let edited = read.and_then(|()| program.ops.iter().try_for_each(|op| edit(op, &mut entries)));
+        if edited.is_ok() {
+            out.push('{');
+            for (i, e) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
                 }
-                None => Value::Text(Cow::Borrowed(self.skip_raw(peek)?)),
-            };
-            entries.push(Entry { key: k, value });
-            key = self.cursor.next_key()?.map(|k| borrow(body, k));
-        }
-        for op in &program.ops {
-            edit(op, &mut entries)?;
-        }
-        out.push('{');
-        for (i, e) in entries.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
+                push_key(out, &e.key);
+                out.push(':');
+                out.push_str(match &e.value {
+                    Value::Text(text) => text,
+                    // Walked into for an edit that in the end did not reach it: as it came.
+                    Value::Walked { raw, .. } => raw,
+                });
             }
-            push_key(out, &e.key);
-            out.push(':');
-            out.push_str(match &e.value {
-                Value::Text(text) => text,
-                // Walked into for an edit that in the end did not reach it: the value as it came.
-                Value::Walked { raw, .. } => raw,
-            });
+            out.push('}');
         }
-        out.push('}');
+        entries.clear();
+        self.pool.push(entries);
+        edited
+    }
+
+    /// Reads the object at the cursor into `entries`, walking into the values edits go into.
+    fn entries(&mut self, program: &'a Program, entries: &mut Vec<Entry<'a>>) -> Scanned<()> {
+        let mut next = self.cursor.first_key()?;
+        while let Some(raw) = next {
+            let key = self.key(&raw)?;
+            let first = self.cursor.peek()?;
+            let value = match first_descent(program, &key, entries) {
+                Some(sub) => {
+                    let start = self.cursor.pos();
+                    let mut text = String::new();
+                    self.value(sub, first, &mut text)?;
+                    Value::Walked { program: sub, text, raw: &self.body[start..self.cursor.pos()] }
+                }
+                None => Value::Text(Cow::Borrowed(self.skip(first)?)),
+            };
+            entries.push(Entry { key, value });
+            next = self.cursor.next_key()?;
+        }
         Ok(())
+    }
+
+    /// A key as a string: borrowed from the body when it has no escapes, else decoded.
+    fn key(&self, raw: &RawKey) -> Scanned<Cow<'a, str>> {
+        let body: &'a str = self.body;
+        if !raw.escaped {
+            return Ok(Cow::Borrowed(&body[raw.start..raw.end]));
+        }
+        // With its quotes: the escapes are checked, and a lone surrogate refused, as before.
+        serde_json::from_str(&body[raw.start - 1..raw.end + 1])
+            .map(Cow::Owned)
+            .map_err(|_| ScanError::at("invalid escape in a key", raw.start))
     }
 }
 
@@ -165,26 +181,15 @@ fn first_descent<'a>(program: &'a Program, key: &str, seen: &[Entry<'_>]) -> Opt
     None
 }
 
-/// The key as `jiter` read it, borrowed from the body when it is a slice of it (no escapes).
-fn borrow<'a>(body: &'a str, key: &str) -> Cow<'a, str> {
-    let offset = (key.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
-    match body.get(offset..offset.wrapping_add(key.len())) {
-        Some(slice) if ptr::eq(slice.as_ptr(), key.as_ptr()) => Cow::Borrowed(slice),
-        _ => Cow::Owned(key.to_owned()),
-    }
-}
-
 /// The JSON text `text` (already checked) with `program` run on it.
-fn rewrite(program: &Program, text: &str) -> Result<String, jiter::JiterError> {
+fn rewrite(program: &Program, text: &str) -> Scanned<String> {
     let mut out = String::with_capacity(text.len() + 16);
-    let mut walk = Walk { body: text, cursor: Jiter::new(text.as_bytes()) };
-    let peek = walk.cursor.peek()?;
-    walk.value(program, peek, &mut out)?;
+    Walk { body: text, cursor: Scanner::new(text), pool: Vec::new() }.document(program, &mut out)?;
     Ok(out)
 }
 
 /// Makes one edit on an object's entries. A key present more than once is edited everywhere.
-fn edit<'a>(op: &'a Op, entries: &mut Vec<Entry<'a>>) -> Walked {
+fn edit<'a>(op: &'a Op, entries: &mut Vec<Entry<'a>>) -> Scanned<()> {
     match op {
         Op::Remove(key) => entries.retain(|e| e.key != **key),
         Op::Rename { from, to } => {
