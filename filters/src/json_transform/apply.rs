@@ -38,6 +38,10 @@ struct Walk<'a> {
 struct Entry<'a> {
     key: Cow<'a, str>,
     value: Value<'a>,
+    /// Where `"key":value` is in the body, while it is untouched and written there exactly as it
+    /// would be written anew (no escapes in the key, no whitespace around the colon): then it is
+    /// copied as it is, together with its untouched neighbours.
+    member: Option<(usize, usize)>,
 }
 
 /// The value of an entry.
@@ -107,24 +111,48 @@ impl<'a> Walk<'a> {
         let read = self.entries(program, &mut entries);
         let edited = read.and_then(|()| program.ops.iter().try_for_each(|op| edit(op, &mut entries)));
         if edited.is_ok() {
-            out.push('{');
-            for (i, e) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_key(out, &e.key);
-                out.push(':');
-                out.push_str(match &e.value {
-                    Value::Text(text) => text,
-                    // Walked into for an edit that in the end did not reach it: as it came.
-                    Value::Walked { raw, .. } => raw,
-                });
-            }
-            out.push('}');
+            self.write(&entries, out);
         }
         entries.clear();
         self.pool.push(entries);
         edited
+    }
+
+    /// Writes an object's entries; untouched ones that were next to each other in the body (with
+    /// just a comma between) as one copy of its text.
+    fn write(&self, entries: &[Entry<'a>], out: &mut String) {
+        let body = self.body;
+        out.push('{');
+        let mut run: Option<(usize, usize)> = None;
+        for (i, e) in entries.iter().enumerate() {
+            if let (Some((start, end)), Some(r)) = (e.member, &mut run) {
+                if start == r.1 + 1 && body.as_bytes()[r.1] == b',' {
+                    r.1 = end;
+                    continue;
+                }
+            }
+            if let Some((start, end)) = run.take() {
+                out.push_str(&body[start..end]);
+            }
+            if i > 0 {
+                out.push(',');
+            }
+            if e.member.is_some() {
+                run = e.member;
+                continue;
+            }
+            push_key(out, &e.key);
+            out.push(':');
+            out.push_str(match &e.value {
+                Value::Text(text) => text,
+                // Walked into for an edit that in the end did not reach it: as it came.
+                Value::Walked { raw, .. } => raw,
+            });
+        }
+        if let Some((start, end)) = run {
+            out.push_str(&body[start..end]);
+        }
+        out.push('}');
     }
 
     /// Reads the object at the cursor into `entries`, walking into the values edits go into.
@@ -133,16 +161,20 @@ impl<'a> Walk<'a> {
         while let Some(raw) = next {
             let key = self.key(&raw)?;
             let first = self.cursor.peek()?;
-            let value = match first_descent(program, &key, entries) {
+            let start = self.cursor.pos();
+            let (value, member) = match first_descent(program, &key, entries) {
                 Some(sub) => {
-                    let start = self.cursor.pos();
                     let mut text = String::new();
                     self.value(sub, first, &mut text)?;
-                    Value::Walked { program: sub, text, raw: &self.body[start..self.cursor.pos()] }
+                    (Value::Walked { program: sub, text, raw: &self.body[start..self.cursor.pos()] }, None)
                 }
-                None => Value::Text(Cow::Borrowed(self.skip(first)?)),
+                None => {
+                    let value = Value::Text(Cow::Borrowed(self.skip(first)?));
+                    let verbatim = !raw.escaped && start == raw.end + 2;
+                    (value, verbatim.then(|| (raw.start - 1, self.cursor.pos())))
+                }
             };
-            entries.push(Entry { key, value });
+            entries.push(Entry { key, value, member });
             next = self.cursor.next_key()?;
         }
         Ok(())
@@ -197,6 +229,7 @@ fn edit<'a>(op: &'a Op, entries: &mut Vec<Entry<'a>>) -> Scanned<()> {
                 entries.retain(|e| e.key != **to);
                 for e in entries.iter_mut().filter(|e| e.key == **from) {
                     e.key = Cow::Borrowed(to);
+                    e.member = None;
                 }
             }
         }
@@ -204,10 +237,12 @@ fn edit<'a>(op: &'a Op, entries: &mut Vec<Entry<'a>>) -> Scanned<()> {
             let mut found = false;
             for e in entries.iter_mut().filter(|e| e.key == **key) {
                 e.value = Value::Text(Cow::Borrowed(json));
+                e.member = None;
                 found = true;
             }
             if !found {
-                entries.push(Entry { key: Cow::Borrowed(key), value: Value::Text(Cow::Borrowed(json)) });
+                let value = Value::Text(Cow::Borrowed(json));
+                entries.push(Entry { key: Cow::Borrowed(key), value, member: None });
             }
         }
         Op::Key { key, program } => {
@@ -219,11 +254,12 @@ fn edit<'a>(op: &'a Op, entries: &mut Vec<Entry<'a>>) -> Scanned<()> {
                     Value::Text(text) => rewrite(program, &text)?,
                 };
                 e.value = Value::Text(Cow::Owned(text));
+                e.member = None;
                 found = true;
             }
             if !found && program.creates {
                 let created = Value::Text(Cow::Owned(rewrite(program, "{}")?));
-                entries.push(Entry { key: Cow::Borrowed(key), value: created });
+                entries.push(Entry { key: Cow::Borrowed(key), value: created, member: None });
             }
         }
         Op::Each(_) => {}

@@ -267,26 +267,36 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Scanned<bool> {
         let mut escaped = false;
         loop {
-            while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
-                let word = u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes"));
-                if special(word) {
-                    break;
+            let at = match self.bytes.get(self.pos..self.pos + 8) {
+                Some(chunk) => {
+                    let found = special(u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes")));
+                    if found == 0 {
+                        self.pos += 8;
+                        continue;
+                    }
+                    // The lowest flagged byte is always a real one (a false flag needs a real one below it).
+                    self.pos + (found.trailing_zeros() / 8) as usize
                 }
-                self.pos += 8;
-            }
-            match self.bytes.get(self.pos) {
-                None => return self.error("EOF while parsing a string"),
-                Some(b'"') => {
+                None => match self.bytes[self.pos..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+                    Some(i) => self.pos + i,
+                    None => {
+                        self.pos = self.bytes.len();
+                        return self.error("EOF while parsing a string");
+                    }
+                },
+            };
+            self.pos = at;
+            match self.bytes[at] {
+                b'"' => {
                     self.pos += 1;
                     return Ok(escaped);
                 }
-                Some(b'\\') => {
+                b'\\' => {
                     escaped = true;
                     self.pos += 1;
                     self.escape()?;
                 }
-                Some(0..0x20) => return self.error("control character (\\u0000-\\u001F) found while parsing a string"),
-                Some(_) => self.pos += 1,
+                _ => return self.error("control character (\\u0000-\\u001F) found while parsing a string"),
             }
         }
     }
@@ -310,14 +320,14 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Whether any of the 8 bytes in `word` ends a run of plain string bytes: `"`, `\` or a control
-/// character.
-fn special(word: u64) -> bool {
+/// Flags (the high bit of each byte) the bytes of `word` that end a run of plain string bytes:
+/// `"`, `\` or a control character. The lowest flag is exact; flags above it may be false.
+fn special(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let quote = zero(word ^ (ONES * u64::from(b'"')));
     let backslash = zero(word ^ (ONES * u64::from(b'\\')));
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    quote | backslash | control != 0
+    quote | backslash | control
 }
