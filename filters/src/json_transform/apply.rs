@@ -27,21 +27,25 @@ pub fn run<'a>(program: &'a Program, body: &'a str) -> Result<String, String> {
     }
 }
 
-/// The cursor over one document, and entry lists to reuse.
+/// The cursor over one document, and lists of pieces to reuse.
 struct Walk<'a> {
     body: &'a str,
     cursor: Scanner<'a>,
-    pool: Vec<Vec<Entry<'a>>>,
+    pool: Vec<Vec<Piece<'a>>>,
+}
+
+/// A part of an object being edited.
+enum Piece<'a> {
+    /// Members no edit names, written as `"key":value` with commas between: copied as they are.
+    Members(usize, usize),
+    /// A member an edit names (or that must be written anew).
+    Entry(Entry<'a>),
 }
 
 /// One key of an object being edited, and its value.
 struct Entry<'a> {
     key: Cow<'a, str>,
     value: Value<'a>,
-    /// Where `"key":value` is in the body, while it is untouched and written there exactly as it
-    /// would be written anew (no escapes in the key, no whitespace around the colon): then it is
-    /// copied as it is, together with its untouched neighbours.
-    member: Option<(usize, usize)>,
 }
 
 /// The value of an entry.
@@ -105,79 +109,74 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    /// An object: its entries read, edited in order and written.
+    /// An object: its members read, edited in order and written.
     fn object(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
-        let mut entries = self.pool.pop().unwrap_or_default();
-        let read = self.entries(program, &mut entries);
-        let edited = read.and_then(|()| program.ops.iter().try_for_each(|op| edit(op, &mut entries)));
+        let mut pieces = self.pool.pop().unwrap_or_default();
+        let read = self.members(program, &mut pieces);
+        let edited = read.and_then(|()| program.ops.iter().try_for_each(|op| edit(op, &mut pieces)));
         if edited.is_ok() {
-            self.write(&entries, out);
+            self.write(&pieces, out);
         }
-        entries.clear();
-        self.pool.push(entries);
+        pieces.clear();
+        self.pool.push(pieces);
         edited
     }
 
-    /// Writes an object's entries; untouched ones that were next to each other in the body (with
-    /// just a comma between) as one copy of its text.
-    fn write(&self, entries: &[Entry<'a>], out: &mut String) {
+    /// Reads the object at the cursor into `pieces`: the members an edit names as entries (walking
+    /// into the values an edit goes into), runs of the others as spans of the body.
+    fn members(&mut self, program: &'a Program, pieces: &mut Vec<Piece<'a>>) -> Scanned<()> {
         let body = self.body;
-        out.push('{');
-        let mut run: Option<(usize, usize)> = None;
-        for (i, e) in entries.iter().enumerate() {
-            if let (Some((start, end)), Some(r)) = (e.member, &mut run) {
-                if start == r.1 + 1 && body.as_bytes()[r.1] == b',' {
-                    r.1 = end;
-                    continue;
-                }
-            }
-            if let Some((start, end)) = run.take() {
-                out.push_str(&body[start..end]);
-            }
-            if i > 0 {
-                out.push(',');
-            }
-            if e.member.is_some() {
-                run = e.member;
-                continue;
-            }
-            push_key(out, &e.key);
-            out.push(':');
-            out.push_str(match &e.value {
-                Value::Text(text) => text,
-                // Walked into for an edit that in the end did not reach it: as it came.
-                Value::Walked { raw, .. } => raw,
-            });
-        }
-        if let Some((start, end)) = run {
-            out.push_str(&body[start..end]);
-        }
-        out.push('}');
-    }
-
-    /// Reads the object at the cursor into `entries`, walking into the values edits go into.
-    fn entries(&mut self, program: &'a Program, entries: &mut Vec<Entry<'a>>) -> Scanned<()> {
         let mut next = self.cursor.first_key()?;
         while let Some(raw) = next {
             let key = self.key(&raw)?;
             let first = self.cursor.peek()?;
             let start = self.cursor.pos();
-            let (value, member) = match first_descent(program, &key, entries) {
-                Some(sub) => {
-                    let mut text = String::new();
-                    self.value(sub, first, &mut text)?;
-                    (Value::Walked { program: sub, text, raw: &self.body[start..self.cursor.pos()] }, None)
+            // Written anew, a member is `"key":value`: one like that no edit names is copied.
+            let verbatim = !raw.escaped && start == raw.end + 2;
+            if verbatim && !program.ops.iter().any(|op| op.touches(&key)) {
+                self.cursor.skip(first)?;
+                let (from, to) = (raw.start - 1, self.cursor.pos());
+                match pieces.last_mut() {
+                    Some(Piece::Members(_, end)) if from == *end + 1 && body.as_bytes()[*end] == b',' => *end = to,
+                    _ => pieces.push(Piece::Members(from, to)),
                 }
-                None => {
-                    let value = Value::Text(Cow::Borrowed(self.skip(first)?));
-                    let verbatim = !raw.escaped && start == raw.end + 2;
-                    (value, verbatim.then(|| (raw.start - 1, self.cursor.pos())))
-                }
-            };
-            entries.push(Entry { key, value, member });
+            } else {
+                let value = match first_descent(program, &key, pieces) {
+                    Some(sub) => {
+                        let mut text = String::new();
+                        self.value(sub, first, &mut text)?;
+                        Value::Walked { program: sub, text, raw: &body[start..self.cursor.pos()] }
+                    }
+                    None => Value::Text(Cow::Borrowed(self.skip(first)?)),
+                };
+                pieces.push(Piece::Entry(Entry { key, value }));
+            }
             next = self.cursor.next_key()?;
         }
         Ok(())
+    }
+
+    /// Writes an object's pieces.
+    fn write(&self, pieces: &[Piece<'a>], out: &mut String) {
+        out.push('{');
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match piece {
+                Piece::Members(start, end) => out.push_str(&self.body[*start..*end]),
+                Piece::Entry(e) => {
+                    push_key(out, &e.key);
+                    out.push(':');
+                    out.push_str(match &e.value {
+                        Value::Text(text) => text,
+                        // Walked into for an edit that in the end did not reach it: as it came.
+                        Value::Walked { raw, .. } => raw,
+                    });
+                }
+            }
+        }
+        out.push('}');
     }
 
     /// A key as a string: borrowed from the body when it has no escapes, else decoded.
@@ -193,19 +192,26 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// The program that the edits will first run on the value of `key` as it came (the entries
+/// The entries among an object's pieces.
+fn entries<'p, 'a>(pieces: &'p mut [Piece<'a>]) -> impl Iterator<Item = &'p mut Entry<'a>> {
+    pieces.iter_mut().filter_map(|p| match p {
+        Piece::Entry(e) => Some(e),
+        Piece::Members(..) => None,
+    })
+}
+
+/// The program that the edits will first run on the value of `key` as it came (the pieces
 /// before it being `seen`), if any: the edits followed in order as they apply to this one key.
 /// Exact except when a rename onto its name comes from a key further on (not seen yet), which
 /// would drop it; then the walk is wasted, never wrong.
-fn first_descent<'a>(program: &'a Program, key: &str, seen: &[Entry<'_>]) -> Option<&'a Program> {
+fn first_descent<'a>(program: &'a Program, key: &str, seen: &[Piece<'_>]) -> Option<&'a Program> {
+    let seen = |name: &str| seen.iter().any(|p| matches!(p, Piece::Entry(e) if e.key == name));
     let mut name = key;
     for op in &program.ops {
         match op {
             Op::Remove(k) | Op::Set { key: k, .. } if **k == *name => return None,
             Op::Rename { from, to } if from != to && **from == *name => name = to,
-            Op::Rename { from, to } if from != to && **to == *name && seen.iter().any(|e| e.key == **from) => {
-                return None
-            }
+            Op::Rename { from, to } if from != to && **to == *name && seen(from) => return None,
             Op::Key { key: k, program } if **k == *name => return Some(program),
             _ => {}
         }
@@ -220,46 +226,44 @@ fn rewrite(program: &Program, text: &str) -> Scanned<String> {
     Ok(out)
 }
 
-/// Makes one edit on an object's entries. A key present more than once is edited everywhere.
-fn edit<'a>(op: &'a Op, entries: &mut Vec<Entry<'a>>) -> Scanned<()> {
+/// Makes one edit on an object's entries (the members no edit names are never touched). A key
+/// present more than once is edited everywhere.
+fn edit<'a>(op: &'a Op, pieces: &mut Vec<Piece<'a>>) -> Scanned<()> {
+    let named = |p: &Piece<'_>, key: &str| matches!(p, Piece::Entry(e) if e.key == key);
     match op {
-        Op::Remove(key) => entries.retain(|e| e.key != **key),
+        Op::Remove(key) => pieces.retain(|p| !named(p, key)),
         Op::Rename { from, to } => {
-            if from != to && entries.iter().any(|e| e.key == **from) {
-                entries.retain(|e| e.key != **to);
-                for e in entries.iter_mut().filter(|e| e.key == **from) {
+            if from != to && pieces.iter().any(|p| named(p, from)) {
+                pieces.retain(|p| !named(p, to));
+                for e in entries(pieces).filter(|e| e.key == **from) {
                     e.key = Cow::Borrowed(to);
-                    e.member = None;
                 }
             }
         }
         Op::Set { key, json } => {
             let mut found = false;
-            for e in entries.iter_mut().filter(|e| e.key == **key) {
+            for e in entries(pieces).filter(|e| e.key == **key) {
                 e.value = Value::Text(Cow::Borrowed(json));
-                e.member = None;
                 found = true;
             }
             if !found {
-                let value = Value::Text(Cow::Borrowed(json));
-                entries.push(Entry { key: Cow::Borrowed(key), value, member: None });
+                pieces.push(Piece::Entry(Entry { key: Cow::Borrowed(key), value: Value::Text(Cow::Borrowed(json)) }));
             }
         }
         Op::Key { key, program } => {
             let mut found = false;
-            for e in entries.iter_mut().filter(|e| e.key == **key) {
+            for e in entries(pieces).filter(|e| e.key == **key) {
                 let text = match std::mem::replace(&mut e.value, Value::Text(Cow::Borrowed(""))) {
                     Value::Walked { program: walked, text, .. } if ptr::eq(walked, program) => text,
                     Value::Walked { raw, .. } => rewrite(program, raw)?,
                     Value::Text(text) => rewrite(program, &text)?,
                 };
                 e.value = Value::Text(Cow::Owned(text));
-                e.member = None;
                 found = true;
             }
             if !found && program.creates {
                 let created = Value::Text(Cow::Owned(rewrite(program, "{}")?));
-                entries.push(Entry { key: Cow::Borrowed(key), value: created, member: None });
+                pieces.push(Piece::Entry(Entry { key: Cow::Borrowed(key), value: created }));
             }
         }
         Op::Each(_) => {}

@@ -83,7 +83,7 @@ pub(super) enum Op {
 impl Op {
     /// Whether this edit reads or writes the key `name` (an edit that does cannot be moved past
     /// another about the same key).
-    fn touches(&self, name: &str) -> bool {
+    pub(super) fn touches(&self, name: &str) -> bool {
         match self {
             Op::Remove(k) | Op::Set { key: k, .. } | Op::Key { key: k, .. } => &**k == name,
             Op::Rename { from, to } => &**from == name || &**to == name,
