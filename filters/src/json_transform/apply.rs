@@ -128,12 +128,12 @@ impl<'a> Walk<'a> {
         let body = self.body;
         let mut next = self.cursor.first_key()?;
         while let Some(raw) = next {
-            let key = self.key(&raw)?;
             let first = self.cursor.peek()?;
             let start = self.cursor.pos();
             // Written anew, a member is `"key":value`: one like that no edit names is copied.
             let verbatim = !raw.escaped && start == raw.end + 2;
-            if verbatim && !program.ops.iter().any(|op| op.touches(&key)) {
+            let plain = &body.as_bytes()[raw.start..raw.end];
+            if verbatim && !program.ops.iter().any(|op| op.touches(plain)) {
                 self.cursor.skip(first)?;
                 let (from, to) = (raw.start - 1, self.cursor.pos());
                 match pieces.last_mut() {
@@ -141,6 +141,7 @@ impl<'a> Walk<'a> {
                     _ => pieces.push(Piece::Members(from, to)),
                 }
             } else {
+                let key = self.key(&raw)?;
                 let value = match first_descent(program, &key, pieces) {
                     Some(sub) => {
                         let mut text = String::new();

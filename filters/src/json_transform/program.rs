@@ -82,11 +82,11 @@ pub(super) enum Op {
 
 impl Op {
     /// Whether this edit reads or writes the key `name` (an edit that does cannot be moved past
-    /// another about the same key).
-    pub(super) fn touches(&self, name: &str) -> bool {
+    /// another about the same key; a member no edit touches is copied as it is).
+    pub(super) fn touches(&self, name: &[u8]) -> bool {
         match self {
-            Op::Remove(k) | Op::Set { key: k, .. } | Op::Key { key: k, .. } => &**k == name,
-            Op::Rename { from, to } => &**from == name || &**to == name,
+            Op::Remove(k) | Op::Set { key: k, .. } | Op::Key { key: k, .. } => k.as_bytes() == name,
+            Op::Rename { from, to } => from.as_bytes() == name || to.as_bytes() == name,
             Op::Each(_) => false,
         }
     }
@@ -150,7 +150,7 @@ impl Program {
                     break;
                 }
             }
-            if op.touches(k) {
+            if op.touches(k.as_bytes()) {
                 break;
             }
         }

@@ -65,10 +65,13 @@ impl<'a> Scanner<'a> {
         self.pos
     }
 
+    #[cold]
+    #[inline(never)]
     fn error<T>(&self, what: &'static str) -> Scanned<T> {
         Err(ScanError { what, at: self.pos })
     }
 
+    #[inline]
     fn whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(self.pos) {
             self.pos += 1;
@@ -76,6 +79,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The first byte of the next value (the cursor moved onto it, past whitespace).
+    #[inline]
     pub fn peek(&mut self) -> Scanned<u8> {
         self.whitespace();
         match self.bytes.get(self.pos) {
@@ -94,7 +98,21 @@ impl<'a> Scanner<'a> {
     }
 
     /// Checks the value at the cursor (whose first byte is `first`) and moves past it.
+    #[inline]
     pub fn skip(&mut self, first: u8) -> Scanned<()> {
+        match first {
+            b'"' => {
+                self.pos += 1;
+                self.string().map(drop)
+            }
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => self.skip_other(first),
+        }
+    }
+
+    /// [`Scanner::skip`] for containers and literals (out of line: containers recurse).
+    #[inline(never)]
+    fn skip_other(&mut self, first: u8) -> Scanned<()> {
         match first {
             b'{' => {
                 let mut key = self.first_key()?;
@@ -113,18 +131,14 @@ impl<'a> Scanner<'a> {
                 }
                 Ok(())
             }
-            b'"' => {
-                self.pos += 1;
-                self.string().map(drop)
-            }
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.number(),
             _ => self.error("expected value"),
         }
     }
 
+    #[inline]
     fn open(&mut self) -> Scanned<()> {
         if self.depth >= MAX_DEPTH {
             return self.error("recursion limit exceeded");
@@ -136,6 +150,7 @@ impl<'a> Scanner<'a> {
 
     /// Opens the object at the cursor: its first key (the cursor past its `:`), or `None` when
     /// it is empty (the cursor past its `}`).
+    #[inline]
     pub fn first_key(&mut self) -> Scanned<Option<RawKey>> {
         self.open()?;
         if self.peek_in("EOF while parsing an object")? == b'}' {
@@ -146,6 +161,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// After a value in an object: the next key, or `None` at its end.
+    #[inline]
     pub fn next_key(&mut self) -> Scanned<Option<RawKey>> {
         match self.peek_in("EOF while parsing an object")? {
             b',' => {
@@ -161,6 +177,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn key(&mut self) -> Scanned<RawKey> {
         if self.bytes.get(self.pos) != Some(&b'"') {
             return self.error("key must be a string");
@@ -178,6 +195,7 @@ impl<'a> Scanner<'a> {
 
     /// Opens the array at the cursor: the first byte of its first element, or `None` when it is
     /// empty (the cursor past its `]`).
+    #[inline]
     pub fn first_item(&mut self) -> Scanned<Option<u8>> {
         self.open()?;
         match self.peek_in("EOF while parsing a list")? {
@@ -190,6 +208,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// After an element: the first byte of the next one, or `None` at the array's end.
+    #[inline]
     pub fn next_item(&mut self) -> Scanned<Option<u8>> {
         match self.peek_in("EOF while parsing a list")? {
             b',' => {
@@ -204,12 +223,14 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn close(&mut self) {
         self.pos += 1;
         self.depth -= 1;
     }
 
     /// The next byte past whitespace inside a container, or `what` at the end of the text.
+    #[inline]
     fn peek_in(&mut self, what: &'static str) -> Scanned<u8> {
         self.whitespace();
         match self.bytes.get(self.pos) {
@@ -226,6 +247,7 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
+    #[inline]
     fn digits(&mut self) -> usize {
         let start = self.pos;
         while let Some(b'0'..=b'9') = self.bytes.get(self.pos) {
@@ -235,6 +257,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// `-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?`
+    #[inline]
     fn number(&mut self) -> Scanned<()> {
         if self.bytes.get(self.pos) == Some(&b'-') {
             self.pos += 1;
@@ -264,6 +287,7 @@ impl<'a> Scanner<'a> {
 
     /// A string's contents, the cursor just past its opening quote; leaves it past the closing
     /// one. Whether the string has escapes.
+    #[inline]
     fn string(&mut self) -> Scanned<bool> {
         let mut escaped = false;
         loop {
@@ -303,6 +327,7 @@ impl<'a> Scanner<'a> {
 
     /// The escape after a backslash. As with serde_json, `\u` needs four hex digits; whether they
     /// make a valid character is left to whoever decodes the string.
+    #[inline(never)]
     fn escape(&mut self) -> Scanned<()> {
         match self.bytes.get(self.pos) {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
