@@ -71,7 +71,7 @@ impl<'a> Scanner<'a> {
         Err(ScanError { what, at: self.pos })
     }
 
-    #[inline]
+    #[inline(always)]
     fn whitespace(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(self.pos) {
             self.pos += 1;
@@ -79,7 +79,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// The first byte of the next value (the cursor moved onto it, past whitespace).
-    #[inline]
+    #[inline(always)]
     pub fn peek(&mut self) -> Scanned<u8> {
         self.whitespace();
         match self.bytes.get(self.pos) {
@@ -98,7 +98,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Checks the value at the cursor (whose first byte is `first`) and moves past it.
-    #[inline]
+    #[inline(always)]
     pub fn skip(&mut self, first: u8) -> Scanned<()> {
         match first {
             b'"' => {
@@ -138,7 +138,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn open(&mut self) -> Scanned<()> {
         if self.depth >= MAX_DEPTH {
             return self.error("recursion limit exceeded");
@@ -150,7 +150,7 @@ impl<'a> Scanner<'a> {
 
     /// Opens the object at the cursor: its first key (the cursor past its `:`), or `None` when
     /// it is empty (the cursor past its `}`).
-    #[inline]
+    #[inline(always)]
     pub fn first_key(&mut self) -> Scanned<Option<RawKey>> {
         self.open()?;
         if self.peek_in("EOF while parsing an object")? == b'}' {
@@ -161,7 +161,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// After a value in an object: the next key, or `None` at its end.
-    #[inline]
+    #[inline(always)]
     pub fn next_key(&mut self) -> Scanned<Option<RawKey>> {
         match self.peek_in("EOF while parsing an object")? {
             b',' => {
@@ -177,7 +177,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn key(&mut self) -> Scanned<RawKey> {
         if self.bytes.get(self.pos) != Some(&b'"') {
             return self.error("key must be a string");
@@ -195,7 +195,7 @@ impl<'a> Scanner<'a> {
 
     /// Opens the array at the cursor: the first byte of its first element, or `None` when it is
     /// empty (the cursor past its `]`).
-    #[inline]
+    #[inline(always)]
     pub fn first_item(&mut self) -> Scanned<Option<u8>> {
         self.open()?;
         match self.peek_in("EOF while parsing a list")? {
@@ -208,7 +208,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// After an element: the first byte of the next one, or `None` at the array's end.
-    #[inline]
+    #[inline(always)]
     pub fn next_item(&mut self) -> Scanned<Option<u8>> {
         match self.peek_in("EOF while parsing a list")? {
             b',' => {
@@ -223,14 +223,14 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn close(&mut self) {
         self.pos += 1;
         self.depth -= 1;
     }
 
     /// The next byte past whitespace inside a container, or `what` at the end of the text.
-    #[inline]
+    #[inline(always)]
     fn peek_in(&mut self, what: &'static str) -> Scanned<u8> {
         self.whitespace();
         match self.bytes.get(self.pos) {
@@ -247,7 +247,7 @@ impl<'a> Scanner<'a> {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn digits(&mut self) -> usize {
         let start = self.pos;
         while let Some(b'0'..=b'9') = self.bytes.get(self.pos) {
@@ -257,7 +257,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// `-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?`
-    #[inline]
+    #[inline(always)]
     fn number(&mut self) -> Scanned<()> {
         if self.bytes.get(self.pos) == Some(&b'-') {
             self.pos += 1;
@@ -287,7 +287,7 @@ impl<'a> Scanner<'a> {
 
     /// A string's contents, the cursor just past its opening quote; leaves it past the closing
     /// one. Whether the string has escapes.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Scanned<bool> {
         let mut escaped = false;
         loop {
