@@ -111,6 +111,9 @@ impl<'a> Walk<'a> {
 
     /// An object: its members read, edited in order and written.
     fn object(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+        if streams(program) {
+            return self.stream(program, out);
+        }
         let mut pieces = self.pool.pop().unwrap_or_default();
         let read = self.members(program, &mut pieces);
         let edited = read.and_then(|()| program.ops.iter().try_for_each(|op| edit(op, &mut pieces)));
@@ -120,6 +123,67 @@ impl<'a> Walk<'a> {
         pieces.clear();
         self.pool.push(pieces);
         edited
+    }
+
+    /// An object whose edits need no list of its members ([`streams`]): each member written (or
+    /// dropped, or walked into) as it is read; runs of untouched ones copied as one span.
+    fn stream(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+        let body = self.body;
+        out.push('{');
+        let mut first = true;
+        let mut run: Option<(usize, usize)> = None;
+        let flush = |run: &mut Option<(usize, usize)>, first: &mut bool, out: &mut String| {
+            if let Some((from, to)) = run.take() {
+                if !std::mem::take(first) {
+                    out.push(',');
+                }
+                out.push_str(&body[from..to]);
+            }
+        };
+        let mut next = self.cursor.first_key()?;
+        while let Some(raw) = next {
+            let value = self.cursor.peek()?;
+            let start = self.cursor.pos();
+            let key = self.key(&raw)?;
+            let mut removed = false;
+            let mut walk = None;
+            for op in &program.ops {
+                match op {
+                    Op::Remove(k) if **k == *key => removed = true,
+                    Op::Key { key: k, program } if **k == *key => walk = walk.or(Some(program)),
+                    _ => {}
+                }
+            }
+            if removed {
+                self.cursor.skip(value)?;
+            } else if walk.is_none() && !raw.escaped && start == raw.end + 2 {
+                // Written anew it would be `"key":value`, as it is: copied, with its neighbours.
+                self.cursor.skip(value)?;
+                let (from, to) = (raw.start - 1, self.cursor.pos());
+                match &mut run {
+                    Some((_, end)) if from == *end + 1 && body.as_bytes()[*end] == b',' => *end = to,
+                    _ => {
+                        flush(&mut run, &mut first, out);
+                        run = Some((from, to));
+                    }
+                }
+            } else {
+                flush(&mut run, &mut first, out);
+                if !std::mem::take(&mut first) {
+                    out.push(',');
+                }
+                push_key(out, &key);
+                out.push(':');
+                match walk {
+                    Some(sub) => self.value(sub, value, out)?,
+                    None => out.push_str(self.skip(value)?),
+                }
+            }
+            next = self.cursor.next_key()?;
+        }
+        flush(&mut run, &mut first, out);
+        out.push('}');
+        Ok(())
     }
 
     /// Reads the object at the cursor into `pieces`: the members an edit names as entries (walking
@@ -191,6 +255,16 @@ impl<'a> Walk<'a> {
             .map(Cow::Owned)
             .map_err(|_| ScanError::at("invalid escape in a key", raw.start))
     }
+}
+
+/// Whether an object level's edits can be made as its members go by: only removes and walks
+/// into keys that are there (a rename, a set or a key created depends on the other keys).
+fn streams(program: &Program) -> bool {
+    program.ops.iter().all(|op| match op {
+        Op::Remove(_) | Op::Each(_) => true,
+        Op::Key { program, .. } => !program.creates,
+        Op::Rename { .. } | Op::Set { .. } => false,
+    })
 }
 
 /// The entries among an object's pieces.
