@@ -145,12 +145,13 @@ impl<'a> Walk<'a> {
             let value = self.cursor.peek()?;
             let start = self.cursor.pos();
             let key = self.key(&raw)?;
+            let name = key.as_bytes();
             let mut removed = false;
             let mut walk = None;
             for op in &program.ops {
                 match op {
-                    Op::Remove(k) if **k == *key => removed = true,
-                    Op::Key { key: k, program } if **k == *key => walk = walk.or(Some(program)),
+                    Op::Remove(k) if k.as_bytes() == name => removed = true,
+                    Op::Key { key: k, program } if k.as_bytes() == name => walk = walk.or(Some(program)),
                     _ => {}
                 }
             }
@@ -245,16 +246,21 @@ impl<'a> Walk<'a> {
     }
 
     /// A key as a string: borrowed from the body when it has no escapes, else decoded.
+    #[inline(always)]
     fn key(&self, raw: &RawKey) -> Scanned<Cow<'a, str>> {
         let body: &'a str = self.body;
         if !raw.escaped {
             return Ok(Cow::Borrowed(&body[raw.start..raw.end]));
         }
-        // With its quotes: the escapes are checked, and a lone surrogate refused, as before.
-        serde_json::from_str(&body[raw.start - 1..raw.end + 1])
-            .map(Cow::Owned)
-            .map_err(|_| ScanError::at("invalid escape in a key", raw.start))
+        decode(body, raw).map(Cow::Owned)
     }
+}
+
+/// A key with escapes, decoded. With its quotes, by serde_json: the escapes are checked, and a
+/// lone surrogate refused, as before.
+#[cold]
+fn decode(body: &str, raw: &RawKey) -> Scanned<String> {
+    serde_json::from_str(&body[raw.start - 1..raw.end + 1]).map_err(|_| ScanError::at("invalid escape in a key", raw.start))
 }
 
 /// Whether an object level's edits can be made as its members go by: only removes and walks
