@@ -144,8 +144,8 @@ impl<'a> Walk<'a> {
         while let Some(raw) = next {
             let value = self.cursor.peek()?;
             let start = self.cursor.pos();
-            let key = self.key(&raw)?;
-            let name = key.as_bytes();
+            let decoded = if raw.escaped { Some(decode(body, &raw)?) } else { None };
+            let name = decoded.as_deref().map_or(&body.as_bytes()[raw.start..raw.end], str::as_bytes);
             let mut removed = false;
             let mut walk = None;
             for op in &program.ops {
@@ -173,7 +173,7 @@ impl<'a> Walk<'a> {
                 if !std::mem::take(&mut first) {
                     out.push(',');
                 }
-                push_key(out, &key);
+                push_key(out, decoded.as_deref().unwrap_or(&body[raw.start..raw.end]));
                 out.push(':');
                 match walk {
                     Some(sub) => self.value(sub, value, out)?,
