@@ -209,7 +209,8 @@ impl<'a> Walk<'a> {
                 let key = self.key(&raw)?;
                 let value = match first_descent(program, &key, pieces) {
                     Some(sub) => {
-                        let mut text = String::new();
+                        // About the size it will be when it is most of the body (no regrowing).
+                        let mut text = String::with_capacity((body.len() - start).min(1 << 16));
                         self.value(sub, first, &mut text)?;
                         Value::Walked { program: sub, text, raw: &body[start..self.cursor.pos()] }
                     }
