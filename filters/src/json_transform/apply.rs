@@ -127,6 +127,7 @@ impl<'a> Walk<'a> {
 
     /// An object whose edits need no list of its members ([`streams`]): each member written (or
     /// dropped, or walked into) as it is read; runs of untouched ones copied as one span.
+    #[inline(never)]
     fn stream(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
         let body = self.body;
         out.push('{');
@@ -189,6 +190,7 @@ impl<'a> Walk<'a> {
 
     /// Reads the object at the cursor into `pieces`: the members an edit names as entries (walking
     /// into the values an edit goes into), runs of the others as spans of the body.
+    #[inline(never)]
     fn members(&mut self, program: &'a Program, pieces: &mut Vec<Piece<'a>>) -> Scanned<()> {
         let body = self.body;
         let mut next = self.cursor.first_key()?;
