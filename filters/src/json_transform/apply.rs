@@ -141,6 +141,12 @@ impl<'a> Walk<'a> {
                 out.push_str(&body[from..to]);
             }
         };
+        // The lengths of the keys the edits name (a bit each, 63 for any longer): most keys are
+        // told apart from all of them by their length alone.
+        let lengths = program.ops.iter().fold(0u64, |m, op| match op {
+            Op::Remove(k) | Op::Key { key: k, .. } => m | 1 << k.len().min(63),
+            _ => m,
+        });
         let mut next = self.cursor.first_key()?;
         while let Some(raw) = next {
             let value = self.cursor.peek()?;
@@ -149,7 +155,8 @@ impl<'a> Walk<'a> {
             let name = decoded.as_deref().map_or(&body.as_bytes()[raw.start..raw.end], str::as_bytes);
             let mut removed = false;
             let mut walk = None;
-            for op in &program.ops {
+            let named = lengths & 1 << name.len().min(63) != 0;
+            for op in program.ops.iter().filter(|_| named) {
                 match op {
                     Op::Remove(k) if k.as_bytes() == name => removed = true,
                     Op::Key { key: k, program } if k.as_bytes() == name => walk = walk.or(Some(program)),

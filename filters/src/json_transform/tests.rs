@@ -430,3 +430,11 @@ fn arrays_at_edited_levels_and_objects_under_each() {
     assert_eq!(edit(yaml, r#"{"a": 1}"#), Ok(json!({"a": 1})));
     assert_eq!(edit("{response: {remove: [a]}}", r#"[{"a": 1}]"#), Ok(json!([{"a": 1}])));
 }
+
+#[test]
+fn long_keys_are_matched_by_name_not_length() {
+    let (gone, kept) = ("g".repeat(70), "k".repeat(80));
+    let yaml = format!("{{response: {{remove: [{gone}, 'items[].{gone}']}}}}");
+    let body = format!(r#"{{"{gone}": 1, "{kept}": 2, "items": [{{"{gone}": 3, "{kept}": 4}}]}}"#);
+    assert_eq!(edit(&yaml, &body), Ok(json!({kept.clone(): 2, "items": [{kept: 4}]})));
+}
