@@ -4,8 +4,8 @@
 //!
 //! Edits run in the order the config gives them (every `remove`, then every `rename`, then every
 //! `set`), each on the document as the earlier ones left it; the compiler keeps that order while
-//! folding edits that go through the same key into one descent, so a body is parsed once per
-//! level it touches, however many edits it has.
+//! folding edits that go through the same key into one descent, so each level is walked into
+//! once, however many edits it has (and the body itself is read once in all).
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
