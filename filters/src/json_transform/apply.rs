@@ -270,7 +270,8 @@ impl<'a> Walk<'a> {
 /// lone surrogate refused, as before.
 #[cold]
 fn decode(body: &str, raw: &RawKey) -> Scanned<String> {
-    serde_json::from_str(&body[raw.start - 1..raw.end + 1]).map_err(|_| ScanError::at("invalid escape in a key", raw.start))
+    serde_json::from_str(&body[raw.start - 1..raw.end + 1])
+        .map_err(|_| ScanError::at("invalid escape in a key", raw.start))
 }
 
 /// Whether an object level's edits can be made as its members go by: only removes and walks
