@@ -39,6 +39,7 @@ impl fmt::Display for Located<'_> {
     }
 }
 
+/// What a step of the scanner gives: its result, or why the text is not JSON.
 pub type Scanned<T> = Result<T, ScanError>;
 
 /// The cursor: a position in the text and how many containers are open there.
@@ -50,12 +51,16 @@ pub struct Scanner<'a> {
 
 /// An object key as it is in the text: the range between its quotes, and whether it has escapes.
 pub struct RawKey {
+    /// The offset just past the opening quote.
     pub start: usize,
+    /// The offset of the closing quote.
     pub end: usize,
+    /// Whether the key has a backslash (then it must be decoded to be compared).
     pub escaped: bool,
 }
 
 impl<'a> Scanner<'a> {
+    /// A cursor at the start of `text` (UTF-8 already checked: the scanner checks only JSON).
     pub fn new(text: &'a str) -> Scanner<'a> {
         Scanner { bytes: text.as_bytes(), pos: 0, depth: 0 }
     }
