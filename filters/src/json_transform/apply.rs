@@ -4,12 +4,15 @@
 //! raw text it came as, never parsed into a tree; a level an edit goes into is walked from the
 //! same cursor, so no byte of the body is read twice.
 //!
-//! An object level with edits is read into a list of keys and values first (raw text, or the
-//! rewritten text of a value an edit goes into), since a rename or set there depends on which
-//! keys the object has; the edits are then made on that list, and it is written out. Which
-//! values to walk into is decided as each key is read (see [`first_descent`]); in the rare case
-//! where a later key changes that (a rename onto this key from one further on), the value is
-//! read again from its raw text, which gives the same result.
+//! An object level whose edits are only removes and walks into keys that are there is streamed:
+//! each member is dropped, walked into or copied as it is read, and runs of untouched members
+//! (written `"key":value`, as they would be written anew) are copied as one span. A level with a
+//! rename or a set, which depend on which keys the object has, is read into a list first: runs
+//! of members no edit names as spans, the named ones as entries (key and raw text, or the
+//! rewritten text of a value an edit goes into); the edits are made on that list, in order, and
+//! it is written out. Which values to walk into is decided as each key is read (see
+//! [`first_descent`]): a rename onto the key from one further on can make that walk wasted,
+//! never wrong, and a value the edits end up asking for differently is rewritten from its text.
 
 use super::program::{Op, Program};
 use super::scan::{Located, RawKey, ScanError, Scanned, Scanner};
