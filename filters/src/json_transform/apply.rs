@@ -1,130 +1,364 @@
-//! Runs a [`Program`] over a JSON body without building the document: each level the program
-//! touches is read as its keys (or elements) and the raw text of their values, the edits are made
-//! on that list, and it is written back; a value no edit goes into is copied as it came, never
-//! parsed into a tree. Reading a level still checks the syntax of everything in it, so a body
-//! that is not JSON is an error, as with a full parse.
+//! Runs a [`Program`] over a JSON body in one pass, without building the document: a cursor
+//! ([`super::scan`], which checks the syntax of everything it reads or skips) walks the body once
+//! and the output is written as it goes. A value no edit goes into is skipped and copied as the
+//! raw text it came as, never parsed into a tree; a level an edit goes into is walked from the
+//! same cursor, so no byte of the body is read twice.
+//!
+//! An object level whose edits are only removes and walks into keys that are there is streamed:
+//! each member is dropped, walked into or copied as it is read, and runs of untouched members
+//! (written `"key":value`, as they would be written anew) are copied as one span. A level with a
+//! rename or a set, which depend on which keys the object has, is read into a list first: runs
+//! of members no edit names as spans, the named ones as entries (key and raw text, or the
+//! rewritten text of a value an edit goes into); the edits are made on that list, in order, and
+//! it is written out. Which values to walk into is decided as each key is read (see
+//! [`first_descent`]): a rename onto the key from one further on can make that walk wasted,
+//! never wrong, and a value the edits end up asking for differently is rewritten from its text.
 
 use super::program::{Op, Program};
-use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
+use super::scan::{Located, RawKey, ScanError, Scanned, Scanner};
 use std::borrow::Cow;
-use std::fmt;
+use std::ptr;
 
 /// Runs `program` over the JSON document `body` (the whole body, checked to be one JSON value
-/// with nothing but whitespace after it) and returns the new document.
-pub fn run(program: &Program, body: &str) -> Result<String, serde_json::Error> {
+/// with nothing but whitespace after it) and returns the new document, or why it is not JSON.
+pub fn run<'a>(program: &'a Program, body: &'a str) -> Result<String, String> {
     let mut out = String::with_capacity(body.len() + 64);
-    let mut de = serde_json::Deserializer::from_str(body);
-    let level = Level::read(&mut de)?;
-    de.end()?;
-    write(program, level, body, &mut out)?;
-    Ok(out)
+    let mut walk = Walk { body, cursor: Scanner::new(body), pool: Vec::new() };
+    match walk.document(program, &mut out) {
+        Ok(()) => Ok(out),
+        Err(e) => Err(Located(&e, body.as_bytes()).to_string()),
+    }
 }
 
-/// One value of the document as far as an edit needs it.
-enum Level<'a> {
-    /// An object: its keys and the raw text of their values, in order.
-    Object(Vec<Entry<'a>>),
-    /// An array: the raw text of its elements.
-    Array(Vec<Cow<'a, str>>),
-    /// Anything else, left as it is.
-    Scalar,
+/// The cursor over one document, and lists of pieces to reuse.
+struct Walk<'a> {
+    body: &'a str,
+    cursor: Scanner<'a>,
+    pool: Vec<Vec<Piece<'a>>>,
 }
 
-/// One key of an object and its value's JSON text (raw from the body, or rewritten).
+/// A part of an object being edited.
+enum Piece<'a> {
+    /// Members no edit names, written as `"key":value` with commas between: copied as they are.
+    Members(usize, usize),
+    /// A member an edit names (or that must be written anew).
+    Entry(Entry<'a>),
+}
+
+/// One key of an object being edited, and its value.
 struct Entry<'a> {
     key: Cow<'a, str>,
-    value: Cow<'a, str>,
+    value: Value<'a>,
 }
 
-impl<'a> Level<'a> {
-    fn read(de: &mut serde_json::Deserializer<serde_json::de::StrRead<'a>>) -> Result<Level<'a>, serde_json::Error> {
-        de.deserialize_any(LevelVisitor)
-    }
-
-    /// Reads the value in `raw` (JSON text already checked by the level above).
-    fn of(raw: &'a str) -> Result<Level<'a>, serde_json::Error> {
-        Level::read(&mut serde_json::Deserializer::from_str(raw))
-    }
+/// The value of an entry.
+enum Value<'a> {
+    /// JSON text: raw from the body, a `set`'s, or rewritten.
+    Text(Cow<'a, str>),
+    /// A value from the body already walked with `program` (the descent an edit will ask for),
+    /// with its raw text in case the edits end up asking for something else.
+    Walked { program: &'a Program, text: String, raw: &'a str },
 }
 
-/// Runs `program` on a value read as `level` (whose text is `raw`), writing the result to `out`.
-fn write<'a>(program: &'a Program, level: Level<'a>, raw: &'a str, out: &mut String) -> Result<(), serde_json::Error> {
-    match level {
-        Level::Object(mut entries) => {
-            for op in &program.ops {
-                edit(op, &mut entries)?;
+impl<'a> Walk<'a> {
+    /// The whole document: one value, then nothing but whitespace.
+    fn document(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+        let first = self.cursor.peek()?;
+        self.value(program, first, out)?;
+        self.cursor.finish()
+    }
+
+    /// Runs `program` on the value at the cursor (whose first byte is `first`), writing it to `out`.
+    fn value(&mut self, program: &'a Program, first: u8, out: &mut String) -> Scanned<()> {
+        match first {
+            b'{' => self.object(program, out),
+            b'[' => self.array(program, out),
+            _ => {
+                out.push_str(self.skip(first)?);
+                Ok(())
             }
-            out.push('{');
-            for (i, e) in entries.iter().enumerate() {
-                if i > 0 {
+        }
+    }
+
+    /// Checks the value at the cursor and returns its raw text.
+    fn skip(&mut self, first: u8) -> Scanned<&'a str> {
+        let start = self.cursor.pos();
+        self.cursor.skip(first)?;
+        let body: &'a str = self.body;
+        Ok(&body[start..self.cursor.pos()])
+    }
+
+    /// An array: every element through the program's `[]` edits, if any, else as it is.
+    fn array(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+        let each = program.ops.iter().find_map(|op| match op {
+            Op::Each(each) => Some(each),
+            _ => None,
+        });
+        out.push('[');
+        let mut next = self.cursor.first_item()?;
+        let mut first = true;
+        while let Some(b) = next {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            match each {
+                Some(each) => self.value(each, b, out)?,
+                None => out.push_str(self.skip(b)?),
+            }
+            next = self.cursor.next_item()?;
+        }
+        out.push(']');
+        Ok(())
+    }
+
+    /// An object: its members read, edited in order and written.
+    fn object(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+        if streams(program) {
+            return self.stream(program, out);
+        }
+        let mut pieces = self.pool.pop().unwrap_or_default();
+        let read = self.members(program, &mut pieces);
+        let edited = read.and_then(|()| program.ops.iter().try_for_each(|op| edit(op, &mut pieces)));
+        if edited.is_ok() {
+            self.write(&pieces, out);
+        }
+        pieces.clear();
+        self.pool.push(pieces);
+        edited
+    }
+
+    /// An object whose edits need no list of its members ([`streams`]): each member written (or
+    /// dropped, or walked into) as it is read; runs of untouched ones copied as one span.
+    #[inline(never)]
+    fn stream(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+        let body = self.body;
+        out.push('{');
+        let mut first = true;
+        let mut run: Option<(usize, usize)> = None;
+        let flush = |run: &mut Option<(usize, usize)>, first: &mut bool, out: &mut String| {
+            if let Some((from, to)) = run.take() {
+                if !std::mem::take(first) {
                     out.push(',');
                 }
-                push_key(out, &e.key);
-                out.push(':');
-                out.push_str(&e.value);
+                out.push_str(&body[from..to]);
             }
-            out.push('}');
-        }
-        Level::Array(mut items) => {
-            for op in &program.ops {
-                if let Op::Each(each) = op {
-                    for item in items.iter_mut() {
-                        *item = Cow::Owned(rewrite(each, item)?);
+        };
+        // The lengths of the keys the edits name (a bit each, 63 for any longer): most keys are
+        // told apart from all of them by their length alone.
+        let lengths = program.ops.iter().fold(0u64, |m, op| match op {
+            Op::Remove(k) | Op::Key { key: k, .. } => m | 1 << k.len().min(63),
+            _ => m,
+        });
+        let mut next = self.cursor.first_key()?;
+        while let Some(raw) = next {
+            let value = self.cursor.peek()?;
+            let start = self.cursor.pos();
+            let decoded = if raw.escaped { Some(decode(body, &raw)?) } else { None };
+            let name = decoded.as_deref().map_or(&body.as_bytes()[raw.start..raw.end], str::as_bytes);
+            let mut removed = false;
+            let mut walk = None;
+            let named = lengths & 1 << name.len().min(63) != 0;
+            for op in program.ops.iter().filter(|_| named) {
+                match op {
+                    Op::Remove(k) if k.as_bytes() == name => removed = true,
+                    Op::Key { key: k, program } if k.as_bytes() == name => walk = walk.or(Some(program)),
+                    _ => {}
+                }
+            }
+            if removed {
+                self.cursor.skip(value)?;
+            } else if walk.is_none() && !raw.escaped && start == raw.end + 2 {
+                // Written anew it would be `"key":value`, as it is: copied, with its neighbours.
+                self.cursor.skip(value)?;
+                let (from, to) = (raw.start - 1, self.cursor.pos());
+                match &mut run {
+                    Some((_, end)) if from == *end + 1 && body.as_bytes()[*end] == b',' => *end = to,
+                    _ => {
+                        flush(&mut run, &mut first, out);
+                        run = Some((from, to));
                     }
                 }
-            }
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
+            } else {
+                flush(&mut run, &mut first, out);
+                if !std::mem::take(&mut first) {
                     out.push(',');
                 }
-                out.push_str(item);
+                push_key(out, decoded.as_deref().unwrap_or(&body[raw.start..raw.end]));
+                out.push(':');
+                match walk {
+                    Some(sub) => self.value(sub, value, out)?,
+                    None => out.push_str(self.skip(value)?),
+                }
             }
-            out.push(']');
+            next = self.cursor.next_key()?;
         }
-        Level::Scalar => out.push_str(raw),
+        flush(&mut run, &mut first, out);
+        out.push('}');
+        Ok(())
     }
-    Ok(())
+
+    /// Reads the object at the cursor into `pieces`: the members an edit names as entries (walking
+    /// into the values an edit goes into), runs of the others as spans of the body.
+    #[inline(never)]
+    fn members(&mut self, program: &'a Program, pieces: &mut Vec<Piece<'a>>) -> Scanned<()> {
+        let body = self.body;
+        let mut next = self.cursor.first_key()?;
+        while let Some(raw) = next {
+            let first = self.cursor.peek()?;
+            let start = self.cursor.pos();
+            // Written anew, a member is `"key":value`: one like that no edit names is copied.
+            let verbatim = !raw.escaped && start == raw.end + 2;
+            let plain = &body.as_bytes()[raw.start..raw.end];
+            if verbatim && !program.ops.iter().any(|op| op.touches(plain)) {
+                self.cursor.skip(first)?;
+                let (from, to) = (raw.start - 1, self.cursor.pos());
+                match pieces.last_mut() {
+                    Some(Piece::Members(_, end)) if from == *end + 1 && body.as_bytes()[*end] == b',' => *end = to,
+                    _ => pieces.push(Piece::Members(from, to)),
+                }
+            } else {
+                let key = self.key(&raw)?;
+                let value = match first_descent(program, &key, pieces) {
+                    Some(sub) => {
+                        // About the size it will be when it is most of the body (no regrowing).
+                        let mut text = String::with_capacity((body.len() - start).min(1 << 16));
+                        self.value(sub, first, &mut text)?;
+                        Value::Walked { program: sub, text, raw: &body[start..self.cursor.pos()] }
+                    }
+                    None => Value::Text(Cow::Borrowed(self.skip(first)?)),
+                };
+                pieces.push(Piece::Entry(Entry { key, value }));
+            }
+            next = self.cursor.next_key()?;
+        }
+        Ok(())
+    }
+
+    /// Writes an object's pieces.
+    fn write(&self, pieces: &[Piece<'a>], out: &mut String) {
+        out.push('{');
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match piece {
+                Piece::Members(start, end) => out.push_str(&self.body[*start..*end]),
+                Piece::Entry(e) => {
+                    push_key(out, &e.key);
+                    out.push(':');
+                    out.push_str(match &e.value {
+                        Value::Text(text) => text,
+                        // Walked into for an edit that in the end did not reach it: as it came.
+                        Value::Walked { raw, .. } => raw,
+                    });
+                }
+            }
+        }
+        out.push('}');
+    }
+
+    /// A key as a string: borrowed from the body when it has no escapes, else decoded.
+    #[inline(always)]
+    fn key(&self, raw: &RawKey) -> Scanned<Cow<'a, str>> {
+        let body: &'a str = self.body;
+        if !raw.escaped {
+            return Ok(Cow::Borrowed(&body[raw.start..raw.end]));
+        }
+        decode(body, raw).map(Cow::Owned)
+    }
 }
 
-/// The value in `raw` with `program` run on it.
-fn rewrite(program: &Program, raw: &str) -> Result<String, serde_json::Error> {
-    let mut out = String::with_capacity(raw.len() + 16);
-    write(program, Level::of(raw)?, raw, &mut out)?;
+/// A key with escapes, decoded. With its quotes, by serde_json: the escapes are checked, and a
+/// lone surrogate refused, as before.
+#[cold]
+fn decode(body: &str, raw: &RawKey) -> Scanned<String> {
+    serde_json::from_str(&body[raw.start - 1..raw.end + 1])
+        .map_err(|_| ScanError::at("invalid escape in a key", raw.start))
+}
+
+/// Whether an object level's edits can be made as its members go by: only removes and walks
+/// into keys that are there (a rename, a set or a key created depends on the other keys).
+fn streams(program: &Program) -> bool {
+    program.ops.iter().all(|op| match op {
+        Op::Remove(_) | Op::Each(_) => true,
+        Op::Key { program, .. } => !program.creates,
+        Op::Rename { .. } | Op::Set { .. } => false,
+    })
+}
+
+/// The entries among an object's pieces.
+fn entries<'p, 'a>(pieces: &'p mut [Piece<'a>]) -> impl Iterator<Item = &'p mut Entry<'a>> {
+    pieces.iter_mut().filter_map(|p| match p {
+        Piece::Entry(e) => Some(e),
+        Piece::Members(..) => None,
+    })
+}
+
+/// The program that the edits will first run on the value of `key` as it came (the pieces
+/// before it being `seen`), if any: the edits followed in order as they apply to this one key.
+/// Exact except when a rename onto its name comes from a key further on (not seen yet), which
+/// would drop it; then the walk is wasted, never wrong.
+fn first_descent<'a>(program: &'a Program, key: &str, seen: &[Piece<'_>]) -> Option<&'a Program> {
+    let seen = |name: &str| seen.iter().any(|p| matches!(p, Piece::Entry(e) if e.key == name));
+    let mut name = key;
+    for op in &program.ops {
+        match op {
+            Op::Remove(k) | Op::Set { key: k, .. } if **k == *name => return None,
+            Op::Rename { from, to } if from != to && **from == *name => name = to,
+            Op::Rename { from, to } if from != to && **to == *name && seen(from) => return None,
+            Op::Key { key: k, program } if **k == *name => return Some(program),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The JSON text `text` (already checked) with `program` run on it.
+fn rewrite(program: &Program, text: &str) -> Scanned<String> {
+    let mut out = String::with_capacity(text.len() + 16);
+    Walk { body: text, cursor: Scanner::new(text), pool: Vec::new() }.document(program, &mut out)?;
     Ok(out)
 }
 
-/// Makes one edit on an object's entries. A key present more than once is edited everywhere.
-fn edit<'a>(op: &'a Op, entries: &mut Vec<Entry<'a>>) -> Result<(), serde_json::Error> {
+/// Makes one edit on an object's entries (the members no edit names are never touched). A key
+/// present more than once is edited everywhere.
+fn edit<'a>(op: &'a Op, pieces: &mut Vec<Piece<'a>>) -> Scanned<()> {
+    let named = |p: &Piece<'_>, key: &str| matches!(p, Piece::Entry(e) if e.key == key);
     match op {
-        Op::Remove(key) => entries.retain(|e| e.key != **key),
+        Op::Remove(key) => pieces.retain(|p| !named(p, key)),
         Op::Rename { from, to } => {
-            if from != to && entries.iter().any(|e| e.key == **from) {
-                entries.retain(|e| e.key != **to);
-                for e in entries.iter_mut().filter(|e| e.key == **from) {
+            if from != to && pieces.iter().any(|p| named(p, from)) {
+                pieces.retain(|p| !named(p, to));
+                for e in entries(pieces).filter(|e| e.key == **from) {
                     e.key = Cow::Borrowed(to);
                 }
             }
         }
         Op::Set { key, json } => {
             let mut found = false;
-            for e in entries.iter_mut().filter(|e| e.key == **key) {
-                e.value = Cow::Borrowed(json);
+            for e in entries(pieces).filter(|e| e.key == **key) {
+                e.value = Value::Text(Cow::Borrowed(json));
                 found = true;
             }
             if !found {
-                entries.push(Entry { key: Cow::Borrowed(key), value: Cow::Borrowed(json) });
+                pieces.push(Piece::Entry(Entry { key: Cow::Borrowed(key), value: Value::Text(Cow::Borrowed(json)) }));
             }
         }
         Op::Key { key, program } => {
             let mut found = false;
-            for e in entries.iter_mut().filter(|e| e.key == **key) {
-                e.value = Cow::Owned(rewrite(program, &e.value)?);
+            for e in entries(pieces).filter(|e| e.key == **key) {
+                let text = match std::mem::replace(&mut e.value, Value::Text(Cow::Borrowed(""))) {
+                    Value::Walked { program: walked, text, .. } if ptr::eq(walked, program) => text,
+                    Value::Walked { raw, .. } => rewrite(program, raw)?,
+                    Value::Text(text) => rewrite(program, &text)?,
+                };
+                e.value = Value::Text(Cow::Owned(text));
                 found = true;
             }
             if !found && program.creates {
-                entries.push(Entry { key: Cow::Borrowed(key), value: Cow::Owned(rewrite(program, "{}")?) });
+                let created = Value::Text(Cow::Owned(rewrite(program, "{}")?));
+                pieces.push(Piece::Entry(Entry { key: Cow::Borrowed(key), value: created }));
             }
         }
         Op::Each(_) => {}
@@ -141,89 +375,5 @@ fn push_key(out: &mut String, key: &str) {
     } else {
         // Serializing a string to JSON cannot fail.
         out.push_str(&serde_json::to_string(key).unwrap_or_default());
-    }
-}
-
-// === impl Deserialize for a level ===
-
-struct LevelVisitor;
-
-impl<'de> Visitor<'de> for LevelVisitor {
-    type Value = Level<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Level<'de>, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            let value: &'de RawValue = map.next_value()?;
-            entries.push(Entry { key, value: Cow::Borrowed(value.get()) });
-        }
-        Ok(Level::Object(entries))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Level<'de>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(8));
-        while let Some(item) = seq.next_element::<&'de RawValue>()? {
-            items.push(Cow::Borrowed(item.get()));
-        }
-        Ok(Level::Array(items))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Level<'de>, E> {
-        Ok(Level::Scalar)
-    }
-}
-
-/// Reads an object key, borrowed from the body when it has no escapes.
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v))
     }
 }

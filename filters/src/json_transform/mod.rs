@@ -22,6 +22,7 @@ mod apply;
 mod program;
 mod request;
 mod response;
+mod scan;
 
 use crate::{
     BuildContext, BuildError, Filter, FilterFactory, Flow, RequestCtx, RequestHeader, ResponseHeader, Session,

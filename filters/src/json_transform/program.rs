@@ -4,8 +4,8 @@
 //!
 //! Edits run in the order the config gives them (every `remove`, then every `rename`, then every
 //! `set`), each on the document as the earlier ones left it; the compiler keeps that order while
-//! folding edits that go through the same key into one descent, so a body is parsed once per
-//! level it touches, however many edits it has.
+//! folding edits that go through the same key into one descent, so each level is walked into
+//! once, however many edits it has (and the body itself is read once in all).
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,11 +82,11 @@ pub(super) enum Op {
 
 impl Op {
     /// Whether this edit reads or writes the key `name` (an edit that does cannot be moved past
-    /// another about the same key).
-    fn touches(&self, name: &str) -> bool {
+    /// another about the same key; a member no edit touches is copied as it is).
+    pub(super) fn touches(&self, name: &[u8]) -> bool {
         match self {
-            Op::Remove(k) | Op::Set { key: k, .. } | Op::Key { key: k, .. } => &**k == name,
-            Op::Rename { from, to } => &**from == name || &**to == name,
+            Op::Remove(k) | Op::Set { key: k, .. } | Op::Key { key: k, .. } => k.as_bytes() == name,
+            Op::Rename { from, to } => from.as_bytes() == name || to.as_bytes() == name,
             Op::Each(_) => false,
         }
     }
@@ -150,7 +150,7 @@ impl Program {
                     break;
                 }
             }
-            if op.touches(k) {
+            if op.touches(k.as_bytes()) {
                 break;
             }
         }

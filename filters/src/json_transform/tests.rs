@@ -292,3 +292,149 @@ fn responses_to_requests_the_filter_never_saw_are_left_alone() {
     assert_eq!(resp.headers["content-length"], "8");
     assert_eq!(sent, r#"{"a": 1}"#);
 }
+
+// === the one-pass walk: what it refuses, what it keeps ===
+
+/// Where a bad fragment can sit: the whole body, a value no edit reaches (skipped), a value an
+/// edit walks into, an element of an array an edit walks into.
+fn placements(fragment: &str) -> [String; 4] {
+    [
+        fragment.to_string(),
+        format!(r#"{{"keep": {fragment}, "gone": 1}}"#),
+        format!(r#"{{"walked": {{"x": 1, "v": {fragment}}}}}"#),
+        format!(r#"{{"items": [{{"x": 1}}, {fragment}]}}"#),
+    ]
+}
+
+const WALKS: &str = "{response: {remove: [gone, walked.x, 'items[].x']}}";
+
+#[test]
+fn bodies_that_are_not_json_are_errors_wherever_the_fault_is() {
+    let bad_values = [
+        r#""bad \x escape""#,
+        r#""short \u12 escape""#,
+        "\"a control \u{1} character\"",
+        "\"a raw\nnewline\"",
+        r#""unterminated"#,
+        "01",
+        "1.",
+        "-",
+        ".5",
+        "+1",
+        "1e",
+        "1e+",
+        "-01",
+        "0x1",
+        "tru",
+        "nul",
+        "NaN",
+        "Infinity",
+        "[1, 2",
+        "[1,]",
+        "[,1]",
+        r#"{"a": 1"#,
+        r#"{"a" 1}"#,
+        r#"{"a": }"#,
+        r#"{"a": 1,}"#,
+        "{,}",
+        "{1: 2}",
+        "{'a': 1}",
+        r#"{"k\q": 1}"#,
+    ];
+    for fragment in bad_values {
+        for body in placements(fragment) {
+            assert!(edit(WALKS, &body).is_err(), "{body:?}");
+        }
+    }
+    for body in [r#"{"a": 1} x"#, r#"{"a": 1}}"#, "[] []", "1 2", "\"a\" \"b\"", " ", "{\"a\": 1}\u{0}"] {
+        assert!(edit(WALKS, body).is_err(), "{body:?}");
+    }
+}
+
+#[test]
+fn the_walk_accepts_what_serde_json_accepts() {
+    let good = [
+        r#"{"a": [1, -0, 0.5, -12.25e+3, 1E-2, 10, true, false, null, "", "\"\\\/\b\f\n\r\t\u00e9\uD83D\uDE00"]}"#,
+        " \t\r\n{ \"k\" : { } , \"l\" : [ ] } \n",
+        r#"{"é": "ü", "": 0, "x": {"y": {"z": [[], [{}]]}}}"#,
+        r#""just a string""#,
+        "-0.0e0",
+        "[]",
+    ];
+    for body in good {
+        for body in placements(body) {
+            let checked = serde_json::from_str::<Box<serde_json::value::RawValue>>(&body);
+            assert_eq!(edit(WALKS, &body).is_ok(), checked.is_ok(), "{body:?}");
+        }
+    }
+}
+
+#[test]
+fn nesting_is_bounded_like_serde_json() {
+    let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let deepest = nested(127);
+    assert!(serde_json::from_str::<Value>(&deepest).is_ok());
+    assert!(serde_json::from_str::<Value>(&nested(128)).is_err());
+    assert!(edit(WALKS, &deepest).is_ok());
+    assert!(edit(WALKS, &nested(128)).is_err());
+    // Counted through the levels edits walk into as well as the ones skipped; hostile depth is
+    // refused, not a stack overflow.
+    let deep = |n: usize| format!(r#"{{"walked": {{"v": {}}}}}"#, nested(n));
+    assert!(edit(WALKS, &deep(125)).is_ok());
+    assert!(edit(WALKS, &deep(126)).is_err());
+    for body in placements(&nested(100_000)) {
+        assert!(edit(WALKS, &body).is_err(), "{}", &body[..20]);
+    }
+}
+
+#[test]
+fn untouched_members_are_copied_byte_for_byte_and_edited_objects_written_compact() {
+    let f = build("{response: {remove: [gone, 'items[].secret'], set: {'items[].n': 1}}}");
+    let out = |body: &str| {
+        let out = f.response.as_ref().expect("edits").edit(body.as_bytes()).expect("JSON");
+        String::from_utf8(out.to_vec()).expect("UTF-8")
+    };
+    // Compact: runs of untouched members are copied as they are.
+    let compact = r#"{"a":1.50,"gone":2,"b":"x\u0041","items":[{"secret":1,"k":[1, 2]},{"k":{"z" : 0}}],"c":null}"#;
+    let want = r#"{"a":1.50,"b":"x\u0041","items":[{"k":[1, 2],"n":1},{"k":{"z" : 0},"n":1}],"c":null}"#;
+    assert_eq!(out(compact), want);
+    // Pretty: the members of edited objects are written anew, their values as they came.
+    let pretty = "{\n  \"a\" : 1.50,\n  \"gone\": 2,\n  \"b\": [ 1 ],\n  \"k\\u0065y\": {\"z\" : 0}\n}\n";
+    assert_eq!(out(pretty), r#"{"a":1.50,"b":[ 1 ],"key":{"z" : 0}}"#);
+    // Keys present more than once are edited everywhere; the others keep their places.
+    assert_eq!(out(r#"{"gone":1,"a":1,"gone":2,"a":2}"#), r#"{"a":1,"a":2}"#);
+}
+
+#[test]
+fn renames_onto_keys_before_or_after_them_in_the_body() {
+    // The walk into `a` is decided as `a` is read, before it is known whether `c` (renamed onto
+    // it) is further on; either order gives the same result.
+    let yaml = "{response: {remove: [a.x], rename: {c: a}, set: {'a.v': 1}}}";
+    for body in [r#"{"a": {"x": 1, "k": 0}, "c": {"x": 2}}"#, r#"{"c": {"x": 2}, "a": {"x": 1, "k": 0}}"#] {
+        assert_eq!(edit(yaml, body), Ok(json!({"a": {"x": 2, "v": 1}})), "{body}");
+    }
+    assert_eq!(edit(yaml, r#"{"a": {"x": 1, "k": 0}}"#), Ok(json!({"a": {"k": 0, "v": 1}})));
+    assert_eq!(edit(yaml, r#"{"c": 5}"#), Ok(json!({"a": 5})), "a set through a non-object is skipped");
+    // A rename whose new name is walked into by a set, with the old key absent or present.
+    let yaml = "{response: {rename: {old: meta}, set: {'meta.v': 2}}}";
+    assert_eq!(edit(yaml, r#"{"meta": {"w": 0}, "old": {"v": 1}}"#), Ok(json!({"meta": {"v": 2}})));
+    assert_eq!(edit(yaml, r#"{"meta": {"w": 0}}"#), Ok(json!({"meta": {"w": 0, "v": 2}})));
+}
+
+#[test]
+fn arrays_at_edited_levels_and_objects_under_each() {
+    let yaml = "{response: {remove: ['[].a', '[][].b']}}";
+    let body = r#"[{"a": 1, "b": 2}, [{"b": 3, "c": 4}, 5], "s", 6]"#;
+    assert_eq!(edit(yaml, body), Ok(json!([{"b": 2}, [{"c": 4}, 5], "s", 6])));
+    // An object where the program expects an array (and the other way round) is left alone.
+    assert_eq!(edit(yaml, r#"{"a": 1}"#), Ok(json!({"a": 1})));
+    assert_eq!(edit("{response: {remove: [a]}}", r#"[{"a": 1}]"#), Ok(json!([{"a": 1}])));
+}
+
+#[test]
+fn long_keys_are_matched_by_name_not_length() {
+    let (gone, kept) = ("g".repeat(70), "k".repeat(80));
+    let yaml = format!("{{response: {{remove: [{gone}, 'items[].{gone}']}}}}");
+    let body = format!(r#"{{"{gone}": 1, "{kept}": 2, "items": [{{"{gone}": 3, "{kept}": 4}}]}}"#);
+    assert_eq!(edit(&yaml, &body), Ok(json!({kept.clone(): 2, "items": [{kept: 4}]})));
+}
