@@ -9,8 +9,8 @@ use crate::support::{Origin, Portico, Yaml};
 use serde_json::Value;
 use std::process::Command;
 
-/// Runs `web/client.mjs` in `mode` against `base` and returns what it printed.
-async fn node(base: &str, mode: &str, version: &str) -> Value {
+/// Runs `web/client.mjs` in `mode` against `base` and returns what it printed, or why it failed.
+async fn node(base: &str, mode: &str, version: &str) -> Result<Value, String> {
     let out = tokio::process::Command::new("node")
         .arg(here().join("web/client.mjs"))
         .arg(descriptor_set())
@@ -21,8 +21,10 @@ async fn node(base: &str, mode: &str, version: &str) -> Value {
         .await
         .expect("node runs (npm install in tests/it/grpc/web: .ci/install-test-deps)");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "client.mjs {mode} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("client.mjs printed {stdout:?}: {e}"))
+    if !out.status.success() {
+        return Err(format!("client.mjs {mode} {version} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    serde_json::from_str(stdout.trim()).map_err(|e| format!("client.mjs {mode} {version} printed {stdout:?}: {e}"))
 }
 
 /// base64 in or out, by Python's standard library (no base64 crate in this package).
@@ -77,6 +79,14 @@ routes:
     let base = p.url("web", "");
     let (h1, h2, text) =
         tokio::join!(node(&base, "binary", "http1"), node(&base, "binary", "http2"), node(&base, "text", ""));
+    // A client that fails shows what Portico logged and answered meanwhile.
+    let (h1, h2, text) = match (h1, h2, text) {
+        (Ok(h1), Ok(h2), Ok(text)) => (h1, h2, text),
+        (h1, h2, text) => {
+            let why: Vec<String> = [h1, h2, text].into_iter().filter_map(Result::err).collect();
+            panic!("{}\n--- portico's log:\n{}\n--- access log:\n{}", why.join("\n"), p.stderr(), p.access_log());
+        }
+    };
     for (what, r) in [("binary over HTTP/1.1", &h1), ("binary over HTTP/2", &h2)] {
         let u = &r["unary"];
         assert_eq!((u["text"].as_str(), u["data"].as_str()), (Some("hello web"), Some("AAEC")), "{what}: {r}");
