@@ -5,7 +5,7 @@
 
 mod origin;
 
-use crate::support::{client, eventually, metric, Portico, Yaml};
+use crate::support::{client, eventually, metric, rss_kib, Portico, Yaml};
 use origin::CountingOrigin;
 use reqwest::header::HeaderMap;
 use std::time::{Duration, Instant};
@@ -420,7 +420,7 @@ async fn the_cache_stays_under_max_size_with_ten_times_that_working_set() {
     let o = CountingOrigin::start().await;
     let p = Portico::start(config(&o, "{max_size_mb: 2, max_object_mb: 1}", "{ttl_s: 600}")).await;
     let max = 2 * 1024 * 1024;
-    let rss = || vm_rss_kib(p.pid());
+    let rss = || rss_kib(p.pid());
     // Warm up the process (connections, buffers) before the baseline.
     for i in 0..20 {
         get(&p, &format!("/warm/{i}?size=100000"), &[]).await;
@@ -448,15 +448,6 @@ async fn the_cache_stays_under_max_size_with_ten_times_that_working_set() {
     assert!(grown_kib < 16 * 1024, "RSS grew {grown_kib} KiB for a 2 MiB cache over a 20 MiB working set");
     // The last objects are still there.
     assert_eq!(get(&p, "/big/199?size=104857", &[]).await.cache(), "HIT");
-}
-
-fn vm_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ mod peers;
 mod web;
 
 use crate::pki::Pki;
-use crate::support::{eventually, metric, Portico, Yaml};
+use crate::support::{eventually, metric, rss_kib, Portico, Yaml};
 use peers::{client, Servers};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -263,16 +263,6 @@ routes:
             == 1.0
     })
     .await;
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test]

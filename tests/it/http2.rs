@@ -221,21 +221,10 @@ routes:
 /// HTTP/1.1 is spoken to in HTTP/1.1, and one that picks h2 in h2 (the gRPC tests' TLS origin).
 #[tokio::test]
 async fn a_tls_upstream_that_picks_http1_by_alpn_is_spoken_to_in_http1() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     const ORIGIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/alpn_origin.py");
     let pki = Pki::new();
     pki.issue("ca", "origin", "localhost", "DNS:localhost,IP:127.0.0.1", false);
-    let mut origin = tokio::process::Command::new("/usr/bin/python3")
-        .arg(ORIGIN)
-        .arg(pki.path("origin.crt"))
-        .arg(pki.path("origin.key"))
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3 runs the origin");
-    let stdout = origin.stdout.take().expect("piped stdout");
-    let line = BufReader::new(stdout).lines().next_line().await.expect("read").expect("the origin's port");
-    let port = serde_json::from_str::<Value>(&line).expect("json")["port"].as_u64().expect("a port");
+    let origin = PythonPeer::start(ORIGIN, [pki.path("origin.crt"), pki.path("origin.key")]).await;
     let p = Portico::start(
         Yaml::new(
             r#"
@@ -245,7 +234,7 @@ upstreams:
 routes: [{name: all, upstream: origin}]
 "#,
         )
-        .set("origin", port)
+        .set("origin", origin.port)
         .set("ca", pki.path("ca.crt").display()),
     )
     .await;

@@ -22,6 +22,41 @@ use tokio::task::{JoinHandle, JoinSet};
 mod yaml;
 pub use yaml::Yaml;
 
+/// Resident memory of a process, in KiB (`VmRSS` in /proc; 0 when it cannot be read).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A peer written in Python (`tests/it/*.py`): the script binds a free port on 127.0.0.1 and
+/// prints `{"port": N}` as its first line. Killed when dropped.
+pub struct PythonPeer {
+    _child: tokio::process::Child,
+    pub port: u16,
+}
+
+impl PythonPeer {
+    pub async fn start<S: AsRef<std::ffi::OsStr>>(script: &str, args: impl IntoIterator<Item = S>) -> PythonPeer {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new("/usr/bin/python3")
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("python3 runs {script}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = lines.next_line().await.expect("read").unwrap_or_else(|| panic!("{script} printed its port"));
+        let port = serde_json::from_str::<serde_json::Value>(&line).expect("json")["port"].as_u64().expect("a port");
+        PythonPeer { _child: child, port: u16::try_from(port).expect("a port number") }
+    }
+}
+
 /// A port that is free now and that no other test in this process has been given.
 ///
 /// Ports come from below the kernel's ephemeral range (32768 and up), so an outgoing

@@ -14,22 +14,15 @@ const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/ws_peer.py");
 
 /// The echo server: any path echoes, `/refuse` answers 403, `/silent` never sends.
 struct WsServer {
-    _child: Child,
+    _peer: PythonPeer,
     addr: String,
 }
 
 impl WsServer {
     async fn start() -> WsServer {
-        let mut child = Command::new("/usr/bin/python3")
-            .args([PEER, "server"])
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs the websocket server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let line = BufReader::new(stdout).lines().next_line().await.expect("read").expect("the server's port");
-        let port = serde_json::from_str::<Value>(&line).expect("json")["port"].as_u64().expect("a port");
-        WsServer { _child: child, addr: format!("127.0.0.1:{port}") }
+        let peer = PythonPeer::start(PEER, ["server"]).await;
+        let addr = format!("127.0.0.1:{}", peer.port);
+        WsServer { _peer: peer, addr }
     }
 }
 
