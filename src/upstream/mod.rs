@@ -200,6 +200,21 @@ impl Pool {
     }
 }
 
+/// An HTTP or gRPC check's peer: the check's timeout on connecting and reading, and the
+/// upstream's own TLS (CA, client certificate, verification).
+fn check_peer(
+    peer: &mut HttpPeer,
+    spec: &UpstreamSpec,
+    h: &crate::config::HealthSpec,
+    material: Option<&crate::tls::UpstreamTlsMaterial>,
+) {
+    peer.options.connection_timeout = Some(h.timeout);
+    peer.options.read_timeout = Some(h.timeout);
+    if let (Some(t), Some(material)) = (&spec.tls, material) {
+        peer::apply_tls(peer, t, material);
+    }
+}
+
 fn health_check(
     spec: &UpstreamSpec,
     h: &crate::config::HealthSpec,
@@ -210,11 +225,7 @@ fn health_check(
             let mut hc = grpc_health::GrpcHealthCheck::new(service, spec.tls.is_some(), sni(spec));
             hc.consecutive_success = h.healthy_after;
             hc.consecutive_failure = h.unhealthy_after;
-            hc.peer_template.options.connection_timeout = Some(h.timeout);
-            hc.peer_template.options.read_timeout = Some(h.timeout);
-            if let (Some(t), Some(material)) = (&spec.tls, material) {
-                peer::apply_tls(&mut hc.peer_template, t, material);
-            }
+            check_peer(&mut hc.peer_template, spec, h, material);
             Box::new(hc)
         }
         HealthKind::Tcp => {
@@ -229,11 +240,7 @@ fn health_check(
             let mut hc = HttpHealthCheck::new(host, tls);
             hc.consecutive_success = h.healthy_after;
             hc.consecutive_failure = h.unhealthy_after;
-            hc.peer_template.options.connection_timeout = Some(h.timeout);
-            hc.peer_template.options.read_timeout = Some(h.timeout);
-            if let (Some(t), Some(material)) = (&spec.tls, material) {
-                peer::apply_tls(&mut hc.peer_template, t, material);
-            }
+            check_peer(&mut hc.peer_template, spec, h, material);
             if let Ok(mut req) = RequestHeader::build("GET", path.as_bytes(), None) {
                 let _ = req.insert_header("Host", host.as_str());
                 let _ = req.insert_header("User-Agent", "portico-health-check");
