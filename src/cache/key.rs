@@ -25,21 +25,6 @@ pub fn host(req: &RequestHeader) -> Cow<'_, str> {
     crate::canonical::request_host(req).ok().flatten().unwrap_or(Cow::Borrowed(""))
 }
 
-/// The port the request's `Host` (or HTTP/2 authority) names, if any. It is part of the key
-/// though not of the purge target: the origin sees it and may answer with it (absolute links),
-/// and a port left out of the key is a known lever for poisoning a shared cache.
-fn host_port(req: &RequestHeader) -> Option<u16> {
-    let raw = match req.headers.get(header::HOST) {
-        Some(h) => h.to_str().ok()?,
-        None => req.uri.authority()?.as_str(),
-    };
-    let (_, port) = raw.rsplit_once(':')?;
-    if port.contains(']') {
-        return None;
-    }
-    port.parse().ok()
-}
-
 /// The key of `req` on the route of `policy`; `consumer` is who an earlier filter found.
 pub fn build(policy: &CachePolicy, req: &RequestHeader, consumer: Option<&str>) -> CacheKey {
     let host = host(req);
@@ -54,7 +39,10 @@ pub fn build(policy: &CachePolicy, req: &RequestHeader, consumer: Option<&str>) 
         match part {
             KeyPart::Host => {
                 push(&mut hashed, b'h', host.as_bytes());
-                if let Some(port) = host_port(req) {
+                // The port is keyed though not part of the purge target: the origin sees it and
+                // may answer with it (absolute links), and a port left out of the key is a known
+                // lever for poisoning a shared cache.
+                if let Some(port) = crate::canonical::request_port(req) {
                     hashed.push(b':');
                     hashed.extend_from_slice(&port.to_be_bytes());
                 }

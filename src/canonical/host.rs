@@ -77,9 +77,9 @@ fn is_name_byte(b: u8) -> bool {
 }
 
 /// Checks `:port` (or an empty `rest`): RFC 3986 allows an empty port, which means the default.
-fn check_port(rest: &[u8]) -> Result<(), HostError> {
+fn check_port(rest: &[u8]) -> Result<Option<u16>, HostError> {
     let Some(digits) = rest.strip_prefix(b":") else {
-        return if rest.is_empty() { Ok(()) } else { Err(HostError::InvalidName) };
+        return if rest.is_empty() { Ok(None) } else { Err(HostError::InvalidName) };
     };
     if digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
         return Err(HostError::InvalidPort);
@@ -88,7 +88,19 @@ fn check_port(rest: &[u8]) -> Result<(), HostError> {
     if port > 65535 {
         return Err(HostError::InvalidPort);
     }
-    Ok(())
+    // `host:` (an empty port) names none.
+    Ok(u16::try_from(port).ok().filter(|_| !digits.is_empty()))
+}
+
+/// The port a `host[:port]` (a `Host` value or a URI authority) names, checked as
+/// [`canonical_host`] checks it; `None` when it names none or is no host.
+pub fn port_of(raw: &[u8]) -> Option<u16> {
+    let rest = if raw.first() == Some(&b'[') {
+        &raw[raw.iter().position(|&b| b == b']')? + 1..]
+    } else {
+        &raw[raw.iter().rposition(|&b| b == b':').unwrap_or(raw.len())..]
+    };
+    check_port(rest).ok().flatten()
 }
 
 /// The routing form of a `host[:port]` (a `Host` value or a URI authority), borrowed when it needs
@@ -167,16 +179,37 @@ pub fn routing_host<'a>(
 /// and puts only its path in the URI, so the authority is read from `raw_path` with Pingora's
 /// own splitter; HTTP/2's `:authority` is in the URI.
 pub fn request_host(req: &RequestHeader) -> Result<Option<Cow<'_, str>>, HostError> {
-    let mut hosts = req.headers.get_all(header::HOST).iter();
-    let host = hosts.next();
-    if hosts.next().is_some() {
-        return Err(HostError::Duplicate);
+    let s = HostSources::of(req)?;
+    routing_host(s.host, s.authority, req.version)
+}
+
+/// The port the request's routing host comes with ([`port_of`] of the same source
+/// [`request_host`] reads: the target's authority, else `Host`).
+pub fn request_port(req: &RequestHeader) -> Option<u16> {
+    let s = HostSources::of(req).ok()?;
+    port_of(s.authority.or(s.host)?)
+}
+
+/// Where a request names its host: its `Host` field (refused when there are several) and its
+/// target's authority.
+struct HostSources<'a> {
+    host: Option<&'a [u8]>,
+    authority: Option<&'a [u8]>,
+}
+
+impl<'a> HostSources<'a> {
+    fn of(req: &'a RequestHeader) -> Result<HostSources<'a>, HostError> {
+        let mut hosts = req.headers.get_all(header::HOST).iter();
+        let host = hosts.next();
+        if hosts.next().is_some() {
+            return Err(HostError::Duplicate);
+        }
+        let authority = match req.uri.authority() {
+            Some(a) => Some(a.as_str().as_bytes()),
+            None => raw_target_authority(req.raw_path()).authority(),
+        };
+        Ok(HostSources { host: host.map(|h| h.as_bytes()), authority })
     }
-    let authority = match req.uri.authority() {
-        Some(a) => Some(a.as_str().as_bytes()),
-        None => raw_target_authority(req.raw_path()).authority(),
-    };
-    routing_host(host.map(|h| h.as_bytes()), authority, req.version)
 }
 
 #[cfg(test)]

@@ -149,3 +149,13 @@ fn errors_have_codes() {
         assert_eq!(e.to_string(), e.message());
     }
 }
+
+#[test]
+fn the_port_is_read_as_the_host_is_checked() {
+    assert_eq!(port_of(b"a.example:8080"), Some(8080));
+    assert_eq!(port_of(b"A.example.:443"), Some(443));
+    assert_eq!(port_of(b"[::1]:80"), Some(80));
+    for none in [&b"a.example"[..], b"[::1]", b"a.example:", b"a.example:99999", b"a.example:8x", b"[::1"] {
+        assert_eq!(port_of(none), None, "{}", String::from_utf8_lossy(none));
+    }
+}

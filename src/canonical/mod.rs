@@ -34,6 +34,6 @@ pub mod identity;
 pub mod path;
 
 pub use framing::{check_framing, FramingError, HeaderLimits};
-pub use host::{canonical_host, request_host, routing_host, HostError};
+pub use host::{canonical_host, port_of, request_host, request_port, routing_host, HostError};
 pub use identity::{strip_forgeable, FORGEABLE};
 pub use path::{canonical_path, canonical_path_bytes, canonical_target, canonical_target_bytes, PathError};
