@@ -67,6 +67,12 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// for it.
 pub const DRAIN_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long the unread rest of a request body may take to arrive after Portico has answered
+/// the request (a refusal, an upstream that failed): it is read and dropped meanwhile, so that
+/// the connection then ends cleanly or carries the next request (nginx's `lingering_timeout`
+/// is the same 5 s). A client still sending after that has its connection closed.
+pub const BODY_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A Pingora HTTP proxy app that guards and paces client connections (see the module doc).
 pub struct KeepaliveApp<SV: ProxyHttp> {
     inner: Arc<HttpProxy<SV>>,
@@ -210,6 +216,7 @@ impl<SV: ProxyHttp> KeepaliveApp<SV> {
 pub fn downstream_timeouts(session: &mut ServerSession, limits: &ListenerLimits) {
     session.set_read_timeout(Some(limits.body_timeout));
     session.set_write_timeout(Some(limits.write_timeout));
+    session.set_total_drain_timeout(Some(BODY_DRAIN_TIMEOUT));
 }
 
 /// Reads the first bytes of a new connection: HTTP/2 when they are the h2c preface (on an h2c

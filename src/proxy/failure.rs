@@ -8,7 +8,9 @@
 
 use super::Ctx;
 use crate::upstream::window::now_ms;
+use pingora::proxy::Session;
 use pingora::{Error, ErrorSource};
+use portico_filters::Reject;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -80,6 +82,38 @@ pub fn access_error<'a>(code: Option<&'a str>, e: Option<&Error>) -> Option<Cow<
     }
 }
 
+/// Whether the rest of a failed request's body is read before its HTTP/1 connection closes:
+/// yes unless the client broke the exchange itself (bad framing, a stalled or vanished body),
+/// where reading on is pointless.
+///
+/// Closing while the body is still arriving resets the connection under the client (the kernel
+/// answers unread data with a reset): its next write fails with `EPIPE`, and the answer
+/// already sent can be lost with it. nginx reads on for the same reason (`lingering_close`).
+pub fn drains_body(e: &Error) -> bool {
+    e.esource() != &ErrorSource::Downstream
+}
+
+/// Sends Portico's answer to a failed request. Pingora closes an HTTP/1 connection after a
+/// failed exchange, so the answer says so (`Connection: close`), or the client sends its next
+/// request on it; and the rest of the request body is read and dropped first
+/// ([`drains_body`]), for at most [`crate::keepalive::BODY_DRAIN_TIMEOUT`] (the session's
+/// total drain timeout): a client still sending after that is closed on.
+pub async fn answer_then_close(session: &mut Session, ctx: &mut Ctx, reject: &Reject, e: &Error) {
+    let http1 = !session.is_http2();
+    if http1 {
+        session.set_keepalive(None);
+    }
+    if let Err(write_err) = super::respond::reject(session, ctx, reject).await {
+        log::debug!("could not send error response: {write_err}");
+        return;
+    }
+    if http1 && drains_body(e) {
+        if let Err(e) = session.drain_request_body().await {
+            log::debug!("request body not drained before closing: {e}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +139,19 @@ mod tests {
         let own = Error::new(ErrorType::HTTPStatus(503));
         assert_eq!(access_error(Some("circuit_open"), Some(&own)).as_deref(), Some("circuit_open"));
         assert_eq!(access_error(None, Some(&e)), None);
+    }
+
+    #[test]
+    fn the_body_is_read_on_unless_the_client_broke_it() {
+        let mut refused = Error::new(ErrorType::ConnectRefused);
+        refused.esource = ErrorSource::Upstream;
+        assert!(drains_body(&refused));
+        assert!(drains_body(&Error::new(ErrorType::HTTPStatus(413))), "Portico's own refusal");
+        let mut stalled = Error::new(ErrorType::ReadTimedout);
+        stalled.esource = ErrorSource::Downstream;
+        assert!(!drains_body(&stalled));
+        let mut framing = Error::new(ErrorType::InvalidHTTPHeader);
+        framing.esource = ErrorSource::Downstream;
+        assert!(!drains_body(&framing));
     }
 }

@@ -438,15 +438,9 @@ impl ProxyHttp for Portico {
                 }
             },
         };
-        // 2. Sent, unless a response has begun. The connection closes after it: an HTTP/1.1
-        //    gRPC-Web client is told so (`Connection: close`), or it sends its next call on it.
+        // 2. Sent, unless a response has begun; then the connection ends cleanly (`failure`).
         if session.response_written().is_none() {
-            if ctx.request.grpc {
-                session.set_keepalive(None);
-            }
-            if let Err(write_err) = respond::reject(session, ctx, &reject).await {
-                log::debug!("could not send error response: {write_err}");
-            }
+            failure::answer_then_close(session, ctx, &reject, e).await;
         }
         ctx.outcome.error =
             Some(if fault { ErrorKind::Failed(reject.error) } else { ErrorKind::Answered(reject.error) });
