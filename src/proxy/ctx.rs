@@ -92,6 +92,9 @@ pub struct Upstream {
     pub retry_status: Option<u16>,
     /// How the previous attempt failed: the next attempt's retry reason on its span.
     pub last_failure: Option<&'static str>,
+    /// This attempt's turn to get an HTTP/2 stream to its target, until it has one or could
+    /// not connect (`multiplex.rs`).
+    pub h2_turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Written as the request ends.

@@ -52,6 +52,11 @@ impl Attempt {
         Attempt { pool, addr, target, admission }
     }
 
+    /// The target's state, for what else a phase keeps per target.
+    pub fn target(&self) -> &Arc<TargetState> {
+        &self.target
+    }
+
     /// Records how the attempt went, for passive health (outlier ejection) and the breaker,
     /// and counts a failure by `kind`.
     pub fn finish(mut self, metrics: &Metrics, success: bool, kind: UpstreamErrorKind) {

@@ -7,7 +7,7 @@
 //!  phase                           what it may do                                 beside it
 //!  1  early_request_filter         pin the config; count the request in flight;   ctx.rs, guards.rs
 //!                                  request id, trace context, client certificate
-//!  2  request_filter               framing, host, canonical path, forged          canon.rs,
+//!  2  request_filter               framing, host, canonical path, forged          request.rs, canon.rs,
 //!                                  identity headers (400, 431, 501);
 //!                                  redirect to HTTPS; find the route (404, 405);  select.rs, respond.rs
 //!                                  run the chains (refuse, answer, annotate);
@@ -23,7 +23,9 @@
 //!  4  upstream_peer                pick the pool (filter, canary, split); take    peer.rs, select.rs,
 //!                                  its slot; ask its breaker; pick a healthy      retry.rs, guards.rs
 //!                                  target; bound the peer by the route's timeout
-//!                                  (an upgrade: HTTP/1.1, the idle timeout)       websocket/
+//!                                  (an upgrade: HTTP/1.1, the idle timeout);      websocket/
+//!                                  HTTP/2: wait for the target's turn             multiplex.rs
+//!  4a connected_to_upstream        a stream: the next request's turn              multiplex.rs
 //!  5  fail_to_connect              record the attempt, a warn line; retry or not  retry.rs, failure.rs
 //!  6  upstream_request_filter      rewrite, hop-by-hop, X-Forwarded-*, ids; then  forward.rs
 //!                                  the chains' edits
@@ -66,7 +68,9 @@ mod failure;
 pub(crate) mod forward;
 mod grpc;
 pub(crate) mod guards;
+mod multiplex;
 mod peer;
+mod request;
 pub(crate) mod respond;
 mod retry;
 pub(crate) mod select;
@@ -75,7 +79,7 @@ mod websocket;
 pub use ctx::Ctx;
 pub use websocket::Tunnels;
 
-use crate::config::{Action, Role};
+use crate::config::Role;
 use crate::state::Shared;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -140,85 +144,7 @@ impl ProxyHttp for Portico {
 
     /// 2. The route, its filters, and whether the request goes upstream (`Ok(true)`: answered).
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let Some(runtime) = ctx.request.runtime.clone() else {
-            return Error::e_explain(ErrorType::InternalError, "no runtime config");
-        };
-        // 0. One reading of the request: framing, host, canonical path, no forged identity.
-        let listener = ctx.request.listener.clone();
-        let host = match canon::canonicalize(session, listener.as_deref(), &runtime.identity_headers) {
-            Ok(host) => host,
-            Err(answer) => {
-                respond::reject(session, ctx, &answer.into()).await?;
-                return Ok(true);
-            }
-        };
-        // 0. A plain listener that only redirects to HTTPS.
-        if let Some(port) = ctx.request.listener.as_ref().and_then(|l| l.redirect_https) {
-            let reject = select::https_redirect(session.req_header(), port);
-            respond::reject(session, ctx, &reject).await?;
-            return Ok(true);
-        }
-
-        // 1. Route.
-        let route = match select::route(&runtime.router, &self.listener, session.req_header(), host.as_deref()) {
-            Ok(route) => route,
-            Err(reject) => {
-                respond::reject(session, ctx, &reject).await?;
-                return Ok(true);
-            }
-        };
-        ctx.filter.route = route.name.clone();
-        ctx.routing.route = Some(route.clone());
-        if let Some(span) = ctx.span() {
-            span.set_route(&route.name);
-        }
-
-        // 2. The listener's filters, then the route's.
-        for chain in ctx.chains().iter() {
-            match chain.request(session, &mut ctx.filter).await? {
-                Flow::Continue => {}
-                Flow::Reject(reject) => {
-                    respond::reject(session, ctx, &reject).await?;
-                    return Ok(true);
-                }
-                Flow::Respond(r) => {
-                    respond::write(session, ctx, r.status, &r.headers, r.body).await?;
-                    return Ok(true);
-                }
-            }
-        }
-        if let (Some(span), Some(caller)) = (ctx.request.span.as_mut(), ctx.filter.caller()) {
-            if span.is_recording() {
-                span.set_attribute("portico.consumer", caller.to_string());
-            }
-        }
-
-        // 3. Static responses answer here.
-        if let Action::Respond(r) = &route.action {
-            respond::write(session, ctx, r.status, &r.headers, r.body.clone()).await?;
-            return Ok(true);
-        }
-
-        // 4. The route's concurrency limit: excess requests get 503 at once.
-        match ctx.route_runtime().and_then(|r| r.limit.as_ref()).map(|l| l.try_take()) {
-            None => {}
-            Some(Some(slot)) => ctx.routing.slot = Some(slot),
-            Some(None) => {
-                respond::reject(session, ctx, &Answer::RouteConcurrencyLimited.into()).await?;
-                return Ok(true);
-            }
-        }
-        // 5. Aggregate routes answer with their parts, composed (src/compose/).
-        if let Action::Aggregate(spec) = &route.action {
-            let sinks =
-                crate::compose::Sinks { metrics: &self.shared.metrics, access_log: self.shared.access_log.enabled() };
-            crate::compose::answer(session, ctx, sinks, &route, spec).await?;
-            return Ok(true);
-        }
-        if route.mirror.is_some() {
-            ctx.routing.mirror_body = Some(Vec::new());
-        }
-        Ok(false)
+        request::filter(&self.shared, &self.listener, session, ctx).await
     }
 
     /// 2b. Whether this request may use the shared cache (after the filters: they run on hits).
@@ -273,11 +199,28 @@ impl ProxyHttp for Portico {
 
     /// 4. Where this attempt goes; runs again for every retry.
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        peer::choose(session, ctx)
+        let peer = peer::choose(session, ctx)?;
+        multiplex::take_turn(ctx, &peer).await;
+        Ok(peer)
+    }
+
+    /// 4a. A connection (new or reused) and, on HTTP/2, a stream: the next request's turn.
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        multiplex::pass_turn(ctx);
+        Ok(())
     }
 
     /// 5. The connection could not be made: whether to try again.
     fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+        multiplex::pass_turn(ctx);
         let kind = UpstreamErrorKind::of(&e);
         failure::log_attempt(ctx, &e);
         ctx.upstream.finish_attempt(&self.shared.metrics, false, kind);
@@ -314,6 +257,7 @@ impl ProxyHttp for Portico {
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.outcome.upstream_time = ctx.upstream.started.map(|s| s.elapsed());
+        multiplex::saw_version(ctx, upstream_response.version);
         let status = upstream_response.status.as_u16();
         if let Some(span) = ctx.span() {
             span.attempt_status(status);

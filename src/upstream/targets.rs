@@ -5,7 +5,7 @@ use crate::config::OutlierSpec;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// One target's counters.
@@ -15,6 +15,20 @@ pub struct TargetState {
     pub in_flight: AtomicUsize,
     consecutive_failures: AtomicU32,
     ejected_until_ms: AtomicU64,
+    /// Whose turn it is to get an HTTP/2 stream to this target (`proxy/multiplex.rs`).
+    pub h2_turn: StreamTurn,
+    /// Set once the target answered in HTTP/1.1 where HTTP/2 was offered (ALPN over TLS): its
+    /// requests no longer wait for a turn.
+    pub speaks_http1: AtomicBool,
+}
+
+/// One permit: the request holding it is the one getting an HTTP/2 stream to the target.
+pub struct StreamTurn(pub Arc<tokio::sync::Semaphore>);
+
+impl Default for StreamTurn {
+    fn default() -> Self {
+        StreamTurn(Arc::new(tokio::sync::Semaphore::new(1)))
+    }
 }
 
 impl TargetState {

@@ -95,12 +95,13 @@ routes:
         assert!(r["deadline"]["elapsed"].as_f64().is_some_and(|s| s < 2.0), "{what}: the deadline held: {r}");
         assert_eq!(r["concurrent_ok"], 200, "{what}: 200 concurrent calls");
     }
-    // Two clients' 400 concurrent calls to `plain` shared multiplexed connections: at least 4
-    // at 100 streams each, more where calls raced for a new one (Pingora does not wait for a
-    // connection being opened, and on a loaded 2-core CI machine 42 were seen); one stream per
-    // connection would have needed about 400, so a quarter of that still tells the two apart.
+    // Two clients' 400 concurrent calls to `plain` shared multiplexed connections: at 100
+    // streams each, 4 carry them all. Calls that start together take turns at the target
+    // (`proxy/multiplex.rs`) and share the connection one of them opens; without the turns
+    // each opened its own where it missed one being opened or used (Pingora takes a connection
+    // out of its pool while it opens a stream on it): 8 to 42 were counted.
     let upstream_conns = connections_to(servers.ports["plain"]);
-    assert!((1..=100).contains(&upstream_conns), "{upstream_conns} connections to the h2c upstream");
+    assert!((1..=6).contains(&upstream_conns), "{upstream_conns} connections to the h2c upstream");
 }
 
 /// Established TCP connections to `port` on 127.0.0.1 (from /proc/net/tcp).
