@@ -69,8 +69,9 @@ pub const DRAIN_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long the unread rest of a request body may take to arrive after Portico has answered
 /// the request (a refusal, an upstream that failed): it is read and dropped meanwhile, so that
-/// the connection then ends cleanly or carries the next request (nginx's `lingering_timeout`
-/// is the same 5 s). A client still sending after that has its connection closed.
+/// the connection then ends cleanly or carries the next request. nginx waits 5 s for each
+/// piece (`lingering_timeout`) and 30 s in all; a client that saw the early answer stops
+/// sending, so the whole rest gets 5 s here. A client still sending after that is closed on.
 pub const BODY_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A Pingora HTTP proxy app that guards and paces client connections (see the module doc).
