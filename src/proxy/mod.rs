@@ -200,7 +200,7 @@ impl ProxyHttp for Portico {
     /// 4. Where this attempt goes; runs again for every retry.
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let peer = peer::choose(session, ctx)?;
-        multiplex::take_turn(ctx, &peer).await;
+        multiplex::take_turn(ctx, &peer, &self.shared.metrics).await;
         Ok(peer)
     }
 

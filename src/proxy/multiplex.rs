@@ -18,6 +18,7 @@
 //! in HTTP/1.1 when offered both by ALPN (each request then needs a connection of its own).
 
 use super::Ctx;
+use crate::telemetry::Metrics;
 use pingora::time::fast_timeout::fast_timeout;
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use std::sync::atomic::Ordering;
@@ -26,8 +27,9 @@ use std::time::Duration;
 /// The longest a request waits for its turn to get an HTTP/2 stream.
 pub const MAX_WAIT: Duration = Duration::from_millis(500);
 
-/// Phase 4, once the peer is chosen: waits (bounded) for this attempt's turn at its target.
-pub async fn take_turn(ctx: &mut Ctx, peer: &HttpPeer) {
+/// Phase 4, once the peer is chosen: waits (bounded) for this attempt's turn at its target; a
+/// wait is counted in `portico_upstream_stream_waits_total`.
+pub async fn take_turn(ctx: &mut Ctx, peer: &HttpPeer, metrics: &Metrics) {
     ctx.upstream.h2_turn = None; // a retry gives back the turn of the attempt before
     let wants_h2 = peer.get_peer_options().is_some_and(|o| o.alpn.get_max_http_version() == 2);
     let Some(target) = ctx.upstream.attempt.as_ref().map(|a| a.target().clone()) else { return };
@@ -40,9 +42,11 @@ pub async fn take_turn(ctx: &mut Ctx, peer: &HttpPeer) {
         return;
     }
     let wait = peer.options.connection_timeout.map_or(MAX_WAIT, |t| t.min(MAX_WAIT));
-    if let Ok(Ok(permit)) = fast_timeout(wait, turn.acquire_owned()).await {
-        ctx.upstream.h2_turn = Some(permit);
+    let permit = fast_timeout(wait, turn.acquire_owned()).await.ok().and_then(Result::ok);
+    if let Some(pool) = &ctx.upstream.pool {
+        metrics.stream_wait(&pool.spec.name, permit.is_some());
     }
+    ctx.upstream.h2_turn = permit;
 }
 
 /// Phases 5 and `connected_to_upstream`: the attempt has its stream, or will not get one.

@@ -26,6 +26,7 @@ pub struct Metrics {
     connections_open: IntGaugeVec,
     connections_refused: IntCounterVec,
     grpc_requests: IntCounterVec,
+    stream_waits: IntCounterVec,
 }
 
 const METHODS: [&str; 10] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE", "OTHER"];
@@ -113,6 +114,15 @@ impl Metrics {
             ),
             &["route", "grpc_status"],
         )?;
+        let stream_waits = IntCounterVec::new(
+            Opts::new(
+                "portico_upstream_stream_waits_total",
+                "Calls to an HTTP/2 upstream that waited for another call to get its stream first, \
+                 by upstream and whether the turn came (turn) or the wait ran out (timed_out)",
+            ),
+            &["upstream", "outcome"],
+        )?;
+        registry.register(Box::new(stream_waits.clone()))?;
         registry.register(Box::new(grpc_requests.clone()))?;
         registry.register(Box::new(connections_open.clone()))?;
         registry.register(Box::new(connections_refused.clone()))?;
@@ -145,6 +155,7 @@ impl Metrics {
             connections_open,
             connections_refused,
             grpc_requests,
+            stream_waits,
         })
     }
 
@@ -188,6 +199,11 @@ impl Metrics {
     /// client (the stream broke off).
     pub fn grpc_request(&self, route: &str, grpc_status: Option<&str>) {
         self.grpc_requests.with_label_values(&[route, grpc_status.unwrap_or("none")]).inc();
+    }
+
+    /// Counts a call that waited for its turn to get an HTTP/2 stream (`proxy/multiplex.rs`).
+    pub fn stream_wait(&self, upstream: &str, turn_came: bool) {
+        self.stream_waits.with_label_values(&[upstream, if turn_came { "turn" } else { "timed_out" }]).inc();
     }
 
     /// Counts a retry (`allowed`) or one the budget refused.

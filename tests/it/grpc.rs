@@ -102,6 +102,9 @@ routes:
     // out of its pool while it opens a stream on it): 8 to 42 were counted.
     let upstream_conns = connections_to(servers.ports["plain"]);
     assert!((1..=6).contains(&upstream_conns), "{upstream_conns} connections to the h2c upstream");
+    let waited =
+        metric(&p.metrics().await, "portico_upstream_stream_waits_total", r#"upstream="plain",outcome="turn""#);
+    assert!(waited > 0.0, "calls that started together waited their turn, counted in /metrics");
 }
 
 /// Established TCP connections to `port` on 127.0.0.1 (from /proc/net/tcp).
