@@ -114,7 +114,7 @@ impl<'a> Walk<'a> {
 
     /// An object: its members read, edited in order and written.
     fn object(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
-        if streams(program) {
+        if !program.lists {
             return self.stream(program, out);
         }
         let mut pieces = self.pool.pop().unwrap_or_default();
@@ -128,8 +128,9 @@ impl<'a> Walk<'a> {
         edited
     }
 
-    /// An object whose edits need no list of its members ([`streams`]): each member written (or
-    /// dropped, or walked into) as it is read; runs of untouched ones copied as one span.
+    /// An object whose edits need no list of its members (see [`Program::lists`]): each member
+    /// written (or dropped, or walked into) as it is read; runs of untouched ones copied as one
+    /// span (skipped by the scanner in one go, [`Scanner::plain_run`]).
     #[inline(never)]
     fn stream(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
         let body = self.body;
@@ -144,41 +145,39 @@ impl<'a> Walk<'a> {
                 out.push_str(&body[from..to]);
             }
         };
-        // The lengths of the keys the edits name (a bit each, 63 for any longer): most keys are
-        // told apart from all of them by their length alone.
-        let lengths = program.ops.iter().fold(0u64, |m, op| match op {
-            Op::Remove(k) | Op::Key { key: k, .. } => m | 1 << k.len().min(63),
-            _ => m,
-        });
+        // Most keys are told apart from all the ones the edits name by their length alone.
+        let lengths = program.lengths;
         let mut next = self.cursor.first_key()?;
         while let Some(raw) = next {
             let value = self.cursor.peek()?;
             let start = self.cursor.pos();
+            // Written anew it would be `"key":value`, as it is: copied, with its neighbours.
+            let verbatim = !raw.escaped && start == raw.end + 2;
+            if verbatim && lengths & 1 << (raw.end - raw.start).min(63) == 0 {
+                let (to, after) = self.cursor.plain_run(lengths)?;
+                extend(&mut run, raw.start - 1, to, body, |run| flush(run, &mut first, out));
+                next = after;
+                continue;
+            }
             let decoded = if raw.escaped { Some(decode(body, &raw)?) } else { None };
             let name = decoded.as_deref().map_or(&body.as_bytes()[raw.start..raw.end], str::as_bytes);
             let mut removed = false;
             let mut walk = None;
-            let named = lengths & 1 << name.len().min(63) != 0;
-            for op in program.ops.iter().filter(|_| named) {
-                match op {
-                    Op::Remove(k) if k.as_bytes() == name => removed = true,
-                    Op::Key { key: k, program } if k.as_bytes() == name => walk = walk.or(Some(program)),
-                    _ => {}
+            if lengths & 1 << name.len().min(63) != 0 {
+                for op in &program.ops {
+                    match op {
+                        Op::Remove(k) if k.as_bytes() == name => removed = true,
+                        Op::Key { key: k, program } if k.as_bytes() == name => walk = walk.or(Some(program)),
+                        _ => {}
+                    }
                 }
             }
             if removed {
                 self.cursor.skip(value)?;
-            } else if walk.is_none() && !raw.escaped && start == raw.end + 2 {
-                // Written anew it would be `"key":value`, as it is: copied, with its neighbours.
+            } else if walk.is_none() && verbatim {
                 self.cursor.skip(value)?;
-                let (from, to) = (raw.start - 1, self.cursor.pos());
-                match &mut run {
-                    Some((_, end)) if from == *end + 1 && body.as_bytes()[*end] == b',' => *end = to,
-                    _ => {
-                        flush(&mut run, &mut first, out);
-                        run = Some((from, to));
-                    }
-                }
+                let to = self.cursor.pos();
+                extend(&mut run, raw.start - 1, to, body, |run| flush(run, &mut first, out));
             } else {
                 flush(&mut run, &mut first, out);
                 if !std::mem::take(&mut first) {
@@ -277,14 +276,23 @@ fn decode(body: &str, raw: &RawKey) -> Scanned<String> {
         .map_err(|_| ScanError::at("invalid escape in a key", raw.start))
 }
 
-/// Whether an object level's edits can be made as its members go by: only removes and walks
-/// into keys that are there (a rename, a set or a key created depends on the other keys).
-fn streams(program: &Program) -> bool {
-    program.ops.iter().all(|op| match op {
-        Op::Remove(_) | Op::Each(_) => true,
-        Op::Key { program, .. } => !program.creates,
-        Op::Rename { .. } | Op::Set { .. } => false,
-    })
+/// Adds the members `from..to` of the body to the pending run: joined to it when only a `,`
+/// is between them, else after the run is flushed.
+#[inline(always)]
+fn extend(
+    run: &mut Option<(usize, usize)>,
+    from: usize,
+    to: usize,
+    body: &str,
+    flush: impl FnOnce(&mut Option<(usize, usize)>),
+) {
+    match run {
+        Some((_, end)) if from == *end + 1 && body.as_bytes()[*end] == b',' => *end = to,
+        _ => {
+            flush(run);
+            *run = Some((from, to));
+        }
+    }
 }
 
 /// The entries among an object's pieces.

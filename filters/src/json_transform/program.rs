@@ -63,6 +63,12 @@ pub struct Program {
     pub(super) ops: Vec<Op>,
     /// Whether running it on a missing key is worth it: some `set` below would create the key.
     pub(super) creates: bool,
+    /// Whether an object level must be read into a list before it is written: it has a rename,
+    /// a set or a key to create, which depend on the other keys (else it is streamed).
+    pub(super) lists: bool,
+    /// The lengths of the keys this level's removes and walks name, a bit each (63 for any
+    /// longer): a key whose bit is clear is none of them, told by its length alone.
+    pub(super) lengths: u64,
 }
 
 /// One edit at one level.
@@ -114,6 +120,19 @@ impl Program {
     }
 
     fn add_steps(&mut self, steps: &[Step], key: &str, leaf: Leaf) {
+        self.add_op(steps, key, leaf);
+        self.lists = self.ops.iter().any(|op| match op {
+            Op::Remove(_) | Op::Each(_) => false,
+            Op::Key { program, .. } => program.creates,
+            Op::Rename { .. } | Op::Set { .. } => true,
+        });
+        self.lengths = self.ops.iter().fold(0, |m, op| match op {
+            Op::Remove(k) | Op::Key { key: k, .. } => m | 1 << k.len().min(63),
+            _ => m,
+        });
+    }
+
+    fn add_op(&mut self, steps: &[Step], key: &str, leaf: Leaf) {
         let Some((first, rest)) = steps.split_first() else {
             let op = match leaf {
                 Leaf::Remove => Op::Remove(key.into()),

@@ -5,8 +5,13 @@
 //! It refuses what serde_json refuses: bad escapes, control characters in strings, numbers
 //! outside the grammar (`01`, `1.`, `-`, `.5`), unclosed containers, trailing commas, anything
 //! but whitespace after the document, and nesting deeper than serde_json's limit (so hostile
-//! input cannot exhaust the stack). Strings are checked 8 bytes at a time where they have
-//! nothing to look at.
+//! input cannot exhaust the stack).
+//!
+//! Where the instructions go: strings are checked 8 bytes at a time; a skipped container is
+//! one loop with its open containers as bits of a `u128` (no recursion, no call per member);
+//! runs of members an object level copies are skipped by [`Scanner::plain_run`] without going
+//! back to the caller for each one. The hot steps are free functions over `(bytes, offset)`, so
+//! the offset stays in a register.
 
 use std::fmt;
 
@@ -42,6 +47,17 @@ impl fmt::Display for Located<'_> {
 /// What a step of the scanner gives: its result, or why the text is not JSON.
 pub type Scanned<T> = Result<T, ScanError>;
 
+/// The error `what` at byte `at` (out of line: the hot paths only branch to it).
+#[cold]
+#[inline(never)]
+fn fail<T>(what: &'static str, at: usize) -> Scanned<T> {
+    Err(ScanError { what, at })
+}
+
+const EOF_OBJECT: &str = "EOF while parsing an object";
+const EOF_LIST: &str = "EOF while parsing a list";
+const EOF_VALUE: &str = "EOF while parsing a value";
+
 /// The cursor: a position in the text and how many containers are open there.
 pub struct Scanner<'a> {
     bytes: &'a [u8],
@@ -70,32 +86,19 @@ impl<'a> Scanner<'a> {
         self.pos
     }
 
-    #[cold]
-    #[inline(never)]
     fn error<T>(&self, what: &'static str) -> Scanned<T> {
-        Err(ScanError { what, at: self.pos })
-    }
-
-    #[inline(always)]
-    fn whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(self.pos) {
-            self.pos += 1;
-        }
+        fail(what, self.pos)
     }
 
     /// The first byte of the next value (the cursor moved onto it, past whitespace).
     #[inline(always)]
     pub fn peek(&mut self) -> Scanned<u8> {
-        self.whitespace();
-        match self.bytes.get(self.pos) {
-            Some(&b) => Ok(b),
-            None => self.error("EOF while parsing a value"),
-        }
+        self.peek_in(EOF_VALUE)
     }
 
     /// Nothing but whitespace is left.
     pub fn finish(&mut self) -> Scanned<()> {
-        self.whitespace();
+        self.pos = whitespace(self.bytes, self.pos);
         if self.pos < self.bytes.len() {
             return self.error("trailing characters");
         }
@@ -105,42 +108,12 @@ impl<'a> Scanner<'a> {
     /// Checks the value at the cursor (whose first byte is `first`) and moves past it.
     #[inline(always)]
     pub fn skip(&mut self, first: u8) -> Scanned<()> {
-        match first {
-            b'"' => {
-                self.pos += 1;
-                self.string().map(drop)
-            }
-            b'-' | b'0'..=b'9' => self.number(),
-            _ => self.skip_other(first),
-        }
-    }
-
-    /// [`Scanner::skip`] for containers and literals (out of line: containers recurse).
-    #[inline(never)]
-    fn skip_other(&mut self, first: u8) -> Scanned<()> {
-        match first {
-            b'{' => {
-                let mut key = self.first_key()?;
-                while key.is_some() {
-                    let first = self.peek()?;
-                    self.skip(first)?;
-                    key = self.next_key()?;
-                }
-                Ok(())
-            }
-            b'[' => {
-                let mut item = self.first_item()?;
-                while let Some(first) = item {
-                    self.skip(first)?;
-                    item = self.next_item()?;
-                }
-                Ok(())
-            }
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            _ => self.error("expected value"),
-        }
+        self.pos = match first {
+            b'"' => string(self.bytes, self.pos + 1)?.0,
+            b'-' | b'0'..=b'9' => number(self.bytes, self.pos)?,
+            _ => other(self.bytes, self.pos, first, self.depth)?,
+        };
+        Ok(())
     }
 
     #[inline(always)]
@@ -158,7 +131,7 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     pub fn first_key(&mut self) -> Scanned<Option<RawKey>> {
         self.open()?;
-        if self.peek_in("EOF while parsing an object")? == b'}' {
+        if self.peek_in(EOF_OBJECT)? == b'}' {
             self.close();
             return Ok(None);
         }
@@ -168,10 +141,9 @@ impl<'a> Scanner<'a> {
     /// After a value in an object: the next key, or `None` at its end.
     #[inline(always)]
     pub fn next_key(&mut self) -> Scanned<Option<RawKey>> {
-        match self.peek_in("EOF while parsing an object")? {
+        match self.peek_in(EOF_OBJECT)? {
             b',' => {
-                self.pos += 1;
-                self.peek_in("EOF while parsing an object")?;
+                self.pos = whitespace(self.bytes, self.pos + 1);
                 self.key().map(Some)
             }
             b'}' => {
@@ -184,18 +156,50 @@ impl<'a> Scanner<'a> {
 
     #[inline(always)]
     fn key(&mut self) -> Scanned<RawKey> {
-        if self.bytes.get(self.pos) != Some(&b'"') {
-            return self.error("key must be a string");
+        let (key, pos) = key(self.bytes, self.pos)?;
+        self.pos = pos;
+        Ok(key)
+    }
+
+    /// A run of members that an object level copies as they are, from the value of the first
+    /// (the cursor on its first byte, right after its key's `:`): skips that value, then each
+    /// member that follows the last value after a `,` alone and is plain (its key without
+    /// escapes, the key's length not among `lengths`, a bit each with 63 for any longer, and
+    /// its value right after its `:`). Gives where the run ends (just past its last value) and
+    /// the next key, as [`Scanner::next_key`] does.
+    #[inline(always)]
+    pub fn plain_run(&mut self, lengths: u64) -> Scanned<(usize, Option<RawKey>)> {
+        let bytes = self.bytes;
+        let mut pos = self.pos;
+        loop {
+            let Some(&first) = bytes.get(pos) else {
+                return fail(EOF_VALUE, pos);
+            };
+            pos = match first {
+                b'"' => string(bytes, pos + 1)?.0,
+                b'-' | b'0'..=b'9' => number(bytes, pos)?,
+                _ => other(bytes, pos, first, self.depth)?,
+            };
+            let end = pos;
+            if bytes.get(end..end + 2) != Some(b",\"") {
+                self.pos = end;
+                return Ok((end, self.next_key()?));
+            }
+            let start = end + 2;
+            let (close, escaped) = string(bytes, start)?;
+            let length = close - 1 - start;
+            let plain = !escaped
+                && lengths & 1 << length.min(63) == 0
+                && bytes.get(close) == Some(&b':')
+                && bytes.get(close + 1).is_some_and(|&b| b > b' ');
+            if plain {
+                pos = close + 1;
+                continue;
+            }
+            // A member to look at: the cursor past its `:`, as `next_key` leaves it.
+            self.pos = colon(bytes, close)?;
+            return Ok((end, Some(RawKey { start, end: close - 1, escaped })));
         }
-        self.pos += 1;
-        let start = self.pos;
-        let escaped = self.string()?;
-        let end = self.pos - 1;
-        if self.peek_in("EOF while parsing an object")? != b':' {
-            return self.error("expected `:`");
-        }
-        self.pos += 1;
-        Ok(RawKey { start, end, escaped })
     }
 
     /// Opens the array at the cursor: the first byte of its first element, or `None` when it is
@@ -203,7 +207,7 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     pub fn first_item(&mut self) -> Scanned<Option<u8>> {
         self.open()?;
-        match self.peek_in("EOF while parsing a list")? {
+        match self.peek_in(EOF_LIST)? {
             b']' => {
                 self.close();
                 Ok(None)
@@ -215,7 +219,7 @@ impl<'a> Scanner<'a> {
     /// After an element: the first byte of the next one, or `None` at the array's end.
     #[inline(always)]
     pub fn next_item(&mut self) -> Scanned<Option<u8>> {
-        match self.peek_in("EOF while parsing a list")? {
+        match self.peek_in(EOF_LIST)? {
             b',' => {
                 self.pos += 1;
                 self.peek().map(Some)
@@ -234,130 +238,312 @@ impl<'a> Scanner<'a> {
         self.depth -= 1;
     }
 
-    /// The next byte past whitespace inside a container, or `what` at the end of the text.
+    /// The next byte past whitespace, or `what` at the end of the text.
     #[inline(always)]
     fn peek_in(&mut self, what: &'static str) -> Scanned<u8> {
-        self.whitespace();
+        self.pos = whitespace(self.bytes, self.pos);
         match self.bytes.get(self.pos) {
             Some(&b) => Ok(b),
             None => self.error(what),
         }
     }
+}
 
-    fn literal(&mut self, word: &'static [u8]) -> Scanned<()> {
-        if self.bytes.get(self.pos..self.pos + word.len()) != Some(word) {
-            return self.error("expected ident");
-        }
-        self.pos += word.len();
-        Ok(())
+// === the steps, over (bytes, offset) ===
+
+/// The offset of the first byte at or after `pos` that is not whitespace (or the end).
+#[inline(always)]
+fn whitespace(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(pos) {
+        pos += 1;
     }
+    pos
+}
 
-    #[inline(always)]
-    fn digits(&mut self) -> usize {
-        let start = self.pos;
-        while let Some(b'0'..=b'9') = self.bytes.get(self.pos) {
-            self.pos += 1;
-        }
-        self.pos - start
+/// The byte at `pos` past whitespace, and its offset; `what` at the end of the text.
+#[inline(always)]
+fn next_byte(bytes: &[u8], pos: usize, what: &'static str) -> Scanned<(u8, usize)> {
+    let pos = whitespace(bytes, pos);
+    match bytes.get(pos) {
+        Some(&b) => Ok((b, pos)),
+        None => fail(what, pos),
     }
+}
 
-    /// `-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?`
-    #[inline(always)]
-    fn number(&mut self) -> Scanned<()> {
-        if self.bytes.get(self.pos) == Some(&b'-') {
-            self.pos += 1;
-        }
-        match self.bytes.get(self.pos) {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => drop(self.digits()),
-            _ => return self.error("invalid number"),
-        }
-        if self.bytes.get(self.pos) == Some(&b'.') {
-            self.pos += 1;
-            if self.digits() == 0 {
-                return self.error("invalid number");
-            }
-        }
-        if let Some(b'e' | b'E') = self.bytes.get(self.pos) {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.bytes.get(self.pos) {
-                self.pos += 1;
-            }
-            if self.digits() == 0 {
-                return self.error("invalid number");
-            }
-        }
-        Ok(())
+/// An object's key at `pos` (whitespace skipped), through its `:`: the key, and the offset past
+/// the `:`.
+#[inline(always)]
+fn key(bytes: &[u8], pos: usize) -> Scanned<(RawKey, usize)> {
+    match bytes.get(pos) {
+        Some(b'"') => {}
+        Some(_) => return fail("key must be a string", pos),
+        None => return fail(EOF_OBJECT, pos),
     }
+    let (close, escaped) = string(bytes, pos + 1)?;
+    Ok((RawKey { start: pos + 1, end: close - 1, escaped }, colon(bytes, close)?))
+}
 
-    /// A string's contents, the cursor just past its opening quote; leaves it past the closing
-    /// one. Whether the string has escapes.
-    #[inline(always)]
-    fn string(&mut self) -> Scanned<bool> {
-        let mut escaped = false;
-        loop {
-            let at = match self.bytes.get(self.pos..self.pos + 8) {
-                Some(chunk) => {
-                    let found = special(u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes")));
-                    if found == 0 {
-                        self.pos += 8;
+/// The `:` after a key, at `pos` or past whitespace: the offset past it.
+#[inline(always)]
+fn colon(bytes: &[u8], pos: usize) -> Scanned<usize> {
+    match next_byte(bytes, pos, EOF_OBJECT)? {
+        (b':', at) => Ok(at + 1),
+        (_, at) => fail("expected `:`", at),
+    }
+}
+
+/// A value that is not a string or a number, at `pos` (its first byte `first`), `depth`
+/// containers being open around it: the offset just past it. Out of line: it is the big one.
+#[inline(never)]
+fn other(bytes: &[u8], pos: usize, first: u8, depth: u32) -> Scanned<usize> {
+    match first {
+        b'{' | b'[' => containers(bytes, pos, first, depth),
+        b't' => literal(bytes, pos, b"true"),
+        b'f' => literal(bytes, pos, b"false"),
+        b'n' => literal(bytes, pos, b"null"),
+        _ => fail("expected value", pos),
+    }
+}
+
+/// The object or array at `pos` (its first byte `first`), `depth` containers being open around
+/// it, checked as one loop: the offset just past it.
+#[inline(always)]
+fn containers(bytes: &[u8], mut pos: usize, first: u8, depth: u32) -> Scanned<usize> {
+    // The containers open inside the value, innermost in the lowest bit: 1 for an object.
+    // At most MAX_DEPTH are open (fewer than 128).
+    let mut open: u128 = 0;
+    let mut inside = 0;
+    let mut b = first;
+    loop {
+        // `b`, at `pos`, is the first byte of a value.
+        match b {
+            b'{' => {
+                if depth + inside >= MAX_DEPTH {
+                    return fail("recursion limit exceeded", pos);
+                }
+                open = open << 1 | 1;
+                inside += 1;
+                pos = whitespace(bytes, pos + 1);
+                match bytes.get(pos) {
+                    Some(b'}') => {}
+                    Some(b'"') => {
+                        (b, pos) = value_byte(bytes, skip_key(bytes, pos + 1)?)?;
                         continue;
                     }
-                    // The lowest flagged byte is always a real one (a false flag needs a real one below it).
-                    self.pos + (found.trailing_zeros() / 8) as usize
+                    Some(_) => return fail("key must be a string", pos),
+                    None => return fail(EOF_OBJECT, pos),
                 }
-                None => match self.bytes[self.pos..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20) {
-                    Some(i) => self.pos + i,
-                    None => {
-                        self.pos = self.bytes.len();
-                        return self.error("EOF while parsing a string");
-                    }
-                },
-            };
-            self.pos = at;
-            match self.bytes[at] {
-                b'"' => {
-                    self.pos += 1;
-                    return Ok(escaped);
-                }
-                b'\\' => {
-                    escaped = true;
-                    self.pos += 1;
-                    self.escape()?;
-                }
-                _ => return self.error("control character (\\u0000-\\u001F) found while parsing a string"),
+                pos += 1;
+                open >>= 1;
+                inside -= 1;
             }
+            b'[' => {
+                if depth + inside >= MAX_DEPTH {
+                    return fail("recursion limit exceeded", pos);
+                }
+                open <<= 1;
+                inside += 1;
+                pos = whitespace(bytes, pos + 1);
+                match bytes.get(pos) {
+                    Some(b']') => {}
+                    Some(&c) => {
+                        b = c;
+                        continue;
+                    }
+                    None => return fail(EOF_LIST, pos),
+                }
+                pos += 1;
+                open >>= 1;
+                inside -= 1;
+            }
+            b'"' => pos = string(bytes, pos + 1)?.0,
+            b'-' | b'0'..=b'9' => pos = number(bytes, pos)?,
+            b't' => pos = literal(bytes, pos, b"true")?,
+            b'f' => pos = literal(bytes, pos, b"false")?,
+            b'n' => pos = literal(bytes, pos, b"null")?,
+            _ => return fail("expected value", pos),
+        }
+        // After a value: the next one, or the ends of the containers it was the last of.
+        loop {
+            if inside == 0 {
+                return Ok(pos);
+            }
+            pos = whitespace(bytes, pos);
+            let next = bytes.get(pos).copied();
+            if open & 1 == 1 {
+                match next {
+                    Some(b',') => {
+                        pos = whitespace(bytes, pos + 1);
+                        match bytes.get(pos) {
+                            Some(b'"') => (b, pos) = value_byte(bytes, skip_key(bytes, pos + 1)?)?,
+                            Some(_) => return fail("key must be a string", pos),
+                            None => return fail(EOF_OBJECT, pos),
+                        }
+                        break;
+                    }
+                    Some(b'}') => {}
+                    Some(_) => return fail("expected `,` or `}`", pos),
+                    None => return fail(EOF_OBJECT, pos),
+                }
+            } else {
+                match next {
+                    Some(b',') => {
+                        (b, pos) = value_byte(bytes, pos + 1)?;
+                        break;
+                    }
+                    Some(b']') => {}
+                    Some(_) => return fail("expected `,` or `]`", pos),
+                    None => return fail(EOF_LIST, pos),
+                }
+            }
+            pos += 1;
+            open >>= 1;
+            inside -= 1;
         }
     }
+}
 
-    /// The escape after a backslash. As with serde_json, `\u` needs four hex digits; whether they
-    /// make a valid character is left to whoever decodes the string.
-    #[inline(never)]
-    fn escape(&mut self) -> Scanned<()> {
-        match self.bytes.get(self.pos) {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
-            Some(b'u') => {
-                let hex = self.bytes.get(self.pos + 1..self.pos + 5);
-                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                    return self.error("invalid escape");
-                }
-                self.pos += 5;
-            }
-            Some(_) => return self.error("invalid escape"),
-            None => return self.error("EOF while parsing a string"),
+/// A key being skipped, from `pos` (just past its opening quote) through its `:`: the offset
+/// past the `:`.
+#[inline(always)]
+fn skip_key(bytes: &[u8], pos: usize) -> Scanned<usize> {
+    let close = string(bytes, pos)?.0;
+    colon(bytes, close)
+}
+
+/// The first byte of a value at `pos` or past whitespace, and its offset.
+#[inline(always)]
+fn value_byte(bytes: &[u8], pos: usize) -> Scanned<(u8, usize)> {
+    next_byte(bytes, pos, EOF_VALUE)
+}
+
+/// The literal `word` at `pos`: the offset past it.
+#[inline(always)]
+fn literal(bytes: &[u8], pos: usize, word: &'static [u8]) -> Scanned<usize> {
+    if bytes.get(pos..pos + word.len()) != Some(word) {
+        return fail("expected ident", pos);
+    }
+    Ok(pos + word.len())
+}
+
+/// The offset of the first byte at or after `pos` that is not a digit.
+#[inline(always)]
+fn digits(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(b'0'..=b'9') = bytes.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+/// The number at `pos`: `-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?`; the offset past it.
+#[inline(always)]
+fn number(bytes: &[u8], mut pos: usize) -> Scanned<usize> {
+    if bytes.get(pos) == Some(&b'-') {
+        pos += 1;
+    }
+    match bytes.get(pos) {
+        Some(b'0') => pos += 1,
+        Some(b'1'..=b'9') => pos = digits(bytes, pos + 1),
+        _ => return fail("invalid number", pos),
+    }
+    match bytes.get(pos) {
+        Some(b'.' | b'e' | b'E') => fraction(bytes, pos),
+        _ => Ok(pos),
+    }
+}
+
+/// The rest of a number from its `.` or exponent at `pos`: the offset past it.
+#[inline(never)]
+fn fraction(bytes: &[u8], mut pos: usize) -> Scanned<usize> {
+    if bytes.get(pos) == Some(&b'.') {
+        let end = digits(bytes, pos + 1);
+        if end == pos + 1 {
+            return fail("invalid number", end);
         }
-        Ok(())
+        pos = end;
+    }
+    if let Some(b'e' | b'E') = bytes.get(pos) {
+        pos += 1;
+        if let Some(b'+' | b'-') = bytes.get(pos) {
+            pos += 1;
+        }
+        let end = digits(bytes, pos);
+        if end == pos {
+            return fail("invalid number", end);
+        }
+        pos = end;
+    }
+    Ok(pos)
+}
+
+/// A string's contents from `pos` (just past its opening quote): the offset just past its
+/// closing quote, and whether it has escapes.
+#[inline(always)]
+fn string(bytes: &[u8], mut pos: usize) -> Scanned<(usize, bool)> {
+    let mut escaped = false;
+    loop {
+        let at = loop {
+            match bytes.get(pos..pos + 8) {
+                Some(chunk) => {
+                    let found = special(u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes")));
+                    if found != 0 {
+                        // The lowest flag is always a real one (a false flag needs a real one below it).
+                        break pos + (found.trailing_zeros() / 8) as usize;
+                    }
+                    pos += 8;
+                }
+                None => break tail(bytes, pos)?,
+            }
+        };
+        match bytes.get(at) {
+            Some(b'"') => return Ok((at + 1, escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                pos = escape(bytes, at + 1)?;
+            }
+            _ => return fail("control character (\\u0000-\\u001F) found while parsing a string", at),
+        }
+    }
+}
+
+/// The first `"`, `\` or control character at or after `pos` in the last 7 bytes of the text.
+#[inline(never)]
+fn tail(bytes: &[u8], pos: usize) -> Scanned<usize> {
+    let rest = bytes.get(pos..).unwrap_or_default();
+    match rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        Some(i) => Ok(pos + i),
+        None => fail("EOF while parsing a string", bytes.len()),
+    }
+}
+
+/// The escape after a backslash, at `pos`: the offset past it. As with serde_json, `\u` needs
+/// four hex digits; whether they make a valid character is left to whoever decodes the string.
+#[inline(never)]
+fn escape(bytes: &[u8], pos: usize) -> Scanned<usize> {
+    match bytes.get(pos) {
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(pos + 1),
+        Some(b'u') => {
+            let hex = bytes.get(pos + 1..pos + 5);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return fail("invalid escape", pos);
+            }
+            Ok(pos + 5)
+        }
+        Some(_) => fail("invalid escape", pos),
+        None => fail("EOF while parsing a string", pos),
     }
 }
 
 /// Flags (the high bit of each byte) the bytes of `word` that end a run of plain string bytes:
 /// `"`, `\` or a control character. The lowest flag is exact; flags above it may be false.
+#[inline(always)]
 fn special(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let quote = zero(word ^ (ONES * u64::from(b'"')));
-    let backslash = zero(word ^ (ONES * u64::from(b'\\')));
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    quote | backslash | control
+    // A byte below 0x20 after the xor (or the subtraction) borrows into its high bit; `!word`
+    // keeps only bytes that were below 0x80 (`"` and `\` are, so the xors keep the high bit).
+    let quote = (word ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
+    let backslash = (word ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
+    let control = word.wrapping_sub(ONES * 0x20);
+    (quote | backslash | control) & !word & HIGH
 }
