@@ -21,8 +21,8 @@ use std::ptr;
 
 /// Runs `program` over the JSON document `body` (the whole body, checked to be one JSON value
 /// with nothing but whitespace after it) and returns the new document, or why it is not JSON.
-pub fn run<'a>(program: &'a Program, body: &'a str) -> Result<String, String> {
-    let mut out = String::with_capacity(body.len() + 64);
+pub fn run<'a>(program: &'a Program, body: &'a str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(body.len() + 64);
     let mut walk = Walk { body, cursor: Scanner::new(body), pool: Vec::new() };
     match walk.document(program, &mut out) {
         Ok(()) => Ok(out),
@@ -53,28 +53,30 @@ struct Entry<'a> {
 
 /// The value of an entry.
 enum Value<'a> {
-    /// JSON text: raw from the body, a `set`'s, or rewritten.
+    /// JSON text: raw from the body, or a `set`'s.
     Text(Cow<'a, str>),
+    /// JSON text written by a walk (pieces of the body and of `set`s, so UTF-8).
+    Written(Vec<u8>),
     /// A value from the body already walked with `program` (the descent an edit will ask for),
     /// with its raw text in case the edits end up asking for something else.
-    Walked { program: &'a Program, text: String, raw: &'a str },
+    Walked { program: &'a Program, text: Vec<u8>, raw: &'a str },
 }
 
 impl<'a> Walk<'a> {
     /// The whole document: one value, then nothing but whitespace.
-    fn document(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+    fn document(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
         let first = self.cursor.peek()?;
         self.value(program, first, out)?;
         self.cursor.finish()
     }
 
     /// Runs `program` on the value at the cursor (whose first byte is `first`), writing it to `out`.
-    fn value(&mut self, program: &'a Program, first: u8, out: &mut String) -> Scanned<()> {
+    fn value(&mut self, program: &'a Program, first: u8, out: &mut Vec<u8>) -> Scanned<()> {
         match first {
             b'{' => self.object(program, out),
             b'[' => self.array(program, out),
             _ => {
-                out.push_str(self.skip(first)?);
+                out.extend_from_slice(self.skip(first)?.as_bytes());
                 Ok(())
             }
         }
@@ -89,31 +91,31 @@ impl<'a> Walk<'a> {
     }
 
     /// An array: every element through the program's `[]` edits, if any, else as it is.
-    fn array(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+    fn array(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
         let each = program.ops.iter().find_map(|op| match op {
             Op::Each(each) => Some(each),
             _ => None,
         });
-        out.push('[');
+        out.push(b'[');
         let mut next = self.cursor.first_item()?;
         let mut first = true;
         while let Some(b) = next {
             if !first {
-                out.push(',');
+                out.push(b',');
             }
             first = false;
             match each {
                 Some(each) => self.value(each, b, out)?,
-                None => out.push_str(self.skip(b)?),
+                None => out.extend_from_slice(self.skip(b)?.as_bytes()),
             }
             next = self.cursor.next_item()?;
         }
-        out.push(']');
+        out.push(b']');
         Ok(())
     }
 
     /// An object: its members read, edited in order and written.
-    fn object(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+    fn object(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
         if !program.lists {
             return self.stream(program, out);
         }
@@ -132,17 +134,17 @@ impl<'a> Walk<'a> {
     /// written (or dropped, or walked into) as it is read; runs of untouched ones copied as one
     /// span (skipped by the scanner in one go, [`Scanner::plain_run`]).
     #[inline(never)]
-    fn stream(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+    fn stream(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
         let body = self.body;
-        out.push('{');
+        out.push(b'{');
         let mut first = true;
         let mut run: Option<(usize, usize)> = None;
-        let flush = |run: &mut Option<(usize, usize)>, first: &mut bool, out: &mut String| {
+        let flush = |run: &mut Option<(usize, usize)>, first: &mut bool, out: &mut Vec<u8>| {
             if let Some((from, to)) = run.take() {
                 if !std::mem::take(first) {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&body[from..to]);
+                out.extend_from_slice(&body.as_bytes()[from..to]);
             }
         };
         // Most keys are told apart from all the ones the edits name by their length alone.
@@ -181,19 +183,19 @@ impl<'a> Walk<'a> {
             } else {
                 flush(&mut run, &mut first, out);
                 if !std::mem::take(&mut first) {
-                    out.push(',');
+                    out.push(b',');
                 }
                 push_key(out, decoded.as_deref().unwrap_or(&body[raw.start..raw.end]));
-                out.push(':');
+                out.push(b':');
                 match walk {
                     Some(sub) => self.value(sub, value, out)?,
-                    None => out.push_str(self.skip(value)?),
+                    None => out.extend_from_slice(self.skip(value)?.as_bytes()),
                 }
             }
             next = self.cursor.next_key()?;
         }
         flush(&mut run, &mut first, out);
-        out.push('}');
+        out.push(b'}');
         Ok(())
     }
 
@@ -221,7 +223,7 @@ impl<'a> Walk<'a> {
                 let value = match first_descent(program, &key, pieces) {
                     Some(sub) => {
                         // About the size it will be when it is most of the body (no regrowing).
-                        let mut text = String::with_capacity((body.len() - start).min(1 << 16));
+                        let mut text = Vec::with_capacity((body.len() - start).min(1 << 16));
                         self.value(sub, first, &mut text)?;
                         Value::Walked { program: sub, text, raw: &body[start..self.cursor.pos()] }
                     }
@@ -235,26 +237,27 @@ impl<'a> Walk<'a> {
     }
 
     /// Writes an object's pieces.
-    fn write(&self, pieces: &[Piece<'a>], out: &mut String) {
-        out.push('{');
+    fn write(&self, pieces: &[Piece<'a>], out: &mut Vec<u8>) {
+        out.push(b'{');
         for (i, piece) in pieces.iter().enumerate() {
             if i > 0 {
-                out.push(',');
+                out.push(b',');
             }
             match piece {
-                Piece::Members(start, end) => out.push_str(&self.body[*start..*end]),
+                Piece::Members(start, end) => out.extend_from_slice(&self.body.as_bytes()[*start..*end]),
                 Piece::Entry(e) => {
                     push_key(out, &e.key);
-                    out.push(':');
-                    out.push_str(match &e.value {
-                        Value::Text(text) => text,
+                    out.push(b':');
+                    out.extend_from_slice(match &e.value {
+                        Value::Text(text) => text.as_bytes(),
+                        Value::Written(text) => text,
                         // Walked into for an edit that in the end did not reach it: as it came.
-                        Value::Walked { raw, .. } => raw,
+                        Value::Walked { raw, .. } => raw.as_bytes(),
                     });
                 }
             }
         }
-        out.push('}');
+        out.push(b'}');
     }
 
     /// A key as a string: borrowed from the body when it has no escapes, else decoded.
@@ -323,8 +326,8 @@ fn first_descent<'a>(program: &'a Program, key: &str, seen: &[Piece<'_>]) -> Opt
 }
 
 /// The JSON text `text` (already checked) with `program` run on it.
-fn rewrite(program: &Program, text: &str) -> Scanned<String> {
-    let mut out = String::with_capacity(text.len() + 16);
+fn rewrite(program: &Program, text: &str) -> Scanned<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() + 16);
     Walk { body: text, cursor: Scanner::new(text), pool: Vec::new() }.document(program, &mut out)?;
     Ok(out)
 }
@@ -360,12 +363,16 @@ fn edit<'a>(op: &'a Op, pieces: &mut Vec<Piece<'a>>) -> Scanned<()> {
                     Value::Walked { program: walked, text, .. } if ptr::eq(walked, program) => text,
                     Value::Walked { raw, .. } => rewrite(program, raw)?,
                     Value::Text(text) => rewrite(program, &text)?,
+                    Value::Written(text) => {
+                        let text = std::str::from_utf8(&text).expect("a walk writes UTF-8 (pieces of the body, sets)");
+                        rewrite(program, text)?
+                    }
                 };
-                e.value = Value::Text(Cow::Owned(text));
+                e.value = Value::Written(text);
                 found = true;
             }
             if !found && program.creates {
-                let created = Value::Text(Cow::Owned(rewrite(program, "{}")?));
+                let created = Value::Written(rewrite(program, "{}")?);
                 pieces.push(Piece::Entry(Entry { key: Cow::Borrowed(key), value: created }));
             }
         }
@@ -375,13 +382,13 @@ fn edit<'a>(op: &'a Op, pieces: &mut Vec<Piece<'a>>) -> Scanned<()> {
 }
 
 /// Writes `key` as a JSON string: as it is when it needs no escapes (most keys), else escaped.
-fn push_key(out: &mut String, key: &str) {
+fn push_key(out: &mut Vec<u8>, key: &str) {
     if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(key);
-        out.push('"');
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'"');
     } else {
         // Serializing a string to JSON cannot fail.
-        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+        out.extend_from_slice(serde_json::to_string(key).unwrap_or_default().as_bytes());
     }
 }

@@ -482,36 +482,41 @@ fn fraction(bytes: &[u8], mut pos: usize) -> Scanned<usize> {
 fn string(bytes: &[u8], mut pos: usize) -> Scanned<(usize, bool)> {
     let mut escaped = false;
     loop {
-        let at = loop {
-            match bytes.get(pos..pos + 8) {
+        // The first `"`, `\` or control character, and its offset.
+        let (at, b) = loop {
+            match bytes.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
                 Some(chunk) => {
-                    let found = special(u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes")));
+                    let word = u64::from_le_bytes(*chunk);
+                    let found = special(word);
                     if found != 0 {
-                        // The lowest flag is always a real one (a false flag needs a real one below it).
-                        break pos + (found.trailing_zeros() / 8) as usize;
+                        // The lowest flag is always a real one (a false flag needs a real one
+                        // below it); it is the high bit of its byte, taken from the word itself.
+                        let bit = found.trailing_zeros();
+                        break (pos + (bit / 8) as usize, (word >> (bit - 7)) as u8);
                     }
                     pos += 8;
                 }
                 None => break tail(bytes, pos)?,
             }
         };
-        match bytes.get(at) {
-            Some(b'"') => return Ok((at + 1, escaped)),
-            Some(b'\\') => {
-                escaped = true;
-                pos = escape(bytes, at + 1)?;
-            }
-            _ => return fail("control character (\\u0000-\\u001F) found while parsing a string", at),
+        if b == b'"' {
+            return Ok((at + 1, escaped));
         }
+        if b != b'\\' {
+            return fail("control character (\\u0000-\\u001F) found while parsing a string", at);
+        }
+        escaped = true;
+        pos = escape(bytes, at + 1)?;
     }
 }
 
-/// The first `"`, `\` or control character at or after `pos` in the last 7 bytes of the text.
+/// The first `"`, `\` or control character at or after `pos` in the last 7 bytes of the text,
+/// and its offset.
 #[inline(never)]
-fn tail(bytes: &[u8], pos: usize) -> Scanned<usize> {
+fn tail(bytes: &[u8], pos: usize) -> Scanned<(usize, u8)> {
     let rest = bytes.get(pos..).unwrap_or_default();
     match rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20) {
-        Some(i) => Ok(pos + i),
+        Some(i) => Ok((pos + i, rest[i])),
         None => fail("EOF while parsing a string", bytes.len()),
     }
 }
