@@ -23,6 +23,7 @@ mod program;
 mod request;
 mod response;
 mod scan;
+mod skip;
 
 use crate::{
     BuildContext, BuildError, Filter, FilterFactory, Flow, RequestCtx, RequestHeader, ResponseHeader, Session,

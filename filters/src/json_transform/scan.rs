@@ -297,7 +297,11 @@ fn colon(bytes: &[u8], pos: usize) -> Scanned<usize> {
 #[inline(never)]
 fn other(bytes: &[u8], pos: usize, first: u8, depth: u32) -> Scanned<usize> {
     match first {
-        b'{' | b'[' => containers(bytes, pos, first, depth),
+        // The automaton first; the step-by-step loop says what the fault is, if any.
+        b'{' | b'[' => match super::skip::container(bytes, pos, depth, MAX_DEPTH) {
+            Some(end) => Ok(end),
+            None => containers(bytes, pos, first, depth),
+        },
         b't' => literal(bytes, pos, b"true"),
         b'f' => literal(bytes, pos, b"false"),
         b'n' => literal(bytes, pos, b"null"),
@@ -306,8 +310,9 @@ fn other(bytes: &[u8], pos: usize, first: u8, depth: u32) -> Scanned<usize> {
 }
 
 /// The object or array at `pos` (its first byte `first`), `depth` containers being open around
-/// it, checked as one loop: the offset just past it.
-#[inline(always)]
+/// it, checked as one loop: the offset just past it, or what the fault is.
+#[cold]
+#[inline(never)]
 fn containers(bytes: &[u8], mut pos: usize, first: u8, depth: u32) -> Scanned<usize> {
     // The containers open inside the value, innermost in the lowest bit: 1 for an object.
     // At most MAX_DEPTH are open (fewer than 128).
@@ -474,6 +479,12 @@ fn fraction(bytes: &[u8], mut pos: usize) -> Scanned<usize> {
         pos = end;
     }
     Ok(pos)
+}
+
+/// [`string`] for [`super::skip`]: the offset just past the closing quote, if the string is good.
+#[inline(always)]
+pub(super) fn string_end(bytes: &[u8], pos: usize) -> Option<usize> {
+    string(bytes, pos).ok().map(|(end, _)| end)
 }
 
 /// A string's contents from `pos` (just past its opening quote): the offset just past its
