@@ -14,18 +14,19 @@
 //! [`first_descent`]): a rename onto the key from one further on can make that walk wasted,
 //! never wrong, and a value the edits end up asking for differently is rewritten from its text.
 
+use super::list::{edit, first_descent, Entry, Piece, Value};
 use super::program::{Op, Program};
 use super::scan::{Located, RawKey, ScanError, Scanned, Scanner};
+use bytes::Bytes;
 use std::borrow::Cow;
-use std::ptr;
 
 /// Runs `program` over the JSON document `body` (the whole body, checked to be one JSON value
 /// with nothing but whitespace after it) and returns the new document, or why it is not JSON.
-pub fn run<'a>(program: &'a Program, body: &'a str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(body.len() + 64);
-    let mut walk = Walk { body, cursor: Scanner::new(body), pool: Vec::new() };
+pub fn run<'a>(program: &'a Program, body: &'a str) -> Result<Bytes, String> {
+    let mut out = Vec::new();
+    let mut walk = Walk { body, cursor: Scanner::new(body), pool: Vec::new(), front: 0 };
     match walk.document(program, &mut out) {
-        Ok(()) => Ok(out),
+        Ok(()) => Ok(Bytes::from(out).slice(walk.front..)),
         Err(e) => Err(Located(&e, body.as_bytes()).to_string()),
     }
 }
@@ -35,38 +36,22 @@ struct Walk<'a> {
     body: &'a str,
     cursor: Scanner<'a>,
     pool: Vec<Vec<Piece<'a>>>,
-}
-
-/// A part of an object being edited.
-enum Piece<'a> {
-    /// Members no edit names, written as `"key":value` with commas between: copied as they are.
-    Members(usize, usize),
-    /// A member an edit names (or that must be written anew).
-    Entry(Entry<'a>),
-}
-
-/// One key of an object being edited, and its value.
-struct Entry<'a> {
-    key: Cow<'a, str>,
-    value: Value<'a>,
-}
-
-/// The value of an entry.
-enum Value<'a> {
-    /// JSON text: raw from the body, or a `set`'s.
-    Text(Cow<'a, str>),
-    /// JSON text written by a walk (pieces of the body and of `set`s, so UTF-8).
-    Written(Vec<u8>),
-    /// A value from the body already walked with `program` (the descent an edit will ask for),
-    /// with its raw text in case the edits end up asking for something else.
-    Walked { program: &'a Program, text: Vec<u8>, raw: &'a str },
+    /// Where the document starts in the output (after the room left before a value that the
+    /// top-level object was then written around, see [`Walk::write_root`]).
+    front: usize,
 }
 
 impl<'a> Walk<'a> {
     /// The whole document: one value, then nothing but whitespace.
     fn document(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
         let first = self.cursor.peek()?;
-        self.value(program, first, out)?;
+        if first == b'{' && program.lists {
+            // Written into the buffer of its largest walked value, when it can be.
+            self.listed(program, out, true)?;
+        } else {
+            out.reserve(self.body.len() + 64);
+            self.value(program, first, out)?;
+        }
         self.cursor.finish()
     }
 
@@ -114,16 +99,25 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
-    /// An object: its members read, edited in order and written.
+    /// An object: streamed, or its members read, edited in order and written.
     fn object(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
-        if !program.lists {
-            return self.stream(program, out);
+        match program.lists {
+            false => self.stream(program, out),
+            true => self.listed(program, out, false),
         }
+    }
+
+    /// An object read into a list, edited and written; `root` when it is the document (then
+    /// the values walked at its level leave room before them, see [`Walk::write_root`]).
+    fn listed(&mut self, program: &'a Program, out: &mut Vec<u8>, root: bool) -> Scanned<()> {
         let mut pieces = self.pool.pop().unwrap_or_default();
-        let read = self.members(program, &mut pieces);
+        let read = self.members(program, &mut pieces, root);
         let edited = read.and_then(|()| program.ops.iter().try_for_each(|op| edit(op, &mut pieces)));
         if edited.is_ok() {
-            self.write(&pieces, out);
+            match root {
+                true => self.write_root(&mut pieces, out),
+                false => self.write(&pieces, out),
+            }
         }
         pieces.clear();
         self.pool.push(pieces);
@@ -202,7 +196,7 @@ impl<'a> Walk<'a> {
     /// Reads the object at the cursor into `pieces`: the members an edit names as entries (walking
     /// into the values an edit goes into), runs of the others as spans of the body.
     #[inline(never)]
-    fn members(&mut self, program: &'a Program, pieces: &mut Vec<Piece<'a>>) -> Scanned<()> {
+    fn members(&mut self, program: &'a Program, pieces: &mut Vec<Piece<'a>>, root: bool) -> Scanned<()> {
         let body = self.body;
         let mut next = self.cursor.first_key()?;
         while let Some(raw) = next {
@@ -222,10 +216,12 @@ impl<'a> Walk<'a> {
                 let key = self.key(&raw)?;
                 let value = match first_descent(program, &key, pieces) {
                     Some(sub) => {
+                        let head = if root { headroom(&key, pieces) } else { 0 };
                         // About the size it will be when it is most of the body (no regrowing).
-                        let mut text = Vec::with_capacity((body.len() - start).min(1 << 16));
+                        let mut text = Vec::with_capacity(head + (body.len() - start).min(1 << 16));
+                        text.resize(head, 0);
                         self.value(sub, first, &mut text)?;
-                        Value::Walked { program: sub, text, raw: &body[start..self.cursor.pos()] }
+                        Value::Walked { program: sub, text, head, raw: &body[start..self.cursor.pos()] }
                     }
                     None => Value::Text(Cow::Borrowed(self.skip(first)?)),
                 };
@@ -243,21 +239,63 @@ impl<'a> Walk<'a> {
             if i > 0 {
                 out.push(b',');
             }
-            match piece {
-                Piece::Members(start, end) => out.extend_from_slice(&self.body.as_bytes()[*start..*end]),
-                Piece::Entry(e) => {
-                    push_key(out, &e.key);
-                    out.push(b':');
-                    out.extend_from_slice(match &e.value {
-                        Value::Text(text) => text.as_bytes(),
-                        Value::Written(text) => text,
-                        // Walked into for an edit that in the end did not reach it: as it came.
-                        Value::Walked { raw, .. } => raw.as_bytes(),
-                    });
-                }
-            }
+            self.write_piece(piece, out);
         }
         out.push(b'}');
+    }
+
+    fn write_piece(&self, piece: &Piece<'a>, out: &mut Vec<u8>) {
+        match piece {
+            Piece::Members(start, end) => out.extend_from_slice(&self.body.as_bytes()[*start..*end]),
+            Piece::Entry(e) => {
+                push_key(out, &e.key);
+                out.push(b':');
+                out.extend_from_slice(e.value.text());
+            }
+        }
+    }
+
+    /// Writes the document's object around its largest value walked with room before it (the
+    /// text before the value goes into that room, the rest after it): the value, most of the
+    /// body as a rule, is not copied again. When the text before does not fit, as [`Walk::write`].
+    fn write_root(&mut self, pieces: &mut [Piece<'a>], out: &mut Vec<u8>) {
+        let largest = pieces
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p {
+                Piece::Entry(Entry { value: Value::Written { text, head }, .. }) if *head > 0 => {
+                    Some((i, text.len() - head))
+                }
+                _ => None,
+            })
+            .max_by_key(|&(_, len)| len);
+        let Some((i, _)) = largest else {
+            return self.write(pieces, out);
+        };
+        let mut before = Vec::with_capacity(64);
+        before.push(b'{');
+        for piece in &pieces[..i] {
+            self.write_piece(piece, &mut before);
+            before.push(b',');
+        }
+        let Piece::Entry(Entry { key, value: Value::Written { text, head } }) = &mut pieces[i] else {
+            unreachable!("piece {i} was found as an entry written with room before it");
+        };
+        push_key(&mut before, key);
+        before.push(b':');
+        if before.len() > *head {
+            return self.write(pieces, out);
+        }
+        let front = *head - before.len();
+        let mut text = std::mem::take(text);
+        text[front..*head].copy_from_slice(&before);
+        for piece in &pieces[i + 1..] {
+            text.push(b',');
+            self.write_piece(piece, &mut text);
+        }
+        text.push(b'}');
+        *out = text;
+        self.front = front;
     }
 
     /// A key as a string: borrowed from the body when it has no escapes, else decoded.
@@ -279,6 +317,21 @@ fn decode(body: &str, raw: &RawKey) -> Scanned<String> {
         .map_err(|_| ScanError::at("invalid escape in a key", raw.start))
 }
 
+/// Room to leave before a value walked at the document's level, for the text that goes before it
+/// (the `{`, the members before it, its key): twice that text as read, and some, so that renames
+/// and sets seldom make it longer. None when that text is long (it is copied then).
+fn headroom(key: &str, before: &[Piece<'_>]) -> usize {
+    let members = before.iter().map(|p| match p {
+        Piece::Members(start, end) => end - start + 1,
+        Piece::Entry(e) => e.key.len() + 4 + e.value.text().len(),
+    });
+    let read = members.sum::<usize>() + key.len() + 4;
+    if read > 4096 {
+        return 0;
+    }
+    2 * read + 64
+}
+
 /// Adds the members `from..to` of the body to the pending run: joined to it when only a `,`
 /// is between them, else after the run is flushed.
 #[inline(always)]
@@ -298,87 +351,12 @@ fn extend(
     }
 }
 
-/// The entries among an object's pieces.
-fn entries<'p, 'a>(pieces: &'p mut [Piece<'a>]) -> impl Iterator<Item = &'p mut Entry<'a>> {
-    pieces.iter_mut().filter_map(|p| match p {
-        Piece::Entry(e) => Some(e),
-        Piece::Members(..) => None,
-    })
-}
-
-/// The program that the edits will first run on the value of `key` as it came (the pieces
-/// before it being `seen`), if any: the edits followed in order as they apply to this one key.
-/// Exact except when a rename onto its name comes from a key further on (not seen yet), which
-/// would drop it; then the walk is wasted, never wrong.
-fn first_descent<'a>(program: &'a Program, key: &str, seen: &[Piece<'_>]) -> Option<&'a Program> {
-    let seen = |name: &str| seen.iter().any(|p| matches!(p, Piece::Entry(e) if e.key == name));
-    let mut name = key;
-    for op in &program.ops {
-        match op {
-            Op::Remove(k) | Op::Set { key: k, .. } if **k == *name => return None,
-            Op::Rename { from, to } if from != to && **from == *name => name = to,
-            Op::Rename { from, to } if from != to && **to == *name && seen(from) => return None,
-            Op::Key { key: k, program } if **k == *name => return Some(program),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// The JSON text `text` (already checked) with `program` run on it.
-fn rewrite(program: &Program, text: &str) -> Scanned<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() + 16);
-    Walk { body: text, cursor: Scanner::new(text), pool: Vec::new() }.document(program, &mut out)?;
-    Ok(out)
-}
-
-/// Makes one edit on an object's entries (the members no edit names are never touched). A key
-/// present more than once is edited everywhere.
-fn edit<'a>(op: &'a Op, pieces: &mut Vec<Piece<'a>>) -> Scanned<()> {
-    let named = |p: &Piece<'_>, key: &str| matches!(p, Piece::Entry(e) if e.key == key);
-    match op {
-        Op::Remove(key) => pieces.retain(|p| !named(p, key)),
-        Op::Rename { from, to } => {
-            if from != to && pieces.iter().any(|p| named(p, from)) {
-                pieces.retain(|p| !named(p, to));
-                for e in entries(pieces).filter(|e| e.key == **from) {
-                    e.key = Cow::Borrowed(to);
-                }
-            }
-        }
-        Op::Set { key, json } => {
-            let mut found = false;
-            for e in entries(pieces).filter(|e| e.key == **key) {
-                e.value = Value::Text(Cow::Borrowed(json));
-                found = true;
-            }
-            if !found {
-                pieces.push(Piece::Entry(Entry { key: Cow::Borrowed(key), value: Value::Text(Cow::Borrowed(json)) }));
-            }
-        }
-        Op::Key { key, program } => {
-            let mut found = false;
-            for e in entries(pieces).filter(|e| e.key == **key) {
-                let text = match std::mem::replace(&mut e.value, Value::Text(Cow::Borrowed(""))) {
-                    Value::Walked { program: walked, text, .. } if ptr::eq(walked, program) => text,
-                    Value::Walked { raw, .. } => rewrite(program, raw)?,
-                    Value::Text(text) => rewrite(program, &text)?,
-                    Value::Written(text) => {
-                        let text = std::str::from_utf8(&text).expect("a walk writes UTF-8 (pieces of the body, sets)");
-                        rewrite(program, text)?
-                    }
-                };
-                e.value = Value::Written(text);
-                found = true;
-            }
-            if !found && program.creates {
-                let created = Value::Written(rewrite(program, "{}")?);
-                pieces.push(Piece::Entry(Entry { key: Cow::Borrowed(key), value: created }));
-            }
-        }
-        Op::Each(_) => {}
-    }
-    Ok(())
+/// The JSON text `text` (already checked) with `program` run on it, as an entry's value.
+pub(super) fn rewrite<'a>(program: &Program, text: &str) -> Scanned<Value<'a>> {
+    let mut out = Vec::new();
+    let mut walk = Walk { body: text, cursor: Scanner::new(text), pool: Vec::new(), front: 0 };
+    walk.document(program, &mut out)?;
+    Ok(Value::Written { text: out, head: walk.front })
 }
 
 /// Writes `key` as a JSON string: as it is when it needs no escapes (most keys), else escaped.

@@ -19,6 +19,7 @@
 //! weak, and with response edits the upstream is asked for `Accept-Encoding: identity`.
 
 mod apply;
+mod list;
 mod program;
 mod request;
 mod response;
@@ -171,7 +172,7 @@ impl Side {
     /// Runs the edits on a whole body: the new body, or why it is not JSON.
     fn edit(&self, body: &[u8]) -> Result<Bytes, String> {
         let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8 ({e})"))?;
-        apply::run(&self.program, text).map(Bytes::from).map_err(|e| e.to_string())
+        apply::run(&self.program, text)
     }
 }
 

@@ -478,3 +478,19 @@ fn every_one_byte_change_gets_serde_jsons_verdict() {
         }
     }
 }
+
+#[test]
+fn the_document_is_written_around_its_largest_walked_value() {
+    // The top level lists (a rename, a set); `b` is walked into. The text before `b` fits the
+    // room left before it, or (made long by a set) does not: the same document either way.
+    let long = "x".repeat(200);
+    for (a, want_a) in [("short", json!("short")), (long.as_str(), json!(long))] {
+        let yaml = format!("{{response: {{remove: [b.x], rename: {{c: d}}, set: {{a: {a}}}}}}}");
+        let body = r#"{"a": 1, "c": 2, "b": {"x": 1, "y": [1, 2]}, "e": 3}"#;
+        let want = json!({"a": want_a, "d": 2, "b": {"y": [1, 2]}, "e": 3});
+        assert_eq!(edit(&yaml, body), Ok(want));
+        let f = build(&yaml);
+        let out = f.response.as_ref().expect("edits").edit(body.as_bytes()).expect("JSON");
+        assert!(out.starts_with(b"{\"a\":"), "{:?}", String::from_utf8_lossy(&out));
+    }
+}
