@@ -16,7 +16,7 @@
 
 use super::list::{edit, first_descent, Entry, Piece, Value};
 use super::program::{Op, Program};
-use super::scan::{Located, RawKey, ScanError, Scanned, Scanner};
+use super::scan::{Located, Named, RawKey, ScanError, Scanned, Scanner};
 use bytes::Bytes;
 use std::borrow::Cow;
 
@@ -143,16 +143,27 @@ impl<'a> Walk<'a> {
         };
         // Most keys are told apart from all the ones the edits name by their length alone.
         let lengths = program.lengths;
+        let named = |name: &[u8]| {
+            let mut kind = Named::Copied;
+            for op in &program.ops {
+                match op {
+                    Op::Remove(k) if k.as_bytes() == name => return Named::Dropped,
+                    Op::Key { key: k, .. } if k.as_bytes() == name => kind = Named::Other,
+                    _ => {}
+                }
+            }
+            kind
+        };
         let mut next = self.cursor.first_key()?;
         while let Some(raw) = next {
             let value = self.cursor.peek()?;
             let start = self.cursor.pos();
             // Written anew it would be `"key":value`, as it is: copied, with its neighbours.
             let verbatim = !raw.escaped && start == raw.end + 2;
-            if verbatim && lengths & 1 << (raw.end - raw.start).min(63) == 0 {
-                let (to, after) = self.cursor.plain_run(lengths)?;
-                extend(&mut run, raw.start - 1, to, body, |run| flush(run, &mut first, out));
-                next = after;
+            let key = &body.as_bytes()[raw.start..raw.end];
+            if verbatim && (lengths & 1 << key.len().min(63) == 0 || matches!(named(key), Named::Copied)) {
+                let mut emit = |from, to| extend(&mut run, from, to, body, |run| flush(run, &mut first, out));
+                next = self.cursor.plain_run(raw.start - 1, lengths, named, &mut emit)?;
                 continue;
             }
             let decoded = if raw.escaped { Some(decode(body, &raw)?) } else { None };

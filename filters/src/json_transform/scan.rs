@@ -58,6 +58,16 @@ const EOF_OBJECT: &str = "EOF while parsing an object";
 const EOF_LIST: &str = "EOF while parsing a list";
 const EOF_VALUE: &str = "EOF while parsing a value";
 
+/// What an object level that streams does with a member, by its key (see [`Scanner::plain_run`]).
+pub enum Named {
+    /// Copies it as it is (when it is written as it would be written anew).
+    Copied,
+    /// Drops it.
+    Dropped,
+    /// Looks at it (walks into its value).
+    Other,
+}
+
 /// The cursor: a position in the text and how many containers are open there.
 pub struct Scanner<'a> {
     bytes: &'a [u8],
@@ -161,16 +171,27 @@ impl<'a> Scanner<'a> {
         Ok(key)
     }
 
-    /// A run of members that an object level copies as they are, from the value of the first
-    /// (the cursor on its first byte, right after its key's `:`): skips that value, then each
-    /// member that follows the last value after a `,` alone and is plain (its key without
-    /// escapes, the key's length not among `lengths`, a bit each with 63 for any longer, and
-    /// its value right after its `:`). Gives where the run ends (just past its last value) and
-    /// the next key, as [`Scanner::next_key`] does.
+    /// The members of an object level that streams, from the value of one it copies (the
+    /// cursor on its first byte, right after its key's `:`; `from` is that key's opening
+    /// quote): skips values, gives each run of members copied as they are to `emit` (the
+    /// member's range and those after it as long as each follows the last value after a `,`
+    /// alone, its key without escapes and its value right after its `:`), and skips the members
+    /// `named` drops. `named` is asked only about keys whose length is among `lengths` (a bit
+    /// each, 63 for any longer). Stops at a member to look at, which it gives as
+    /// [`Scanner::next_key`] does, or at the object's end (`None`).
     #[inline(always)]
-    pub fn plain_run(&mut self, lengths: u64) -> Scanned<(usize, Option<RawKey>)> {
+    pub fn plain_run(
+        &mut self,
+        from: usize,
+        lengths: u64,
+        named: impl Fn(&[u8]) -> Named,
+        mut emit: impl FnMut(usize, usize),
+    ) -> Scanned<Option<RawKey>> {
         let bytes = self.bytes;
         let mut pos = self.pos;
+        // The start of the run being skipped (none after a member dropped), and its end so far.
+        let mut from = Some(from);
+        let mut end = 0;
         loop {
             let Some(&first) = bytes.get(pos) else {
                 return fail(EOF_VALUE, pos);
@@ -180,25 +201,44 @@ impl<'a> Scanner<'a> {
                 b'-' | b'0'..=b'9' => number(bytes, pos)?,
                 _ => other(bytes, pos, first, self.depth)?,
             };
-            let end = pos;
-            if bytes.get(end..end + 2) != Some(b",\"") {
-                self.pos = end;
-                return Ok((end, self.next_key()?));
+            if from.is_some() {
+                end = pos;
             }
-            let start = end + 2;
+            if bytes.get(pos..pos + 2) != Some(b",\"") {
+                if let Some(from) = from {
+                    emit(from, end);
+                }
+                self.pos = pos;
+                return self.next_key();
+            }
+            let start = pos + 2;
             let (close, escaped) = string(bytes, start)?;
             let length = close - 1 - start;
-            let plain = !escaped
-                && lengths & 1 << length.min(63) == 0
-                && bytes.get(close) == Some(&b':')
-                && bytes.get(close + 1).is_some_and(|&b| b > b' ');
-            if plain {
-                pos = close + 1;
-                continue;
+            let kind = match (escaped, lengths & 1 << length.min(63)) {
+                (true, _) => Named::Other,
+                (false, 0) => Named::Copied,
+                (false, _) => named(&bytes[start..close - 1]),
+            };
+            match kind {
+                Named::Copied if bytes.get(close) == Some(&b':') && bytes.get(close + 1).is_some_and(|&b| b > b' ') => {
+                    from = from.or(Some(start - 1));
+                    pos = close + 1;
+                }
+                Named::Dropped => {
+                    if let Some(from) = from.take() {
+                        emit(from, end);
+                    }
+                    pos = whitespace(bytes, colon(bytes, close)?);
+                }
+                _ => {
+                    if let Some(from) = from {
+                        emit(from, end);
+                    }
+                    // A member to look at: the cursor past its `:`, as `next_key` leaves it.
+                    self.pos = colon(bytes, close)?;
+                    return Ok(Some(RawKey { start, end: close - 1, escaped }));
+                }
             }
-            // A member to look at: the cursor past its `:`, as `next_key` leaves it.
-            self.pos = colon(bytes, close)?;
-            return Ok((end, Some(RawKey { start, end: close - 1, escaped })));
         }
     }
 
