@@ -162,8 +162,8 @@ impl<'a> Walk<'a> {
             let verbatim = !raw.escaped && start == raw.end + 2;
             let key = &body.as_bytes()[raw.start..raw.end];
             if verbatim && (lengths & 1 << key.len().min(63) == 0 || matches!(named(key), Named::Copied)) {
-                let mut emit = |from, to| extend(&mut run, from, to, body, |run| flush(run, &mut first, out));
-                next = self.cursor.plain_run(raw.start - 1, lengths, named, &mut emit)?;
+                let emit = |from, to| extend(&mut run, from, to, body, |run| flush(run, &mut first, out));
+                next = self.cursor.plain_run(raw.start - 1, lengths, named, emit)?;
                 continue;
             }
             let decoded = if raw.escaped { Some(decode(body, &raw)?) } else { None };

@@ -44,8 +44,11 @@ mod state {
     pub const SIGN: u8 = 14;
     /// In the exponent.
     pub const EXPONENT: u8 = 15;
-    /// How many states there are (the number states twice).
-    pub const COUNT: usize = 24;
+    /// Just after a string's opening quote: a key's (add 2 for a member's value, 4 for an
+    /// element's). Strings of a byte or none are read here, longer ones by an action.
+    pub const STRING: u8 = 24;
+    /// After a string's first byte (add 2 and 4 as for `STRING`).
+    pub const STRING1: u8 = 25;
 }
 
 /// What the table says besides "go to this state" (the values from 32 on).
@@ -58,12 +61,11 @@ mod action {
     pub const OPEN_ARRAY: u8 = 34;
     /// The `}` or `]` of the innermost open container.
     pub const CLOSE: u8 = 35;
-    /// A key's opening quote.
-    pub const KEY: u8 = 36;
-    /// A string value's opening quote, in an object (add 1 in an array).
-    pub const STRING: u8 = 37;
     /// The first letter of `true`, `false` or `null`, in an object (add 1 in an array).
     pub const LITERAL: u8 = 39;
+    /// The rest of a key from its second byte or an escape (add 1 for a member's value, 2
+    /// for an element's).
+    pub const LONG: u8 = 41;
 }
 
 use state::*;
@@ -74,7 +76,7 @@ static TABLE: [[u8; 256]; 32] = table();
 const fn table() -> [[u8; 256]; 32] {
     let mut t = [[action::FAULT; 256]; 32];
     let mut s = 0;
-    while s < state::COUNT {
+    while s < STRING as usize {
         // Whitespace leaves every state but a number's as it is.
         if s < MINUS as usize {
             let mut w = 0;
@@ -94,7 +96,7 @@ const fn table() -> [[u8; 256]; 32] {
         let mut v = 0;
         while v < values.len() {
             let row = &mut t[values[v] as usize];
-            row[b'"' as usize] = action::STRING + in_array;
+            row[b'"' as usize] = STRING + 2 + 2 * in_array;
             row[b'{' as usize] = action::OPEN_OBJECT;
             row[b'[' as usize] = action::OPEN_ARRAY;
             row[b't' as usize] = action::LITERAL + in_array;
@@ -161,9 +163,26 @@ const fn table() -> [[u8; 256]; 32] {
     }
     t[FIRST_A as usize][b']' as usize] = action::CLOSE;
     t[FIRST_O as usize][b'}' as usize] = action::CLOSE;
-    t[FIRST_O as usize][b'"' as usize] = action::KEY;
-    t[KEY as usize][b'"' as usize] = action::KEY;
+    t[FIRST_O as usize][b'"' as usize] = STRING;
+    t[KEY as usize][b'"' as usize] = STRING;
     t[COLON as usize][b':' as usize] = VALUE_O;
+    // Strings: the first byte by the table, the rest by an action (8 bytes at a time).
+    let mut c = 0;
+    while c < 3 {
+        let (first, second) = ((STRING + 2 * c) as usize, (STRING1 + 2 * c) as usize);
+        let end = [COLON, AFTER_O, AFTER_A][c as usize];
+        let mut b = 0x20;
+        while b < 256 {
+            t[first][b] = STRING1 + 2 * c;
+            t[second][b] = action::LONG + c;
+            b += 1;
+        }
+        t[first][b'\\' as usize] = action::LONG + c;
+        t[second][b'\\' as usize] = action::LONG + c;
+        t[first][b'"' as usize] = end;
+        t[second][b'"' as usize] = end;
+        c += 1;
+    }
     t
 }
 
@@ -228,17 +247,9 @@ pub fn container(bytes: &[u8], mut pos: usize, depth: u32, max_depth: u32) -> Op
                     AFTER_A
                 }
             }
-            action::KEY => {
-                pos = super::scan::string_end(bytes, pos + 1)?;
-                COLON
-            }
-            action::STRING | 38 => {
-                pos = super::scan::string_end(bytes, pos + 1)?;
-                if next == action::STRING {
-                    AFTER_O
-                } else {
-                    AFTER_A
-                }
+            action::LONG..=43 => {
+                pos = super::scan::string_end(bytes, pos)?;
+                [COLON, AFTER_O, AFTER_A][usize::from(next - action::LONG)]
             }
             action::LITERAL | 40 => {
                 let word: &[u8] = match b {
