@@ -24,7 +24,7 @@ use std::borrow::Cow;
 /// with nothing but whitespace after it) and returns the new document, or why it is not JSON.
 pub fn run<'a>(program: &'a Program, body: &'a str) -> Result<Bytes, String> {
     let mut out = Vec::new();
-    let mut walk = Walk { body, cursor: Scanner::new(body), pool: Vec::new(), front: 0 };
+    let mut walk = Walk { body, cursor: Scanner::new(body), pool: Vec::new(), front: 0, scratch: Vec::new() };
     match walk.document(program, &mut out) {
         Ok(()) => Ok(Bytes::from(out).slice(walk.front..)),
         Err(e) => Err(Located(&e, body.as_bytes()).to_string()),
@@ -39,6 +39,8 @@ struct Walk<'a> {
     /// Where the document starts in the output (after the room left before a value that the
     /// top-level object was then written around, see [`Walk::write_root`]).
     front: usize,
+    /// An empty buffer to walk the next value of a listed level into.
+    scratch: Vec<u8>,
 }
 
 impl<'a> Walk<'a> {
@@ -131,16 +133,7 @@ impl<'a> Walk<'a> {
     fn stream(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
         let body = self.body;
         out.push(b'{');
-        let mut first = true;
-        let mut run: Option<(usize, usize)> = None;
-        let flush = |run: &mut Option<(usize, usize)>, first: &mut bool, out: &mut Vec<u8>| {
-            if let Some((from, to)) = run.take() {
-                if !std::mem::take(first) {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&body.as_bytes()[from..to]);
-            }
-        };
+        let mut runs = Runs { body: body.as_bytes(), run: None, first: true };
         // Most keys are told apart from all the ones the edits name by their length alone.
         let lengths = program.lengths;
         let named = |name: &[u8]| {
@@ -162,8 +155,7 @@ impl<'a> Walk<'a> {
             let verbatim = !raw.escaped && start == raw.end + 2;
             let key = &body.as_bytes()[raw.start..raw.end];
             if verbatim && (lengths & 1 << key.len().min(63) == 0 || matches!(named(key), Named::Copied)) {
-                let emit = |from, to| extend(&mut run, from, to, body, |run| flush(run, &mut first, out));
-                next = self.cursor.plain_run(raw.start - 1, lengths, named, emit)?;
+                next = self.cursor.plain_run(raw.start - 1, lengths, named, |from, to| runs.add(from, to, out))?;
                 continue;
             }
             let decoded = if raw.escaped { Some(decode(body, &raw)?) } else { None };
@@ -184,10 +176,10 @@ impl<'a> Walk<'a> {
             } else if walk.is_none() && verbatim {
                 self.cursor.skip(value)?;
                 let to = self.cursor.pos();
-                extend(&mut run, raw.start - 1, to, body, |run| flush(run, &mut first, out));
+                runs.add(raw.start - 1, to, out);
             } else {
-                flush(&mut run, &mut first, out);
-                if !std::mem::take(&mut first) {
+                runs.flush(out);
+                if !std::mem::take(&mut runs.first) {
                     out.push(b',');
                 }
                 push_key(out, decoded.as_deref().unwrap_or(&body[raw.start..raw.end]));
@@ -199,7 +191,7 @@ impl<'a> Walk<'a> {
             }
             next = self.cursor.next_key()?;
         }
-        flush(&mut run, &mut first, out);
+        runs.flush(out);
         out.push(b'}');
         Ok(())
     }
@@ -228,10 +220,17 @@ impl<'a> Walk<'a> {
                 let value = match first_descent(program, &key, pieces) {
                     Some(sub) => {
                         let head = if root { headroom(&key, pieces) } else { 0 };
-                        // About the size it will be when it is most of the body (no regrowing).
-                        let mut text = Vec::with_capacity(head + (body.len() - start).min(1 << 16));
+                        // Walked into a buffer about the size it will be when it is most of the
+                        // body (no regrowing), kept for the next value when this one is small.
+                        let mut text = std::mem::take(&mut self.scratch);
+                        text.reserve(head + (body.len() - start).min(1 << 16));
                         text.resize(head, 0);
                         self.value(sub, first, &mut text)?;
+                        if text.len() < text.capacity() / 4 {
+                            let small = text.clone();
+                            text.clear();
+                            self.scratch = std::mem::replace(&mut text, small);
+                        }
                         Value::Walked { program: sub, text, head, raw: &body[start..self.cursor.pos()] }
                     }
                     None => Value::Text(Cow::Borrowed(self.skip(first)?)),
@@ -343,21 +342,36 @@ fn headroom(key: &str, before: &[Piece<'_>]) -> usize {
     2 * read + 64
 }
 
-/// Adds the members `from..to` of the body to the pending run: joined to it when only a `,`
-/// is between them, else after the run is flushed.
-#[inline(always)]
-fn extend(
-    run: &mut Option<(usize, usize)>,
-    from: usize,
-    to: usize,
-    body: &str,
-    flush: impl FnOnce(&mut Option<(usize, usize)>),
-) {
-    match run {
-        Some((_, end)) if from == *end + 1 && body.as_bytes()[*end] == b',' => *end = to,
-        _ => {
-            flush(run);
-            *run = Some((from, to));
+/// The members a streamed object level copies as they are: the run pending (members of the
+/// body with only `,` between them), and whether nothing is written yet.
+struct Runs<'b> {
+    body: &'b [u8],
+    run: Option<(usize, usize)>,
+    first: bool,
+}
+
+impl Runs<'_> {
+    /// Adds the members `from..to`: joined to the run pending when only a `,` is between them,
+    /// else after it is written.
+    #[inline(always)]
+    fn add(&mut self, from: usize, to: usize, out: &mut Vec<u8>) {
+        match &mut self.run {
+            Some((_, end)) if from == *end + 1 && self.body[*end] == b',' => *end = to,
+            _ => {
+                self.flush(out);
+                self.run = Some((from, to));
+            }
+        }
+    }
+
+    /// Writes the run pending, if any.
+    #[inline(always)]
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if let Some((from, to)) = self.run.take() {
+            if !std::mem::take(&mut self.first) {
+                out.push(b',');
+            }
+            out.extend_from_slice(&self.body[from..to]);
         }
     }
 }
@@ -365,7 +379,7 @@ fn extend(
 /// The JSON text `text` (already checked) with `program` run on it, as an entry's value.
 pub(super) fn rewrite<'a>(program: &Program, text: &str) -> Scanned<Value<'a>> {
     let mut out = Vec::new();
-    let mut walk = Walk { body: text, cursor: Scanner::new(text), pool: Vec::new(), front: 0 };
+    let mut walk = Walk { body: text, cursor: Scanner::new(text), pool: Vec::new(), front: 0, scratch: Vec::new() };
     walk.document(program, &mut out)?;
     Ok(Value::Written { text: out, head: walk.front })
 }
