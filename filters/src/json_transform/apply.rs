@@ -222,8 +222,12 @@ impl<'a> Walk<'a> {
                         let head = if root { headroom(&key, pieces) } else { 0 };
                         // Walked into a buffer about the size it will be when it is most of the
                         // body (no regrowing), kept for the next value when this one is small.
+                        let size = head + (body.len() - start).min(1 << 16);
                         let mut text = std::mem::take(&mut self.scratch);
-                        text.reserve(head + (body.len() - start).min(1 << 16));
+                        if text.capacity() < size {
+                            // A new one: growing would copy the old one's bytes for nothing.
+                            text = Vec::with_capacity(size);
+                        }
                         text.resize(head, 0);
                         self.value(sub, first, &mut text)?;
                         if text.len() < text.capacity() / 4 {
