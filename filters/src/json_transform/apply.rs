@@ -15,8 +15,8 @@
 //! never wrong, and a value the edits end up asking for differently is rewritten from its text.
 
 use super::list::{edit, first_descent, Entry, Piece, Value};
-use super::program::{Op, Program};
-use super::scan::{Located, Named, RawKey, ScanError, Scanned, Scanner};
+use super::program::{same, Op, Program};
+use super::scan::{Level, Located, Named, RawKey, ScanError, Scanned, Scanner};
 use bytes::Bytes;
 use std::borrow::Cow;
 
@@ -133,20 +133,9 @@ impl<'a> Walk<'a> {
     fn stream(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
         let body = self.body;
         out.push(b'{');
-        let mut runs = Runs { body: body.as_bytes(), run: None, first: true };
+        let mut level = Streamed { program, runs: Runs { body: body.as_bytes(), run: None, first: true }, out };
         // Most keys are told apart from all the ones the edits name by their length alone.
         let lengths = program.lengths;
-        let named = |name: &[u8]| {
-            let mut kind = Named::Copied;
-            for op in &program.ops {
-                match op {
-                    Op::Remove(k) if k.as_bytes() == name => return Named::Dropped,
-                    Op::Key { key: k, .. } if k.as_bytes() == name => kind = Named::Other,
-                    _ => {}
-                }
-            }
-            kind
-        };
         let mut next = self.cursor.first_key()?;
         while let Some(raw) = next {
             let value = self.cursor.peek()?;
@@ -154,8 +143,10 @@ impl<'a> Walk<'a> {
             // Written anew it would be `"key":value`, as it is: copied, with its neighbours.
             let verbatim = !raw.escaped && start == raw.end + 2;
             let key = &body.as_bytes()[raw.start..raw.end];
-            if verbatim && (lengths & 1 << key.len().min(63) == 0 || matches!(named(key), Named::Copied)) {
-                next = self.cursor.plain_run(raw.start - 1, lengths, named, |from, to| runs.add(from, to, out))?;
+            let window = body.as_bytes().get(raw.start..).and_then(<[u8]>::first_chunk);
+            if verbatim && (lengths & 1 << key.len().min(63) == 0 || matches!(level.named(key, window), Named::Copied))
+            {
+                next = self.cursor.plain_run(raw.start - 1, lengths, &mut level)?;
                 continue;
             }
             let decoded = if raw.escaped { Some(decode(body, &raw)?) } else { None };
@@ -176,10 +167,11 @@ impl<'a> Walk<'a> {
             } else if walk.is_none() && verbatim {
                 self.cursor.skip(value)?;
                 let to = self.cursor.pos();
-                runs.add(raw.start - 1, to, out);
+                level.copy(raw.start - 1, to);
             } else {
-                runs.flush(out);
-                if !std::mem::take(&mut runs.first) {
+                let out = &mut *level.out;
+                level.runs.flush(out);
+                if !std::mem::take(&mut level.runs.first) {
                     out.push(b',');
                 }
                 push_key(out, decoded.as_deref().unwrap_or(&body[raw.start..raw.end]));
@@ -191,8 +183,8 @@ impl<'a> Walk<'a> {
             }
             next = self.cursor.next_key()?;
         }
-        runs.flush(out);
-        out.push(b'}');
+        level.runs.flush(level.out);
+        level.out.push(b'}');
         Ok(())
     }
 
@@ -225,8 +217,9 @@ impl<'a> Walk<'a> {
                         let size = head + (body.len() - start).min(1 << 16);
                         let mut text = std::mem::take(&mut self.scratch);
                         if text.capacity() < size {
-                            // A new one: growing would copy the old one's bytes for nothing.
-                            text = Vec::with_capacity(size);
+                            // A new one (growing would copy the old one's bytes for nothing),
+                            // with room for the values after this one to use it too.
+                            text = Vec::with_capacity(size + 1024);
                         }
                         text.resize(head, 0);
                         self.value(sub, first, &mut text)?;
@@ -344,6 +337,34 @@ fn headroom(key: &str, before: &[Piece<'_>]) -> usize {
         return 0;
     }
     2 * read + 64
+}
+
+/// A streamed object level as the scanner reads through it: the edits' names, the runs of
+/// members copied, the output.
+struct Streamed<'p, 'b, 'o> {
+    program: &'p Program,
+    runs: Runs<'b>,
+    out: &'o mut Vec<u8>,
+}
+
+impl Level for Streamed<'_, '_, '_> {
+    #[inline(always)]
+    fn named(&self, name: &[u8], window: Option<&[u8; 8]>) -> Named {
+        let mut kind = Named::Copied;
+        for (op, &word) in self.program.ops.iter().zip(&self.program.words) {
+            match op {
+                Op::Remove(k) if same(k, word, name, window) => return Named::Dropped,
+                Op::Key { key: k, .. } if same(k, word, name, window) => kind = Named::Other,
+                _ => {}
+            }
+        }
+        kind
+    }
+
+    #[inline(always)]
+    fn copy(&mut self, from: usize, to: usize) {
+        self.runs.add(from, to, self.out);
+    }
 }
 
 /// The members a streamed object level copies as they are: the run pending (members of the

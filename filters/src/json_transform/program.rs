@@ -69,6 +69,9 @@ pub struct Program {
     /// The lengths of the keys this level's removes and walks name, a bit each (63 for any
     /// longer): a key whose bit is clear is none of them, told by its length alone.
     pub(super) lengths: u64,
+    /// For each edit, the first 8 bytes of the key it names (zeros after a shorter key), to
+    /// compare a key of up to 8 bytes in one step.
+    pub(super) words: Vec<u64>,
 }
 
 /// One edit at one level.
@@ -86,7 +89,34 @@ pub(super) enum Op {
     Each(Program),
 }
 
+/// The first 8 bytes of `key` as a little-endian word, zeros after a shorter key.
+fn word(key: &str) -> u64 {
+    key.bytes().take(8).enumerate().fold(0, |w, (i, b)| w | u64::from(b) << (8 * i))
+}
+
+/// Whether `name` (a key in the body, `window` the 8 bytes from its start if there are as
+/// many) is `key`, whose [`word`] is `word`: for keys of up to 8 bytes, one comparison.
+#[inline(always)]
+pub(super) fn same(key: &str, word: u64, name: &[u8], window: Option<&[u8; 8]>) -> bool {
+    if key.len() != name.len() {
+        return false;
+    }
+    match window {
+        // Keys are never empty (paths have none), so the shift is 0 to 56.
+        Some(window) if name.len() <= 8 => u64::from_le_bytes(*window) & u64::MAX >> (64 - 8 * name.len()) == word,
+        _ => key.as_bytes() == name,
+    }
+}
+
 impl Op {
+    /// The key a remove or a walk names.
+    fn key(&self) -> Option<&str> {
+        match self {
+            Op::Remove(k) | Op::Key { key: k, .. } => Some(k),
+            _ => None,
+        }
+    }
+
     /// Whether this edit reads or writes the key `name` (an edit that does cannot be moved past
     /// another about the same key; a member no edit touches is copied as it is).
     pub(super) fn touches(&self, name: &[u8]) -> bool {
@@ -130,6 +160,7 @@ impl Program {
             Op::Remove(k) | Op::Key { key: k, .. } => m | 1 << k.len().min(63),
             _ => m,
         });
+        self.words = self.ops.iter().map(|op| op.key().map_or(0, word)).collect();
     }
 
     fn add_op(&mut self, steps: &[Step], key: &str, leaf: Leaf) {

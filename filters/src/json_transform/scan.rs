@@ -58,6 +58,15 @@ const EOF_OBJECT: &str = "EOF while parsing an object";
 const EOF_LIST: &str = "EOF while parsing a list";
 const EOF_VALUE: &str = "EOF while parsing a value";
 
+/// An object level that streams, as [`Scanner::plain_run`] reads through it.
+pub trait Level {
+    /// What becomes of the member whose key is `name` (`window`: the 8 bytes of the text from
+    /// the key's start, when there are as many).
+    fn named(&self, name: &[u8], window: Option<&[u8; 8]>) -> Named;
+    /// Copies the members at `from..to` of the text as they are.
+    fn copy(&mut self, from: usize, to: usize);
+}
+
 /// What an object level that streams does with a member, by its key (see [`Scanner::plain_run`]).
 pub enum Named {
     /// Copies it as it is (when it is written as it would be written anew).
@@ -173,20 +182,14 @@ impl<'a> Scanner<'a> {
 
     /// The members of an object level that streams, from the value of one it copies (the
     /// cursor on its first byte, right after its key's `:`; `from` is that key's opening
-    /// quote): skips values, gives each run of members copied as they are to `emit` (the
+    /// quote): skips values, gives each run of members copied as they are to the level (the
     /// member's range and those after it as long as each follows the last value after a `,`
     /// alone, its key without escapes and its value right after its `:`), and skips the members
-    /// `named` drops. `named` is asked only about keys whose length is among `lengths` (a bit
-    /// each, 63 for any longer). Stops at a member to look at, which it gives as
+    /// the level drops. The level is asked only about keys whose length is among `lengths` (a
+    /// bit each, 63 for any longer). Stops at a member to look at, which it gives as
     /// [`Scanner::next_key`] does, or at the object's end (`None`).
     #[inline(always)]
-    pub fn plain_run(
-        &mut self,
-        from: usize,
-        lengths: u64,
-        named: impl Fn(&[u8]) -> Named,
-        mut emit: impl FnMut(usize, usize),
-    ) -> Scanned<Option<RawKey>> {
+    pub fn plain_run(&mut self, from: usize, lengths: u64, level: &mut impl Level) -> Scanned<Option<RawKey>> {
         let bytes = self.bytes;
         let mut pos = self.pos;
         // The start of the run being skipped (none after a member dropped), and its end so far.
@@ -206,7 +209,7 @@ impl<'a> Scanner<'a> {
             }
             if bytes.get(pos..pos + 2) != Some(b",\"") {
                 if let Some(from) = from {
-                    emit(from, end);
+                    level.copy(from, end);
                 }
                 self.pos = pos;
                 return self.next_key();
@@ -217,7 +220,7 @@ impl<'a> Scanner<'a> {
             let kind = match (escaped, lengths & 1 << length.min(63)) {
                 (true, _) => Named::Other,
                 (false, 0) => Named::Copied,
-                (false, _) => named(&bytes[start..close - 1]),
+                (false, _) => level.named(&bytes[start..close - 1], bytes.get(start..).and_then(<[u8]>::first_chunk)),
             };
             match kind {
                 Named::Copied if bytes.get(close) == Some(&b':') && bytes.get(close + 1).is_some_and(|&b| b > b' ') => {
@@ -226,13 +229,13 @@ impl<'a> Scanner<'a> {
                 }
                 Named::Dropped => {
                     if let Some(from) = from.take() {
-                        emit(from, end);
+                        level.copy(from, end);
                     }
                     pos = whitespace(bytes, colon(bytes, close)?);
                 }
                 _ => {
                     if let Some(from) = from {
-                        emit(from, end);
+                        level.copy(from, end);
                     }
                     // A member to look at: the cursor past its `:`, as `next_key` leaves it.
                     self.pos = colon(bytes, close)?;
