@@ -599,10 +599,10 @@ fn escape(bytes: &[u8], pos: usize) -> Scanned<usize> {
 fn special(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // A byte below 0x20 after the xor (or the subtraction) borrows into its high bit; `!word`
-    // keeps only bytes that were below 0x80 (`"` and `\` are, so the xors keep the high bit).
-    let quote = (word ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
+    // With bit 1 flipped, `"` (0x22) becomes 0x20 and the control characters stay below 0x20:
+    // exactly the bytes below 0x21. A byte below 0x21 (or a zero after the xor with `\`)
+    // borrows into its high bit; `!word` keeps only bytes that were below 0x80.
+    let quote_or_control = (word ^ (ONES * 0x02)).wrapping_sub(ONES * 0x21);
     let backslash = (word ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
-    let control = word.wrapping_sub(ONES * 0x20);
-    (quote | backslash | control) & !word & HIGH
+    (quote_or_control | backslash) & !word & HIGH
 }
