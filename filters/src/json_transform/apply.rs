@@ -16,7 +16,7 @@
 
 use super::list::{edit, first_descent, Entry, Piece, Value};
 use super::program::{same, Op, Program};
-use super::scan::{Level, Located, Named, RawKey, ScanError, Scanned, Scanner};
+use super::scan::{Level, Located, Named, RawKey, ScanError, Scanned, Scanner, Start};
 use bytes::Bytes;
 use std::borrow::Cow;
 
@@ -136,7 +136,7 @@ impl<'a> Walk<'a> {
         let mut level = Streamed { program, runs: Runs { body: body.as_bytes(), run: None, first: true }, out };
         // Most keys are told apart from all the ones the edits name by their length alone.
         let lengths = program.lengths;
-        let mut next = self.cursor.first_key()?;
+        let mut next = self.cursor.plain_run(Start::Open, lengths, &mut level)?;
         while let Some(raw) = next {
             let value = self.cursor.peek()?;
             let start = self.cursor.pos();
@@ -146,7 +146,7 @@ impl<'a> Walk<'a> {
             let window = body.as_bytes().get(raw.start..).and_then(<[u8]>::first_chunk);
             if verbatim && (lengths & 1 << key.len().min(63) == 0 || matches!(level.named(key, window), Named::Copied))
             {
-                next = self.cursor.plain_run(raw.start - 1, lengths, &mut level)?;
+                next = self.cursor.plain_run(Start::Value(raw.start - 1), lengths, &mut level)?;
                 continue;
             }
             let decoded = if raw.escaped { Some(decode(body, &raw)?) } else { None };
@@ -181,7 +181,7 @@ impl<'a> Walk<'a> {
                     None => out.extend_from_slice(self.skip(value)?.as_bytes()),
                 }
             }
-            next = self.cursor.next_key()?;
+            next = self.cursor.plain_run(Start::After, lengths, &mut level)?;
         }
         level.runs.flush(level.out);
         level.out.push(b'}');

@@ -58,6 +58,17 @@ const EOF_OBJECT: &str = "EOF while parsing an object";
 const EOF_LIST: &str = "EOF while parsing a list";
 const EOF_VALUE: &str = "EOF while parsing a value";
 
+/// Where [`Scanner::plain_run`] starts.
+pub enum Start {
+    /// On an object's `{`.
+    Open,
+    /// On the value of a member the level copies (right after its key's `:`), whose key's
+    /// opening quote is at this offset.
+    Value(usize),
+    /// Just past the value of a member the level did not copy.
+    After,
+}
+
 /// An object level that streams, as [`Scanner::plain_run`] reads through it.
 pub trait Level {
     /// What becomes of the member whose key is `name` (`window`: the 8 bytes of the text from
@@ -189,42 +200,68 @@ impl<'a> Scanner<'a> {
     /// bit each, 63 for any longer). Stops at a member to look at, which it gives as
     /// [`Scanner::next_key`] does, or at the object's end (`None`).
     #[inline(always)]
-    pub fn plain_run(&mut self, from: usize, lengths: u64, level: &mut impl Level) -> Scanned<Option<RawKey>> {
+    pub fn plain_run(&mut self, start: Start, lengths: u64, level: &mut impl Level) -> Scanned<Option<RawKey>> {
         let bytes = self.bytes;
         let mut pos = self.pos;
         // The start of the run being skipped (none after a member dropped), and its end so far.
-        let mut from = Some(from);
+        let mut from = None;
         let mut end = 0;
-        loop {
-            let Some(&first) = bytes.get(pos) else {
-                return fail(EOF_VALUE, pos);
-            };
-            pos = match first {
-                b'"' => string(bytes, pos + 1)?.0,
-                b'-' | b'0'..=b'9' => number(bytes, pos)?,
-                _ => other(bytes, pos, first, self.depth)?,
-            };
-            if from.is_some() {
-                end = pos;
-            }
-            if bytes.get(pos..pos + 2) != Some(b",\"") {
-                if let Some(from) = from {
-                    level.copy(from, end);
+        // Whether the cursor is at a key's first byte (`key`), else at a value to skip or (at
+        // the start, `After`) just past one.
+        let (mut at_key, mut key, mut skip) = (false, 0, true);
+        match start {
+            Start::Open => {
+                self.open()?;
+                pos = self.pos;
+                if bytes.get(pos) != Some(&b'"') {
+                    // Empty, or spaced: as `first_key` does it.
+                    if self.peek_in(EOF_OBJECT)? == b'}' {
+                        self.close();
+                        return Ok(None);
+                    }
+                    return self.key().map(Some);
                 }
-                self.pos = pos;
-                return self.next_key();
+                (at_key, key) = (true, pos + 1);
             }
-            let start = pos + 2;
-            let (close, escaped) = string(bytes, start)?;
-            let length = close - 1 - start;
+            Start::Value(quote) => from = Some(quote),
+            Start::After => skip = false,
+        }
+        loop {
+            if !at_key {
+                if skip {
+                    let Some(&first) = bytes.get(pos) else {
+                        return fail(EOF_VALUE, pos);
+                    };
+                    pos = match first {
+                        b'"' => string(bytes, pos + 1)?.0,
+                        b'-' | b'0'..=b'9' => number(bytes, pos)?,
+                        _ => other(bytes, pos, first, self.depth)?,
+                    };
+                    if from.is_some() {
+                        end = pos;
+                    }
+                }
+                skip = true;
+                if bytes.get(pos..pos + 2) != Some(b",\"") {
+                    if let Some(from) = from {
+                        level.copy(from, end);
+                    }
+                    self.pos = pos;
+                    return self.next_key();
+                }
+                key = pos + 2;
+            }
+            at_key = false;
+            let (close, escaped) = string(bytes, key)?;
+            let length = close - 1 - key;
             let kind = match (escaped, lengths & 1 << length.min(63)) {
                 (true, _) => Named::Other,
                 (false, 0) => Named::Copied,
-                (false, _) => level.named(&bytes[start..close - 1], bytes.get(start..).and_then(<[u8]>::first_chunk)),
+                (false, _) => level.named(&bytes[key..close - 1], bytes.get(key..).and_then(<[u8]>::first_chunk)),
             };
             match kind {
                 Named::Copied if bytes.get(close) == Some(&b':') && bytes.get(close + 1).is_some_and(|&b| b > b' ') => {
-                    from = from.or(Some(start - 1));
+                    from = from.or(Some(key - 1));
                     pos = close + 1;
                 }
                 Named::Dropped => {
@@ -239,7 +276,7 @@ impl<'a> Scanner<'a> {
                     }
                     // A member to look at: the cursor past its `:`, as `next_key` leaves it.
                     self.pos = colon(bytes, close)?;
-                    return Ok(Some(RawKey { start, end: close - 1, escaped }));
+                    return Ok(Some(RawKey { start: key, end: close - 1, escaped }));
                 }
             }
         }
