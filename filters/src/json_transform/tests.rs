@@ -494,3 +494,16 @@ fn the_document_is_written_around_its_largest_walked_value() {
         assert!(out.starts_with(b"{\"a\":"), "{:?}", String::from_utf8_lossy(&out));
     }
 }
+
+#[test]
+fn json_types_are_told_by_their_essence_in_any_case() {
+    let is = |t: &'static str| response::is_json(&http::HeaderValue::from_static(t));
+    for t in
+        ["application/json", "Application/JSON; charset=utf-8", "text/json", "application/problem+json", " x/y+JSON "]
+    {
+        assert!(is(t), "{t}");
+    }
+    for t in ["text/html", "application/jsonx", "json", "application/json-seq", ""] {
+        assert!(!is(t), "{t}");
+    }
+}
