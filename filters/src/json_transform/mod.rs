@@ -25,6 +25,7 @@ mod request;
 mod response;
 mod scan;
 mod skip;
+mod token;
 
 use crate::{
     BuildContext, BuildError, Filter, FilterFactory, Flow, RequestCtx, RequestHeader, ResponseHeader, Session,

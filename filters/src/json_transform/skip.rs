@@ -248,7 +248,7 @@ pub fn container(bytes: &[u8], mut pos: usize, depth: u32, max_depth: u32) -> Op
                 }
             }
             action::LONG..=43 => {
-                pos = super::scan::string_end(bytes, pos)?;
+                pos = super::token::string_end(bytes, pos)?;
                 [COLON, AFTER_O, AFTER_A][usize::from(next - action::LONG)]
             }
             action::LITERAL | 40 => {
