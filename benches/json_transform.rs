@@ -19,14 +19,14 @@
 //! ```text
 //!                 serde_json RawValue   one pass        session 6 (automaton for skipped
 //!                 per level (185d2ab)   (579995e)       containers, run loop, no second copy)
-//! response_10k    926,309 Ir a call     225,676         147,780  (-34.5%; 6.3x fewer than 185d2ab)
-//! request_10k     923,468               223,799         145,899  (-34.8%)
+//! response_10k    926,309 Ir a call     225,676         148,875  (-34.0%; 6.2x fewer than 185d2ab)
+//! request_10k     923,468               223,799         146,965  (-34.3%)
 //! dom_roundtrip   about 1,538,000 (serde_json's, unchanged)
 //! ```
 //!
-//! Session 6's per-call split of response_10k (self Ir): the streamed element objects 87,800,
-//! their skipped `dims`/`tags` containers 35,200, UTF-8 check 4,700, memcpy 4,800 (was 13,500:
-//! the walked `items` text is no longer copied into the output), malloc/free ~8,600. The
+//! Session 6's per-call split of response_10k (self Ir): the streamed element objects 89,000,
+//! their skipped `dims`/`tags` containers 35,200, UTF-8 check 4,700, memcpy 4,900 (was 13,500:
+//! the walked `items` text is no longer copied into the output), malloc/free ~8,900. The
 //! response header phase (`JsonTransform::response`, not in the figure above) is ~2,600 Ir.
 //! No criterion timings were taken for session 6 (the integrator runs them on a quiet machine).
 //!
