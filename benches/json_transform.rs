@@ -5,29 +5,35 @@
 //!
 //! `dom_roundtrip` is the floor of the obvious design, for comparison: the same body parsed
 //! into a `serde_json::Value` and written back, with no edit at all. The filter reads the body
-//! once (`apply.rs` over `scan.rs`): values no edit reaches are checked and copied as raw text,
+//! once (`apply.rs` over `scan.rs` and `skip.rs`): values no edit reaches are checked and copied as raw text,
 //! the levels an edit reaches are walked from the same cursor, never parsed into a tree.
 //!
 //! Run: `cargo bench --bench json_transform -- --warm-up-time 1 --measurement-time 3`
 //!
-//! Latest figures (2026-12-02 by the machine's clock, `--profile floor`, other helpers' builds
-//! running). The main figure is the instruction count under callgrind, which does not depend on
-//! the load: `valgrind --tool=callgrind BIN --bench --profile-time 3 json_transform/response_10k`,
-//! the inclusive count of `JsonTransform::response_body` (`request_body` for request_10k)
-//! divided by its calls; dom_roundtrip is one iteration (parse, write, drop):
+//! Latest figures (2026-12-02 by the machine's clock, `--profile floor`). The main figure is
+//! the instruction count under callgrind (Ir), which does not depend on the load:
+//! `valgrind --tool=callgrind BIN --bench --profile-time 3 json_transform/response_10k`, the
+//! inclusive Ir of `JsonTransform::response_body` (`request_body` for request_10k) divided by
+//! its calls; dom_roundtrip is one iteration (parse, write, drop):
 //!
 //! ```text
-//!                 before (185d2ab, serde_json RawValue per level)   after (one pass)
-//! response_10k    926,309 instructions a call                       225,676  (4.1x fewer)
-//! request_10k     923,468                                           223,799  (4.1x fewer)
+//!                 serde_json RawValue   one pass        session 6 (automaton for skipped
+//!                 per level (185d2ab)   (579995e)       containers, run loop, no second copy)
+//! response_10k    926,309 Ir a call     225,676         148,875  (-34.0%; 6.2x fewer than 185d2ab)
+//! request_10k     923,468               223,799         146,965  (-34.3%)
 //! dom_roundtrip   about 1,538,000 (serde_json's, unchanged)
 //! ```
 //!
-//! Criterion times, same build, back to back, load average 1.8-2.0 on the 2-core VM (so noisy:
-//! the same binary moved by a third between runs): response_10k 22.3 / 29.6 us (before: 79.1 /
-//! 103.8 us), request_10k 24.8 / 24.4 us (before: 131.3 us), dom_roundtrip 205-236 us. The
-//! 20 us target is not shown met on this machine; scaled from the idle figures (88 us before),
-//! the instruction ratio gives about 21 us.
+//! Session 6's per-call split of response_10k (self Ir): the streamed element objects 89,000,
+//! their skipped `dims`/`tags` containers 35,200, UTF-8 check 4,700, memcpy 4,900 (was 13,500:
+//! the walked `items` text is no longer copied into the output), malloc/free ~8,900. The
+//! response header phase (`JsonTransform::response`, not in the figure above) is ~2,600 Ir.
+//! No criterion timings were taken for session 6 (the integrator runs them on a quiet machine).
+//!
+//! Criterion times for the one-pass build, back to back, load average 1.8-2.0 on the 2-core VM
+//! (so noisy: the same binary moved by a third between runs): response_10k 22.3 / 29.6 us
+//! (before: 79.1 / 103.8 us), request_10k 24.8 / 24.4 us (before: 131.3 us), dom_roundtrip
+//! 205-236 us.
 //!
 //! The routines free the edited body inside the timed part (as the proxy does once it is sent):
 //! criterion keeps a batch's outputs until the batch ends, which put every 10 KB body in fresh

@@ -14,18 +14,19 @@
 //! [`first_descent`]): a rename onto the key from one further on can make that walk wasted,
 //! never wrong, and a value the edits end up asking for differently is rewritten from its text.
 
-use super::program::{Op, Program};
-use super::scan::{Located, RawKey, ScanError, Scanned, Scanner};
+use super::list::{edit, first_descent, Entry, Piece, Value};
+use super::program::{same, Op, Program};
+use super::scan::{Level, Located, Named, RawKey, ScanError, Scanned, Scanner, Start};
+use bytes::Bytes;
 use std::borrow::Cow;
-use std::ptr;
 
 /// Runs `program` over the JSON document `body` (the whole body, checked to be one JSON value
 /// with nothing but whitespace after it) and returns the new document, or why it is not JSON.
-pub fn run<'a>(program: &'a Program, body: &'a str) -> Result<String, String> {
-    let mut out = String::with_capacity(body.len() + 64);
-    let mut walk = Walk { body, cursor: Scanner::new(body), pool: Vec::new() };
+pub fn run<'a>(program: &'a Program, body: &'a str) -> Result<Bytes, String> {
+    let mut out = Vec::new();
+    let mut walk = Walk { body, cursor: Scanner::new(body), pool: Vec::new(), front: 0, scratch: Vec::new() };
     match walk.document(program, &mut out) {
-        Ok(()) => Ok(out),
+        Ok(()) => Ok(Bytes::from(out).slice(walk.front..)),
         Err(e) => Err(Located(&e, body.as_bytes()).to_string()),
     }
 }
@@ -35,46 +36,34 @@ struct Walk<'a> {
     body: &'a str,
     cursor: Scanner<'a>,
     pool: Vec<Vec<Piece<'a>>>,
-}
-
-/// A part of an object being edited.
-enum Piece<'a> {
-    /// Members no edit names, written as `"key":value` with commas between: copied as they are.
-    Members(usize, usize),
-    /// A member an edit names (or that must be written anew).
-    Entry(Entry<'a>),
-}
-
-/// One key of an object being edited, and its value.
-struct Entry<'a> {
-    key: Cow<'a, str>,
-    value: Value<'a>,
-}
-
-/// The value of an entry.
-enum Value<'a> {
-    /// JSON text: raw from the body, a `set`'s, or rewritten.
-    Text(Cow<'a, str>),
-    /// A value from the body already walked with `program` (the descent an edit will ask for),
-    /// with its raw text in case the edits end up asking for something else.
-    Walked { program: &'a Program, text: String, raw: &'a str },
+    /// Where the document starts in the output (after the room left before a value that the
+    /// top-level object was then written around, see [`Walk::write_root`]).
+    front: usize,
+    /// An empty buffer to walk the next value of a listed level into.
+    scratch: Vec<u8>,
 }
 
 impl<'a> Walk<'a> {
     /// The whole document: one value, then nothing but whitespace.
-    fn document(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+    fn document(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
         let first = self.cursor.peek()?;
-        self.value(program, first, out)?;
+        if first == b'{' && program.lists {
+            // Written into the buffer of its largest walked value, when it can be.
+            self.listed(program, out, true)?;
+        } else {
+            out.reserve(self.body.len() + 64);
+            self.value(program, first, out)?;
+        }
         self.cursor.finish()
     }
 
     /// Runs `program` on the value at the cursor (whose first byte is `first`), writing it to `out`.
-    fn value(&mut self, program: &'a Program, first: u8, out: &mut String) -> Scanned<()> {
+    fn value(&mut self, program: &'a Program, first: u8, out: &mut Vec<u8>) -> Scanned<()> {
         match first {
             b'{' => self.object(program, out),
             b'[' => self.array(program, out),
             _ => {
-                out.push_str(self.skip(first)?);
+                out.extend_from_slice(self.skip(first)?.as_bytes());
                 Ok(())
             }
         }
@@ -89,119 +78,120 @@ impl<'a> Walk<'a> {
     }
 
     /// An array: every element through the program's `[]` edits, if any, else as it is.
-    fn array(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+    fn array(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
         let each = program.ops.iter().find_map(|op| match op {
             Op::Each(each) => Some(each),
             _ => None,
         });
-        out.push('[');
+        out.push(b'[');
         let mut next = self.cursor.first_item()?;
         let mut first = true;
         while let Some(b) = next {
             if !first {
-                out.push(',');
+                out.push(b',');
             }
             first = false;
             match each {
                 Some(each) => self.value(each, b, out)?,
-                None => out.push_str(self.skip(b)?),
+                None => out.extend_from_slice(self.skip(b)?.as_bytes()),
             }
             next = self.cursor.next_item()?;
         }
-        out.push(']');
+        out.push(b']');
         Ok(())
     }
 
-    /// An object: its members read, edited in order and written.
-    fn object(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
-        if streams(program) {
-            return self.stream(program, out);
+    /// An object: streamed, or its members read, edited in order and written.
+    fn object(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
+        match program.lists {
+            false => self.stream(program, out),
+            true => self.listed(program, out, false),
         }
+    }
+
+    /// An object read into a list, edited and written; `root` when it is the document (then
+    /// the values walked at its level leave room before them, see [`Walk::write_root`]).
+    fn listed(&mut self, program: &'a Program, out: &mut Vec<u8>, root: bool) -> Scanned<()> {
         let mut pieces = self.pool.pop().unwrap_or_default();
-        let read = self.members(program, &mut pieces);
+        let read = self.members(program, &mut pieces, root);
         let edited = read.and_then(|()| program.ops.iter().try_for_each(|op| edit(op, &mut pieces)));
         if edited.is_ok() {
-            self.write(&pieces, out);
+            match root {
+                true => self.write_root(&mut pieces, out),
+                false => self.write(&pieces, out),
+            }
         }
         pieces.clear();
         self.pool.push(pieces);
         edited
     }
 
-    /// An object whose edits need no list of its members ([`streams`]): each member written (or
-    /// dropped, or walked into) as it is read; runs of untouched ones copied as one span.
+    /// An object whose edits need no list of its members (see [`Program::lists`]): each member
+    /// written (or dropped, or walked into) as it is read; runs of untouched ones copied as one
+    /// span (skipped by the scanner in one go, [`Scanner::plain_run`]).
     #[inline(never)]
-    fn stream(&mut self, program: &'a Program, out: &mut String) -> Scanned<()> {
+    fn stream(&mut self, program: &'a Program, out: &mut Vec<u8>) -> Scanned<()> {
         let body = self.body;
-        out.push('{');
-        let mut first = true;
-        let mut run: Option<(usize, usize)> = None;
-        let flush = |run: &mut Option<(usize, usize)>, first: &mut bool, out: &mut String| {
-            if let Some((from, to)) = run.take() {
-                if !std::mem::take(first) {
-                    out.push(',');
-                }
-                out.push_str(&body[from..to]);
-            }
-        };
-        // The lengths of the keys the edits name (a bit each, 63 for any longer): most keys are
-        // told apart from all of them by their length alone.
-        let lengths = program.ops.iter().fold(0u64, |m, op| match op {
-            Op::Remove(k) | Op::Key { key: k, .. } => m | 1 << k.len().min(63),
-            _ => m,
-        });
-        let mut next = self.cursor.first_key()?;
+        out.push(b'{');
+        let mut level = Streamed { program, runs: Runs { body: body.as_bytes(), run: None, first: true }, out };
+        // Most keys are told apart from all the ones the edits name by their length alone.
+        let lengths = program.lengths;
+        let mut next = self.cursor.plain_run(Start::Open, lengths, &mut level)?;
         while let Some(raw) = next {
             let value = self.cursor.peek()?;
             let start = self.cursor.pos();
+            // Written anew it would be `"key":value`, as it is: copied, with its neighbours.
+            let verbatim = !raw.escaped && start == raw.end + 2;
+            let key = &body.as_bytes()[raw.start..raw.end];
+            let window = body.as_bytes().get(raw.start..).and_then(<[u8]>::first_chunk);
+            if verbatim && (lengths & 1 << key.len().min(63) == 0 || matches!(level.named(key, window), Named::Copied))
+            {
+                next = self.cursor.plain_run(Start::Value(raw.start - 1), lengths, &mut level)?;
+                continue;
+            }
             let decoded = if raw.escaped { Some(decode(body, &raw)?) } else { None };
             let name = decoded.as_deref().map_or(&body.as_bytes()[raw.start..raw.end], str::as_bytes);
             let mut removed = false;
             let mut walk = None;
-            let named = lengths & 1 << name.len().min(63) != 0;
-            for op in program.ops.iter().filter(|_| named) {
-                match op {
-                    Op::Remove(k) if k.as_bytes() == name => removed = true,
-                    Op::Key { key: k, program } if k.as_bytes() == name => walk = walk.or(Some(program)),
-                    _ => {}
+            if lengths & 1 << name.len().min(63) != 0 {
+                for op in &program.ops {
+                    match op {
+                        Op::Remove(k) if k.as_bytes() == name => removed = true,
+                        Op::Key { key: k, program } if k.as_bytes() == name => walk = walk.or(Some(program)),
+                        _ => {}
+                    }
                 }
             }
             if removed {
                 self.cursor.skip(value)?;
-            } else if walk.is_none() && !raw.escaped && start == raw.end + 2 {
-                // Written anew it would be `"key":value`, as it is: copied, with its neighbours.
+            } else if walk.is_none() && verbatim {
                 self.cursor.skip(value)?;
-                let (from, to) = (raw.start - 1, self.cursor.pos());
-                match &mut run {
-                    Some((_, end)) if from == *end + 1 && body.as_bytes()[*end] == b',' => *end = to,
-                    _ => {
-                        flush(&mut run, &mut first, out);
-                        run = Some((from, to));
-                    }
-                }
+                let to = self.cursor.pos();
+                level.copy(raw.start - 1, to);
             } else {
-                flush(&mut run, &mut first, out);
-                if !std::mem::take(&mut first) {
-                    out.push(',');
+                let out = &mut *level.out;
+                level.runs.flush(out);
+                if !std::mem::take(&mut level.runs.first) {
+                    out.push(b',');
                 }
                 push_key(out, decoded.as_deref().unwrap_or(&body[raw.start..raw.end]));
-                out.push(':');
+                out.push(b':');
                 match walk {
                     Some(sub) => self.value(sub, value, out)?,
-                    None => out.push_str(self.skip(value)?),
+                    None => out.extend_from_slice(self.skip(value)?.as_bytes()),
                 }
             }
-            next = self.cursor.next_key()?;
+            next = self.cursor.plain_run(Start::After, lengths, &mut level)?;
         }
-        flush(&mut run, &mut first, out);
-        out.push('}');
+        level.runs.flush(level.out);
+        level.out.push(b'}');
         Ok(())
     }
 
     /// Reads the object at the cursor into `pieces`: the members an edit names as entries (walking
     /// into the values an edit goes into), runs of the others as spans of the body.
     #[inline(never)]
-    fn members(&mut self, program: &'a Program, pieces: &mut Vec<Piece<'a>>) -> Scanned<()> {
+    fn members(&mut self, program: &'a Program, pieces: &mut Vec<Piece<'a>>, root: bool) -> Scanned<()> {
         let body = self.body;
         let mut next = self.cursor.first_key()?;
         while let Some(raw) = next {
@@ -221,10 +211,24 @@ impl<'a> Walk<'a> {
                 let key = self.key(&raw)?;
                 let value = match first_descent(program, &key, pieces) {
                     Some(sub) => {
-                        // About the size it will be when it is most of the body (no regrowing).
-                        let mut text = String::with_capacity((body.len() - start).min(1 << 16));
+                        let head = if root { headroom(&key, pieces) } else { 0 };
+                        // Walked into a buffer about the size it will be when it is most of the
+                        // body (no regrowing), kept for the next value when this one is small.
+                        let size = head + (body.len() - start).min(1 << 16);
+                        let mut text = std::mem::take(&mut self.scratch);
+                        if text.capacity() < size {
+                            // A new one (growing would copy the old one's bytes for nothing),
+                            // with room for the values after this one to use it too.
+                            text = Vec::with_capacity(size + 1024);
+                        }
+                        text.resize(head, 0);
                         self.value(sub, first, &mut text)?;
-                        Value::Walked { program: sub, text, raw: &body[start..self.cursor.pos()] }
+                        if text.len() < text.capacity() / 4 {
+                            let small = text.clone();
+                            text.clear();
+                            self.scratch = std::mem::replace(&mut text, small);
+                        }
+                        Value::Walked { program: sub, text, head, raw: &body[start..self.cursor.pos()] }
                     }
                     None => Value::Text(Cow::Borrowed(self.skip(first)?)),
                 };
@@ -236,26 +240,69 @@ impl<'a> Walk<'a> {
     }
 
     /// Writes an object's pieces.
-    fn write(&self, pieces: &[Piece<'a>], out: &mut String) {
-        out.push('{');
+    fn write(&self, pieces: &[Piece<'a>], out: &mut Vec<u8>) {
+        out.push(b'{');
         for (i, piece) in pieces.iter().enumerate() {
             if i > 0 {
-                out.push(',');
+                out.push(b',');
             }
-            match piece {
-                Piece::Members(start, end) => out.push_str(&self.body[*start..*end]),
-                Piece::Entry(e) => {
-                    push_key(out, &e.key);
-                    out.push(':');
-                    out.push_str(match &e.value {
-                        Value::Text(text) => text,
-                        // Walked into for an edit that in the end did not reach it: as it came.
-                        Value::Walked { raw, .. } => raw,
-                    });
-                }
+            self.write_piece(piece, out);
+        }
+        out.push(b'}');
+    }
+
+    fn write_piece(&self, piece: &Piece<'a>, out: &mut Vec<u8>) {
+        match piece {
+            Piece::Members(start, end) => out.extend_from_slice(&self.body.as_bytes()[*start..*end]),
+            Piece::Entry(e) => {
+                push_key(out, &e.key);
+                out.push(b':');
+                out.extend_from_slice(e.value.text());
             }
         }
-        out.push('}');
+    }
+
+    /// Writes the document's object around its largest value walked with room before it (the
+    /// text before the value goes into that room, the rest after it): the value, most of the
+    /// body as a rule, is not copied again. When the text before does not fit, as [`Walk::write`].
+    fn write_root(&mut self, pieces: &mut [Piece<'a>], out: &mut Vec<u8>) {
+        let largest = pieces
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p {
+                Piece::Entry(Entry { value: Value::Written { text, head }, .. }) if *head > 0 => {
+                    Some((i, text.len() - head))
+                }
+                _ => None,
+            })
+            .max_by_key(|&(_, len)| len);
+        let Some((i, _)) = largest else {
+            return self.write(pieces, out);
+        };
+        let mut before = Vec::with_capacity(64);
+        before.push(b'{');
+        for piece in &pieces[..i] {
+            self.write_piece(piece, &mut before);
+            before.push(b',');
+        }
+        let Piece::Entry(Entry { key, value: Value::Written { text, head } }) = &mut pieces[i] else {
+            unreachable!("piece {i} was found as an entry written with room before it");
+        };
+        push_key(&mut before, key);
+        before.push(b':');
+        if before.len() > *head {
+            return self.write(pieces, out);
+        }
+        let front = *head - before.len();
+        let mut text = std::mem::take(text);
+        text[front..*head].copy_from_slice(&before);
+        for piece in &pieces[i + 1..] {
+            text.push(b',');
+            self.write_piece(piece, &mut text);
+        }
+        text.push(b'}');
+        *out = text;
+        self.front = front;
     }
 
     /// A key as a string: borrowed from the body when it has no escapes, else decoded.
@@ -277,103 +324,99 @@ fn decode(body: &str, raw: &RawKey) -> Scanned<String> {
         .map_err(|_| ScanError::at("invalid escape in a key", raw.start))
 }
 
-/// Whether an object level's edits can be made as its members go by: only removes and walks
-/// into keys that are there (a rename, a set or a key created depends on the other keys).
-fn streams(program: &Program) -> bool {
-    program.ops.iter().all(|op| match op {
-        Op::Remove(_) | Op::Each(_) => true,
-        Op::Key { program, .. } => !program.creates,
-        Op::Rename { .. } | Op::Set { .. } => false,
-    })
+/// Room to leave before a value walked at the document's level, for the text that goes before it
+/// (the `{`, the members before it, its key): twice that text as read, and some, so that renames
+/// and sets seldom make it longer. None when that text is long (it is copied then).
+fn headroom(key: &str, before: &[Piece<'_>]) -> usize {
+    let members = before.iter().map(|p| match p {
+        Piece::Members(start, end) => end - start + 1,
+        Piece::Entry(e) => e.key.len() + 4 + e.value.text().len(),
+    });
+    let read = members.sum::<usize>() + key.len() + 4;
+    if read > 4096 {
+        return 0;
+    }
+    2 * read + 64
 }
 
-/// The entries among an object's pieces.
-fn entries<'p, 'a>(pieces: &'p mut [Piece<'a>]) -> impl Iterator<Item = &'p mut Entry<'a>> {
-    pieces.iter_mut().filter_map(|p| match p {
-        Piece::Entry(e) => Some(e),
-        Piece::Members(..) => None,
-    })
+/// A streamed object level as the scanner reads through it: the edits' names, the runs of
+/// members copied, the output.
+struct Streamed<'p, 'b, 'o> {
+    program: &'p Program,
+    runs: Runs<'b>,
+    out: &'o mut Vec<u8>,
 }
 
-/// The program that the edits will first run on the value of `key` as it came (the pieces
-/// before it being `seen`), if any: the edits followed in order as they apply to this one key.
-/// Exact except when a rename onto its name comes from a key further on (not seen yet), which
-/// would drop it; then the walk is wasted, never wrong.
-fn first_descent<'a>(program: &'a Program, key: &str, seen: &[Piece<'_>]) -> Option<&'a Program> {
-    let seen = |name: &str| seen.iter().any(|p| matches!(p, Piece::Entry(e) if e.key == name));
-    let mut name = key;
-    for op in &program.ops {
-        match op {
-            Op::Remove(k) | Op::Set { key: k, .. } if **k == *name => return None,
-            Op::Rename { from, to } if from != to && **from == *name => name = to,
-            Op::Rename { from, to } if from != to && **to == *name && seen(from) => return None,
-            Op::Key { key: k, program } if **k == *name => return Some(program),
-            _ => {}
+impl Level for Streamed<'_, '_, '_> {
+    #[inline(always)]
+    fn named(&self, name: &[u8], window: Option<&[u8; 8]>) -> Named {
+        let mut kind = Named::Copied;
+        for (op, &word) in self.program.ops.iter().zip(&self.program.words) {
+            match op {
+                Op::Remove(k) if same(k, word, name, window) => return Named::Dropped,
+                Op::Key { key: k, .. } if same(k, word, name, window) => kind = Named::Other,
+                _ => {}
+            }
+        }
+        kind
+    }
+
+    #[inline(always)]
+    fn copy(&mut self, from: usize, to: usize) {
+        self.runs.add(from, to, self.out);
+    }
+}
+
+/// The members a streamed object level copies as they are: the run pending (members of the
+/// body with only `,` between them), and whether nothing is written yet.
+struct Runs<'b> {
+    body: &'b [u8],
+    run: Option<(usize, usize)>,
+    first: bool,
+}
+
+impl Runs<'_> {
+    /// Adds the members `from..to`: joined to the run pending when only a `,` is between them,
+    /// else after it is written.
+    #[inline(always)]
+    fn add(&mut self, from: usize, to: usize, out: &mut Vec<u8>) {
+        match &mut self.run {
+            Some((_, end)) if from == *end + 1 && self.body[*end] == b',' => *end = to,
+            _ => {
+                self.flush(out);
+                self.run = Some((from, to));
+            }
         }
     }
-    None
-}
 
-/// The JSON text `text` (already checked) with `program` run on it.
-fn rewrite(program: &Program, text: &str) -> Scanned<String> {
-    let mut out = String::with_capacity(text.len() + 16);
-    Walk { body: text, cursor: Scanner::new(text), pool: Vec::new() }.document(program, &mut out)?;
-    Ok(out)
-}
-
-/// Makes one edit on an object's entries (the members no edit names are never touched). A key
-/// present more than once is edited everywhere.
-fn edit<'a>(op: &'a Op, pieces: &mut Vec<Piece<'a>>) -> Scanned<()> {
-    let named = |p: &Piece<'_>, key: &str| matches!(p, Piece::Entry(e) if e.key == key);
-    match op {
-        Op::Remove(key) => pieces.retain(|p| !named(p, key)),
-        Op::Rename { from, to } => {
-            if from != to && pieces.iter().any(|p| named(p, from)) {
-                pieces.retain(|p| !named(p, to));
-                for e in entries(pieces).filter(|e| e.key == **from) {
-                    e.key = Cow::Borrowed(to);
-                }
+    /// Writes the run pending, if any.
+    #[inline(always)]
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        if let Some((from, to)) = self.run.take() {
+            if !std::mem::take(&mut self.first) {
+                out.push(b',');
             }
+            out.extend_from_slice(&self.body[from..to]);
         }
-        Op::Set { key, json } => {
-            let mut found = false;
-            for e in entries(pieces).filter(|e| e.key == **key) {
-                e.value = Value::Text(Cow::Borrowed(json));
-                found = true;
-            }
-            if !found {
-                pieces.push(Piece::Entry(Entry { key: Cow::Borrowed(key), value: Value::Text(Cow::Borrowed(json)) }));
-            }
-        }
-        Op::Key { key, program } => {
-            let mut found = false;
-            for e in entries(pieces).filter(|e| e.key == **key) {
-                let text = match std::mem::replace(&mut e.value, Value::Text(Cow::Borrowed(""))) {
-                    Value::Walked { program: walked, text, .. } if ptr::eq(walked, program) => text,
-                    Value::Walked { raw, .. } => rewrite(program, raw)?,
-                    Value::Text(text) => rewrite(program, &text)?,
-                };
-                e.value = Value::Text(Cow::Owned(text));
-                found = true;
-            }
-            if !found && program.creates {
-                let created = Value::Text(Cow::Owned(rewrite(program, "{}")?));
-                pieces.push(Piece::Entry(Entry { key: Cow::Borrowed(key), value: created }));
-            }
-        }
-        Op::Each(_) => {}
     }
-    Ok(())
+}
+
+/// The JSON text `text` (already checked) with `program` run on it, as an entry's value.
+pub(super) fn rewrite<'a>(program: &Program, text: &str) -> Scanned<Value<'a>> {
+    let mut out = Vec::new();
+    let mut walk = Walk { body: text, cursor: Scanner::new(text), pool: Vec::new(), front: 0, scratch: Vec::new() };
+    walk.document(program, &mut out)?;
+    Ok(Value::Written { text: out, head: walk.front })
 }
 
 /// Writes `key` as a JSON string: as it is when it needs no escapes (most keys), else escaped.
-fn push_key(out: &mut String, key: &str) {
+fn push_key(out: &mut Vec<u8>, key: &str) {
     if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(key);
-        out.push('"');
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'"');
     } else {
         // Serializing a string to JSON cannot fail.
-        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+        out.extend_from_slice(serde_json::to_string(key).unwrap_or_default().as_bytes());
     }
 }

@@ -19,10 +19,13 @@
 //! weak, and with response edits the upstream is asked for `Accept-Encoding: identity`.
 
 mod apply;
+mod list;
 mod program;
 mod request;
 mod response;
 mod scan;
+mod skip;
+mod token;
 
 use crate::{
     BuildContext, BuildError, Filter, FilterFactory, Flow, RequestCtx, RequestHeader, ResponseHeader, Session,
@@ -170,7 +173,7 @@ impl Side {
     /// Runs the edits on a whole body: the new body, or why it is not JSON.
     fn edit(&self, body: &[u8]) -> Result<Bytes, String> {
         let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8 ({e})"))?;
-        apply::run(&self.program, text).map(Bytes::from).map_err(|e| e.to_string())
+        apply::run(&self.program, text)
     }
 }
 

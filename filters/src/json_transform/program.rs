@@ -63,6 +63,15 @@ pub struct Program {
     pub(super) ops: Vec<Op>,
     /// Whether running it on a missing key is worth it: some `set` below would create the key.
     pub(super) creates: bool,
+    /// Whether an object level must be read into a list before it is written: it has a rename,
+    /// a set or a key to create, which depend on the other keys (else it is streamed).
+    pub(super) lists: bool,
+    /// The lengths of the keys this level's removes and walks name, a bit each (63 for any
+    /// longer): a key whose bit is clear is none of them, told by its length alone.
+    pub(super) lengths: u64,
+    /// For each edit, the first 8 bytes of the key it names (zeros after a shorter key), to
+    /// compare a key of up to 8 bytes in one step.
+    pub(super) words: Vec<u64>,
 }
 
 /// One edit at one level.
@@ -80,7 +89,34 @@ pub(super) enum Op {
     Each(Program),
 }
 
+/// The first 8 bytes of `key` as a little-endian word, zeros after a shorter key.
+fn word(key: &str) -> u64 {
+    key.bytes().take(8).enumerate().fold(0, |w, (i, b)| w | u64::from(b) << (8 * i))
+}
+
+/// Whether `name` (a key in the body, `window` the 8 bytes from its start if there are as
+/// many) is `key`, whose [`word`] is `word`: for keys of up to 8 bytes, one comparison.
+#[inline(always)]
+pub(super) fn same(key: &str, word: u64, name: &[u8], window: Option<&[u8; 8]>) -> bool {
+    if key.len() != name.len() {
+        return false;
+    }
+    match window {
+        // Keys are never empty (paths have none), so the shift is 0 to 56.
+        Some(window) if name.len() <= 8 => u64::from_le_bytes(*window) & u64::MAX >> (64 - 8 * name.len()) == word,
+        _ => key.as_bytes() == name,
+    }
+}
+
 impl Op {
+    /// The key a remove or a walk names.
+    fn key(&self) -> Option<&str> {
+        match self {
+            Op::Remove(k) | Op::Key { key: k, .. } => Some(k),
+            _ => None,
+        }
+    }
+
     /// Whether this edit reads or writes the key `name` (an edit that does cannot be moved past
     /// another about the same key; a member no edit touches is copied as it is).
     pub(super) fn touches(&self, name: &[u8]) -> bool {
@@ -114,6 +150,20 @@ impl Program {
     }
 
     fn add_steps(&mut self, steps: &[Step], key: &str, leaf: Leaf) {
+        self.add_op(steps, key, leaf);
+        self.lists = self.ops.iter().any(|op| match op {
+            Op::Remove(_) | Op::Each(_) => false,
+            Op::Key { program, .. } => program.creates,
+            Op::Rename { .. } | Op::Set { .. } => true,
+        });
+        self.lengths = self.ops.iter().fold(0, |m, op| match op {
+            Op::Remove(k) | Op::Key { key: k, .. } => m | 1 << k.len().min(63),
+            _ => m,
+        });
+        self.words = self.ops.iter().map(|op| op.key().map_or(0, word)).collect();
+    }
+
+    fn add_op(&mut self, steps: &[Step], key: &str, leaf: Leaf) {
         let Some((first, rest)) = steps.split_first() else {
             let op = match leaf {
                 Leaf::Remove => Op::Remove(key.into()),

@@ -74,7 +74,7 @@ pub(super) fn header(
     }
     resp.remove_header(&CONTENT_LENGTH);
     if client.chunked {
-        resp.insert_header(TRANSFER_ENCODING, "chunked")?;
+        resp.insert_header(TRANSFER_ENCODING, HeaderValue::from_static("chunked"))?;
     }
     if let Some(weak) = resp.headers.get(ETAG).and_then(weaken) {
         resp.insert_header(ETAG, weak)?;
@@ -119,11 +119,12 @@ pub(super) fn body(f: &JsonTransform, side: &Side, chunk: &mut Option<Bytes>, en
     }
 }
 
-/// `application/json`, `text/json` and any `+json` type.
-fn is_json(content_type: &HeaderValue) -> bool {
+/// `application/json`, `text/json` and any `+json` type (in any case, without a copy).
+pub(super) fn is_json(content_type: &HeaderValue) -> bool {
     let Ok(t) = content_type.to_str() else { return false };
-    let essence = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
+    let essence = t.split(';').next().unwrap_or("").trim().as_bytes();
+    let suffix = |s: &[u8]| essence.len() >= s.len() && essence[essence.len() - s.len()..].eq_ignore_ascii_case(s);
+    essence.eq_ignore_ascii_case(b"application/json") || essence.eq_ignore_ascii_case(b"text/json") || suffix(b"+json")
 }
 
 /// The weak form of a strong `ETag` (the edited body is the same resource, not the same bytes).

@@ -5,13 +5,19 @@
 //! It refuses what serde_json refuses: bad escapes, control characters in strings, numbers
 //! outside the grammar (`01`, `1.`, `-`, `.5`), unclosed containers, trailing commas, anything
 //! but whitespace after the document, and nesting deeper than serde_json's limit (so hostile
-//! input cannot exhaust the stack). Strings are checked 8 bytes at a time where they have
-//! nothing to look at.
+//! input cannot exhaust the stack).
+//!
+//! Where the instructions go: strings are checked 8 bytes at a time; a skipped container goes
+//! through a table-driven automaton ([`super::skip`]; no recursion, no call per member); the
+//! members of a level that streams are read by [`Scanner::plain_run`] without going back to the
+//! caller for each one. The steps themselves are free functions over `(bytes, offset)`
+//! ([`super::token`]), so the offset stays in a register.
 
+use super::token::{colon, key, number, other, string, whitespace};
 use std::fmt;
 
 /// How many containers may be open at once: 127, as with serde_json (which refuses the 128th).
-const MAX_DEPTH: u32 = 127;
+pub(super) const MAX_DEPTH: u32 = 127;
 
 /// Why the text is not JSON, and where.
 #[derive(Debug)]
@@ -42,6 +48,47 @@ impl fmt::Display for Located<'_> {
 /// What a step of the scanner gives: its result, or why the text is not JSON.
 pub type Scanned<T> = Result<T, ScanError>;
 
+/// The error `what` at byte `at` (out of line: the hot paths only branch to it).
+#[cold]
+#[inline(never)]
+pub(super) fn fail<T>(what: &'static str, at: usize) -> Scanned<T> {
+    Err(ScanError { what, at })
+}
+
+pub(super) const EOF_OBJECT: &str = "EOF while parsing an object";
+pub(super) const EOF_LIST: &str = "EOF while parsing a list";
+pub(super) const EOF_VALUE: &str = "EOF while parsing a value";
+
+/// Where [`Scanner::plain_run`] starts.
+pub enum Start {
+    /// On an object's `{`.
+    Open,
+    /// On the value of a member the level copies (right after its key's `:`), whose key's
+    /// opening quote is at this offset.
+    Value(usize),
+    /// Just past the value of a member the level did not copy.
+    After,
+}
+
+/// An object level that streams, as [`Scanner::plain_run`] reads through it.
+pub trait Level {
+    /// What becomes of the member whose key is `name` (`window`: the 8 bytes of the text from
+    /// the key's start, when there are as many).
+    fn named(&self, name: &[u8], window: Option<&[u8; 8]>) -> Named;
+    /// Copies the members at `from..to` of the text as they are.
+    fn copy(&mut self, from: usize, to: usize);
+}
+
+/// What an object level that streams does with a member, by its key (see [`Scanner::plain_run`]).
+pub enum Named {
+    /// Copies it as it is (when it is written as it would be written anew).
+    Copied,
+    /// Drops it.
+    Dropped,
+    /// Looks at it (walks into its value).
+    Other,
+}
+
 /// The cursor: a position in the text and how many containers are open there.
 pub struct Scanner<'a> {
     bytes: &'a [u8],
@@ -70,32 +117,19 @@ impl<'a> Scanner<'a> {
         self.pos
     }
 
-    #[cold]
-    #[inline(never)]
     fn error<T>(&self, what: &'static str) -> Scanned<T> {
-        Err(ScanError { what, at: self.pos })
-    }
-
-    #[inline(always)]
-    fn whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(self.pos) {
-            self.pos += 1;
-        }
+        fail(what, self.pos)
     }
 
     /// The first byte of the next value (the cursor moved onto it, past whitespace).
     #[inline(always)]
     pub fn peek(&mut self) -> Scanned<u8> {
-        self.whitespace();
-        match self.bytes.get(self.pos) {
-            Some(&b) => Ok(b),
-            None => self.error("EOF while parsing a value"),
-        }
+        self.peek_in(EOF_VALUE)
     }
 
     /// Nothing but whitespace is left.
     pub fn finish(&mut self) -> Scanned<()> {
-        self.whitespace();
+        self.pos = whitespace(self.bytes, self.pos);
         if self.pos < self.bytes.len() {
             return self.error("trailing characters");
         }
@@ -105,42 +139,12 @@ impl<'a> Scanner<'a> {
     /// Checks the value at the cursor (whose first byte is `first`) and moves past it.
     #[inline(always)]
     pub fn skip(&mut self, first: u8) -> Scanned<()> {
-        match first {
-            b'"' => {
-                self.pos += 1;
-                self.string().map(drop)
-            }
-            b'-' | b'0'..=b'9' => self.number(),
-            _ => self.skip_other(first),
-        }
-    }
-
-    /// [`Scanner::skip`] for containers and literals (out of line: containers recurse).
-    #[inline(never)]
-    fn skip_other(&mut self, first: u8) -> Scanned<()> {
-        match first {
-            b'{' => {
-                let mut key = self.first_key()?;
-                while key.is_some() {
-                    let first = self.peek()?;
-                    self.skip(first)?;
-                    key = self.next_key()?;
-                }
-                Ok(())
-            }
-            b'[' => {
-                let mut item = self.first_item()?;
-                while let Some(first) = item {
-                    self.skip(first)?;
-                    item = self.next_item()?;
-                }
-                Ok(())
-            }
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            _ => self.error("expected value"),
-        }
+        self.pos = match first {
+            b'"' => string(self.bytes, self.pos + 1)?.0,
+            b'-' | b'0'..=b'9' => number(self.bytes, self.pos)?,
+            _ => other(self.bytes, self.pos, first, self.depth)?,
+        };
+        Ok(())
     }
 
     #[inline(always)]
@@ -158,7 +162,7 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     pub fn first_key(&mut self) -> Scanned<Option<RawKey>> {
         self.open()?;
-        if self.peek_in("EOF while parsing an object")? == b'}' {
+        if self.peek_in(EOF_OBJECT)? == b'}' {
             self.close();
             return Ok(None);
         }
@@ -168,10 +172,9 @@ impl<'a> Scanner<'a> {
     /// After a value in an object: the next key, or `None` at its end.
     #[inline(always)]
     pub fn next_key(&mut self) -> Scanned<Option<RawKey>> {
-        match self.peek_in("EOF while parsing an object")? {
+        match self.peek_in(EOF_OBJECT)? {
             b',' => {
-                self.pos += 1;
-                self.peek_in("EOF while parsing an object")?;
+                self.pos = whitespace(self.bytes, self.pos + 1);
                 self.key().map(Some)
             }
             b'}' => {
@@ -184,18 +187,100 @@ impl<'a> Scanner<'a> {
 
     #[inline(always)]
     fn key(&mut self) -> Scanned<RawKey> {
-        if self.bytes.get(self.pos) != Some(&b'"') {
-            return self.error("key must be a string");
+        let (key, pos) = key(self.bytes, self.pos)?;
+        self.pos = pos;
+        Ok(key)
+    }
+
+    /// The members of an object level that streams, from the value of one it copies (the
+    /// cursor on its first byte, right after its key's `:`; `from` is that key's opening
+    /// quote): skips values, gives each run of members copied as they are to the level (the
+    /// member's range and those after it as long as each follows the last value after a `,`
+    /// alone, its key without escapes and its value right after its `:`), and skips the members
+    /// the level drops. The level is asked only about keys whose length is among `lengths` (a
+    /// bit each, 63 for any longer). Stops at a member to look at, which it gives as
+    /// [`Scanner::next_key`] does, or at the object's end (`None`).
+    #[inline(always)]
+    pub fn plain_run(&mut self, start: Start, lengths: u64, level: &mut impl Level) -> Scanned<Option<RawKey>> {
+        let bytes = self.bytes;
+        let mut pos = self.pos;
+        // The start of the run being skipped (none after a member dropped), and its end so far.
+        let mut from = None;
+        let mut end = 0;
+        // Whether the cursor is at a key's first byte (`key`), else at a value to skip or (at
+        // the start, `After`) just past one.
+        let (mut at_key, mut key, mut skip) = (false, 0, true);
+        match start {
+            Start::Open => {
+                self.open()?;
+                pos = self.pos;
+                if bytes.get(pos) != Some(&b'"') {
+                    // Empty, or spaced: as `first_key` does it.
+                    if self.peek_in(EOF_OBJECT)? == b'}' {
+                        self.close();
+                        return Ok(None);
+                    }
+                    return self.key().map(Some);
+                }
+                (at_key, key) = (true, pos + 1);
+            }
+            Start::Value(quote) => from = Some(quote),
+            Start::After => skip = false,
         }
-        self.pos += 1;
-        let start = self.pos;
-        let escaped = self.string()?;
-        let end = self.pos - 1;
-        if self.peek_in("EOF while parsing an object")? != b':' {
-            return self.error("expected `:`");
+        loop {
+            if !at_key {
+                if skip {
+                    let Some(&first) = bytes.get(pos) else {
+                        return fail(EOF_VALUE, pos);
+                    };
+                    pos = match first {
+                        b'"' => string(bytes, pos + 1)?.0,
+                        b'-' | b'0'..=b'9' => number(bytes, pos)?,
+                        _ => other(bytes, pos, first, self.depth)?,
+                    };
+                    if from.is_some() {
+                        end = pos;
+                    }
+                }
+                skip = true;
+                if bytes.get(pos..pos + 2) != Some(b",\"") {
+                    if let Some(from) = from {
+                        level.copy(from, end);
+                    }
+                    self.pos = pos;
+                    return self.next_key();
+                }
+                key = pos + 2;
+            }
+            at_key = false;
+            let (close, escaped) = string(bytes, key)?;
+            let length = close - 1 - key;
+            let kind = match (escaped, lengths & 1 << length.min(63)) {
+                (true, _) => Named::Other,
+                (false, 0) => Named::Copied,
+                (false, _) => level.named(&bytes[key..close - 1], bytes.get(key..).and_then(<[u8]>::first_chunk)),
+            };
+            match kind {
+                Named::Copied if bytes.get(close) == Some(&b':') && bytes.get(close + 1).is_some_and(|&b| b > b' ') => {
+                    from = from.or(Some(key - 1));
+                    pos = close + 1;
+                }
+                Named::Dropped => {
+                    if let Some(from) = from.take() {
+                        level.copy(from, end);
+                    }
+                    pos = whitespace(bytes, colon(bytes, close)?);
+                }
+                _ => {
+                    if let Some(from) = from {
+                        level.copy(from, end);
+                    }
+                    // A member to look at: the cursor past its `:`, as `next_key` leaves it.
+                    self.pos = colon(bytes, close)?;
+                    return Ok(Some(RawKey { start: key, end: close - 1, escaped }));
+                }
+            }
         }
-        self.pos += 1;
-        Ok(RawKey { start, end, escaped })
     }
 
     /// Opens the array at the cursor: the first byte of its first element, or `None` when it is
@@ -203,7 +288,7 @@ impl<'a> Scanner<'a> {
     #[inline(always)]
     pub fn first_item(&mut self) -> Scanned<Option<u8>> {
         self.open()?;
-        match self.peek_in("EOF while parsing a list")? {
+        match self.peek_in(EOF_LIST)? {
             b']' => {
                 self.close();
                 Ok(None)
@@ -215,7 +300,7 @@ impl<'a> Scanner<'a> {
     /// After an element: the first byte of the next one, or `None` at the array's end.
     #[inline(always)]
     pub fn next_item(&mut self) -> Scanned<Option<u8>> {
-        match self.peek_in("EOF while parsing a list")? {
+        match self.peek_in(EOF_LIST)? {
             b',' => {
                 self.pos += 1;
                 self.peek().map(Some)
@@ -234,130 +319,13 @@ impl<'a> Scanner<'a> {
         self.depth -= 1;
     }
 
-    /// The next byte past whitespace inside a container, or `what` at the end of the text.
+    /// The next byte past whitespace, or `what` at the end of the text.
     #[inline(always)]
     fn peek_in(&mut self, what: &'static str) -> Scanned<u8> {
-        self.whitespace();
+        self.pos = whitespace(self.bytes, self.pos);
         match self.bytes.get(self.pos) {
             Some(&b) => Ok(b),
             None => self.error(what),
         }
     }
-
-    fn literal(&mut self, word: &'static [u8]) -> Scanned<()> {
-        if self.bytes.get(self.pos..self.pos + word.len()) != Some(word) {
-            return self.error("expected ident");
-        }
-        self.pos += word.len();
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn digits(&mut self) -> usize {
-        let start = self.pos;
-        while let Some(b'0'..=b'9') = self.bytes.get(self.pos) {
-            self.pos += 1;
-        }
-        self.pos - start
-    }
-
-    /// `-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?`
-    #[inline(always)]
-    fn number(&mut self) -> Scanned<()> {
-        if self.bytes.get(self.pos) == Some(&b'-') {
-            self.pos += 1;
-        }
-        match self.bytes.get(self.pos) {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => drop(self.digits()),
-            _ => return self.error("invalid number"),
-        }
-        if self.bytes.get(self.pos) == Some(&b'.') {
-            self.pos += 1;
-            if self.digits() == 0 {
-                return self.error("invalid number");
-            }
-        }
-        if let Some(b'e' | b'E') = self.bytes.get(self.pos) {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.bytes.get(self.pos) {
-                self.pos += 1;
-            }
-            if self.digits() == 0 {
-                return self.error("invalid number");
-            }
-        }
-        Ok(())
-    }
-
-    /// A string's contents, the cursor just past its opening quote; leaves it past the closing
-    /// one. Whether the string has escapes.
-    #[inline(always)]
-    fn string(&mut self) -> Scanned<bool> {
-        let mut escaped = false;
-        loop {
-            let at = match self.bytes.get(self.pos..self.pos + 8) {
-                Some(chunk) => {
-                    let found = special(u64::from_le_bytes(chunk.try_into().expect("a slice of 8 bytes")));
-                    if found == 0 {
-                        self.pos += 8;
-                        continue;
-                    }
-                    // The lowest flagged byte is always a real one (a false flag needs a real one below it).
-                    self.pos + (found.trailing_zeros() / 8) as usize
-                }
-                None => match self.bytes[self.pos..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20) {
-                    Some(i) => self.pos + i,
-                    None => {
-                        self.pos = self.bytes.len();
-                        return self.error("EOF while parsing a string");
-                    }
-                },
-            };
-            self.pos = at;
-            match self.bytes[at] {
-                b'"' => {
-                    self.pos += 1;
-                    return Ok(escaped);
-                }
-                b'\\' => {
-                    escaped = true;
-                    self.pos += 1;
-                    self.escape()?;
-                }
-                _ => return self.error("control character (\\u0000-\\u001F) found while parsing a string"),
-            }
-        }
-    }
-
-    /// The escape after a backslash. As with serde_json, `\u` needs four hex digits; whether they
-    /// make a valid character is left to whoever decodes the string.
-    #[inline(never)]
-    fn escape(&mut self) -> Scanned<()> {
-        match self.bytes.get(self.pos) {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
-            Some(b'u') => {
-                let hex = self.bytes.get(self.pos + 1..self.pos + 5);
-                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                    return self.error("invalid escape");
-                }
-                self.pos += 5;
-            }
-            Some(_) => return self.error("invalid escape"),
-            None => return self.error("EOF while parsing a string"),
-        }
-        Ok(())
-    }
-}
-
-/// Flags (the high bit of each byte) the bytes of `word` that end a run of plain string bytes:
-/// `"`, `\` or a control character. The lowest flag is exact; flags above it may be false.
-fn special(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let quote = zero(word ^ (ONES * u64::from(b'"')));
-    let backslash = zero(word ^ (ONES * u64::from(b'\\')));
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    quote | backslash | control
 }

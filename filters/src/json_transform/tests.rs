@@ -438,3 +438,72 @@ fn long_keys_are_matched_by_name_not_length() {
     let body = format!(r#"{{"{gone}": 1, "{kept}": 2, "items": [{{"{gone}": 3, "{kept}": 4}}]}}"#);
     assert_eq!(edit(&yaml, &body), Ok(json!({kept.clone(): 2, "items": [{kept: 4}]})));
 }
+
+#[test]
+fn every_one_byte_change_gets_serde_jsons_verdict() {
+    // Each body, then each copy with one byte replaced, inserted or deleted, through a program
+    // that streams every level and one that lists the top level: refused exactly when
+    // serde_json refuses it (and what is accepted comes out as JSON, which `edit` checks).
+    let bodies = [
+        r#"{"gone":1,"keep":{"a":[1,-2.5e3,"x\n",true,null,false,{}],"b":{"c":"d"}},"walked":{"x":1,"v":[{"y":"z"}],"w":"s"},"items":[{"x":1,"k":"v","n":{"m":[0.5]}},{"x":2},3],"t":"tail"}"#,
+        "{ \"gone\" : [ 1 , 2 ] ,\n \"walked\" : { \"x\" : \"\\u00e9\" , \"v\" : -0 } , \"items\" : [ { \"k\" : 1E+2 } ] }",
+        r#"[{"x":1,"y":[[],{}]},"s",10]"#,
+    ];
+    let bytes =
+        [b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b' ', b'\n', b'0', b'1', b'-', b'.', b'e', b'+', b'u'];
+    let programs = [WALKS, "{response: {remove: [gone, 'items[].x'], rename: {keep: kept}, set: {'walked.s': 1}}}"];
+    let check = |body: &[u8]| {
+        let Ok(body) = std::str::from_utf8(body) else { return };
+        let verdict = serde_json::from_str::<Box<serde_json::value::RawValue>>(body).is_ok();
+        for program in programs {
+            assert_eq!(edit(program, body).is_ok(), verdict, "{program} on {body:?}");
+        }
+    };
+    for body in bodies {
+        let body = body.as_bytes();
+        check(body);
+        for i in 0..=body.len() {
+            for &b in &bytes {
+                let inserted = [&body[..i], &[b], &body[i..]].concat();
+                check(&inserted);
+                if i < body.len() {
+                    let mut replaced = body.to_vec();
+                    replaced[i] = b;
+                    check(&replaced);
+                }
+            }
+            if i < body.len() {
+                check(&[&body[..i], &body[i + 1..]].concat());
+            }
+        }
+    }
+}
+
+#[test]
+fn the_document_is_written_around_its_largest_walked_value() {
+    // The top level lists (a rename, a set); `b` is walked into. The text before `b` fits the
+    // room left before it, or (made long by a set) does not: the same document either way.
+    let long = "x".repeat(200);
+    for (a, want_a) in [("short", json!("short")), (long.as_str(), json!(long))] {
+        let yaml = format!("{{response: {{remove: [b.x], rename: {{c: d}}, set: {{a: {a}}}}}}}");
+        let body = r#"{"a": 1, "c": 2, "b": {"x": 1, "y": [1, 2]}, "e": 3}"#;
+        let want = json!({"a": want_a, "d": 2, "b": {"y": [1, 2]}, "e": 3});
+        assert_eq!(edit(&yaml, body), Ok(want));
+        let f = build(&yaml);
+        let out = f.response.as_ref().expect("edits").edit(body.as_bytes()).expect("JSON");
+        assert!(out.starts_with(b"{\"a\":"), "{:?}", String::from_utf8_lossy(&out));
+    }
+}
+
+#[test]
+fn json_types_are_told_by_their_essence_in_any_case() {
+    let is = |t: &'static str| response::is_json(&http::HeaderValue::from_static(t));
+    for t in
+        ["application/json", "Application/JSON; charset=utf-8", "text/json", "application/problem+json", " x/y+JSON "]
+    {
+        assert!(is(t), "{t}");
+    }
+    for t in ["text/html", "application/jsonx", "json", "application/json-seq", ""] {
+        assert!(!is(t), "{t}");
+    }
+}
