@@ -46,6 +46,12 @@ use portico_filters::{registry, testkit, Filter, ResponseHeader};
 use std::hint::black_box;
 use std::sync::Arc;
 
+/// The allocator the daemon runs the filter on (`src/main.rs`), so the edited body's buffer
+/// costs here what it costs there.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const EDITS: &str = r#"{request: {remove: [debug, "items[].secret"], rename: {userName: user_name},
                                   set: {"meta.source": gateway}},
                        response: {remove: [password, "internal.cost", "items[].secret"], rename: {id: user_id},
