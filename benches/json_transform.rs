@@ -21,6 +21,10 @@
 //!                 per level (185d2ab)   (579995e)       containers, run loop, no second copy)
 //! response_10k    926,309 Ir a call     225,676         148,875  (-34.0%; 6.2x fewer than 185d2ab)
 //! request_10k     923,468               223,799         146,965  (-34.3%)
+//!
+//!                 jemalloc (fc05dcc)    automaton inline in the run loop (f4fa6f2)
+//! response_10k    147,497               140,664  (-4.6%)
+//! request_10k     145,988               139,151  (-4.7%)
 //! dom_roundtrip   about 1,538,000 (serde_json's, unchanged)
 //! ```
 //!

@@ -236,6 +236,11 @@ impl<'a> Scanner<'a> {
                     pos = match first {
                         b'"' => string(bytes, pos + 1)?.0,
                         b'-' | b'0'..=b'9' => number(bytes, pos)?,
+                        // The automaton here, without a call; on a fault `other` says what it is.
+                        b'{' | b'[' => match super::skip::container(bytes, pos, self.depth, MAX_DEPTH) {
+                            Some(end) => end,
+                            None => other(bytes, pos, first, self.depth)?,
+                        },
                         _ => other(bytes, pos, first, self.depth)?,
                     };
                     if from.is_some() {
