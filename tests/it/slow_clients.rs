@@ -12,33 +12,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 /// `Connection: close`); `None` when the connection failed before a whole response arrived.
 pub async fn exchange(conn: &mut TcpStream, request: &[u8]) -> Option<(u16, bool)> {
     conn.write_all(request).await.ok()?;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk)).await.ok()?.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    let header = |name: &str| {
-        head.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')).map(|v| v.trim().to_string()))
-    };
-    let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let close = header("connection").is_some_and(|v| v == "close");
-    while buf.len() < head_end + length {
-        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk)).await.ok()?.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some((status, close))
+    read_response(conn).await.map(|r| (r.status, r.closes()))
 }
 
 /// How long until the server closes `conn` (reads return 0 or fail), reading and dropping

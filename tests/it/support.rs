@@ -22,6 +22,54 @@ use tokio::task::{JoinHandle, JoinSet};
 mod yaml;
 pub use yaml::Yaml;
 
+/// One HTTP/1 response read off a raw connection.
+pub struct RawResponse {
+    pub status: u16,
+    /// The status line and fields, lower-cased.
+    pub head: String,
+    /// The `Content-Length` body (none without one).
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// A field's value, trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')).map(str::trim))
+    }
+
+    /// Whether it says `Connection: close`.
+    pub fn closes(&self) -> bool {
+        self.header("connection") == Some("close")
+    }
+}
+
+/// Reads one response from `conn`; `None` when the connection closes, fails or stays silent
+/// for 10 s before a whole response has arrived.
+pub async fn read_response(conn: &mut tokio::net::TcpStream) -> Option<RawResponse> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let mut more = async |buf: &mut Vec<u8>| -> Option<()> {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk)).await.ok()?.ok()?;
+        buf.extend_from_slice(&chunk[..n]);
+        (n > 0).then_some(())
+    };
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        more(&mut buf).await?;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let mut response = RawResponse { status: head.split(' ').nth(1)?.parse().ok()?, head, body: Vec::new() };
+    let length: usize = response.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    while buf.len() < head_end + length {
+        more(&mut buf).await?;
+    }
+    response.body = buf[head_end..head_end + length].to_vec();
+    Some(response)
+}
+
 /// Resident memory of a process, in KiB (`VmRSS` in /proc; 0 when it cannot be read).
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
