@@ -16,6 +16,7 @@ use serde_json::Value;
 use std::convert::Infallible;
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -215,6 +216,31 @@ routes:
             );
         }
     }
+    an_answer_before_the_body_ends_closes_the_connection_and_says_so(&p).await;
+}
+
+/// An HTTP/1.1 client still sending its body when the h2c origin has answered (and reset the
+/// stream, having read none of it): the answer says `Connection: close` (Pingora's
+/// `close_on_response_before_downstream_finish`, on by default) and the connection ends after
+/// it, so the client does not send its next request on it. A request whose body was all read
+/// keeps its connection.
+async fn an_answer_before_the_body_ends_closes_the_connection_and_says_so(p: &Portico) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", p.port("plain"))).await.expect("connect");
+    let whole = "POST /h2/echo HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5\r\n\r\nhello";
+    conn.write_all(whole.as_bytes()).await.expect("write");
+    let r = read_response(&mut conn).await.expect("an answer");
+    assert_eq!((r.status, r.closes()), (200, false), "a body read to its end: {}", r.head);
+
+    let early = "POST /h2/big/10 HTTP/1.1\r\nhost: localhost\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n";
+    conn.write_all(early.as_bytes()).await.expect("write");
+    let r = read_response(&mut conn).await.expect("the origin's answer, before the body's end");
+    assert_eq!((r.status, &r.body), (200, &pattern(10)), "{}", r.head);
+    assert!(r.closes(), "the answer says the connection ends: {}", r.head);
+    let _ = conn.write_all(b"0\r\n\r\n").await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0))), "then it ends, with nothing more sent: {read:?} {rest:?}");
 }
 
 /// `http2: true` on a TLS upstream offers h2 and then HTTP/1.1 by ALPN: an origin that picks

@@ -27,7 +27,8 @@ pub struct RawResponse {
     pub status: u16,
     /// The status line and fields, lower-cased.
     pub head: String,
-    /// The `Content-Length` body (none without one).
+    /// The body, by `Content-Length` or chunked (none without either; a chunked body's
+    /// trailer fields are not kept).
     pub body: Vec<u8>,
 }
 
@@ -43,7 +44,7 @@ impl RawResponse {
     }
 }
 
-/// Reads one response from `conn`; `None` when the connection closes, fails or stays silent
+/// Reads one response from `conn` (a chunked body without trailer fields); `None` when the connection closes, fails or stays silent
 /// for 10 s before a whole response has arrived.
 pub async fn read_response(conn: &mut tokio::net::TcpStream) -> Option<RawResponse> {
     use tokio::io::AsyncReadExt;
@@ -62,6 +63,27 @@ pub async fn read_response(conn: &mut tokio::net::TcpStream) -> Option<RawRespon
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
     let mut response = RawResponse { status: head.split(' ').nth(1)?.parse().ok()?, head, body: Vec::new() };
+    if response.header("transfer-encoding") == Some("chunked") {
+        // Chunks (sizes in hex, no extensions) until the last one and its closing line end.
+        let mut at = head_end;
+        loop {
+            let line_end = loop {
+                if let Some(i) = buf[at..].windows(2).position(|w| w == b"\r\n") {
+                    break at + i;
+                }
+                more(&mut buf).await?;
+            };
+            let size = usize::from_str_radix(std::str::from_utf8(&buf[at..line_end]).ok()?.trim(), 16).ok()?;
+            while buf.len() < line_end + 2 + size + 2 {
+                more(&mut buf).await?;
+            }
+            response.body.extend_from_slice(&buf[line_end + 2..line_end + 2 + size]);
+            at = line_end + 2 + size + 2;
+            if size == 0 {
+                return Some(response);
+            }
+        }
+    }
     let length: usize = response.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     while buf.len() < head_end + length {
         more(&mut buf).await?;

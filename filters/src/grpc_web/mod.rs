@@ -21,6 +21,13 @@
 //! answers with plain HTTP (a 503 page from a load balancer becomes `grpc-status: 14`). The
 //! upstream must speak HTTP/2 (`http2: true`); the client may use HTTP/1.1 or HTTP/2. Requests
 //! of other content types (a CORS preflight, a plain `GET`) pass untouched.
+//!
+//! A gRPC-Web request is one message (browsers make unary and server-streaming calls only), so
+//! its body is held until it is whole, up to [`HELD_REQUEST_MAX`], and goes upstream as one
+//! HTTP/2 DATA frame that ends the stream. Sent as it came, a chunked HTTP/1.1 body's end
+//! would follow alone, and a server that has answered and reset the stream by then (gRPC
+//! servers do, with `NO_ERROR`) makes Pingora count the exchange as failed and close the
+//! client's keep-alive connection under its next request.
 
 pub mod status;
 mod text;
@@ -28,6 +35,7 @@ mod text;
 #[cfg(test)]
 mod tests;
 
+use crate::body::{Held, Hold};
 use crate::{
     BuildContext, BuildError, Filter, FilterFactory, Flow, RequestCtx, RequestHeader, ResponseHeader, Session,
 };
@@ -47,6 +55,10 @@ pub struct GrpcWebConfig {}
 /// The `grpc_web` filter.
 #[derive(Debug)]
 pub struct GrpcWeb;
+
+/// The largest request body held back until it is whole (gRPC's default message limit is
+/// 4 MiB; a browser's request messages are far smaller). A larger one streams on as it comes.
+pub const HELD_REQUEST_MAX: usize = 1 << 20;
 
 const GRPC_WEB: &str = "application/grpc-web";
 const GRPC_WEB_TEXT: &str = "application/grpc-web-text";
@@ -77,6 +89,8 @@ struct Call {
     suffix: String,
     decoder: text::Decoder,
     encoder: text::Encoder,
+    /// The request body (decoded) until it is whole; `None` once it streams on.
+    held: Option<Held>,
     answer: Answer,
 }
 
@@ -93,7 +107,28 @@ impl Call {
             return None;
         }
         let suffix = rest.split(';').next().unwrap_or("").to_string();
-        Some(Call { mode, suffix, decoder: Default::default(), encoder: Default::default(), answer: Answer::Pending })
+        Some(Call {
+            mode,
+            suffix,
+            decoder: Default::default(),
+            encoder: Default::default(),
+            held: Some(Held::new(HELD_REQUEST_MAX)),
+            answer: Answer::Pending,
+        })
+    }
+
+    /// What of the request body goes upstream now: nothing (an empty chunk: `None` would end
+    /// the body) while it is held, all of it once whole or too large to hold.
+    fn request_chunk(&mut self, chunk: Option<Bytes>, end: bool) -> Option<Bytes> {
+        let Some(held) = self.held.as_mut() else { return chunk };
+        match held.push(chunk.as_ref(), end) {
+            Hold::More => Some(Bytes::new()),
+            Hold::Whole(body) => Some(body),
+            Hold::Overflow(body) => {
+                self.held = None;
+                Some(body)
+            }
+        }
     }
 
     /// The `content-type` of the response to the client.
@@ -137,21 +172,28 @@ impl Filter for GrpcWeb {
     }
 
     fn edit_request_body(&self, body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) -> pingora::Result<()> {
-        let Some(call) = ctx.state.get_mut::<Call>().filter(|c| c.mode == Mode::Text) else { return Ok(()) };
-        let chunk = body.take().unwrap_or_default();
-        match call.decoder.decode(&chunk, end) {
-            Ok(decoded) => {
-                *body = Some(decoded);
-                Ok(())
-            }
-            Err(text::NotBase64) => {
-                Error::e_explain(ErrorType::HTTPStatus(400), "a grpc-web-text request body that is not base64")
-            }
-        }
+        let Some(call) = ctx.state.get_mut::<Call>() else { return Ok(()) };
+        let chunk = match call.mode {
+            Mode::Binary => body.take(),
+            Mode::Text => match call.decoder.decode(&body.take().unwrap_or_default(), end) {
+                Ok(decoded) => Some(decoded),
+                Err(text::NotBase64) => {
+                    return Error::e_explain(
+                        ErrorType::HTTPStatus(400),
+                        "a grpc-web-text request body that is not base64",
+                    )
+                }
+            },
+        };
+        *body = call.request_chunk(chunk, end);
+        Ok(())
     }
 
     fn upstream_request(&self, req: &mut RequestHeader, ctx: &mut RequestCtx) -> pingora::Result<()> {
-        let Some(call) = ctx.state.get::<Call>() else { return Ok(()) };
+        let Some(call) = ctx.state.get_mut::<Call>() else { return Ok(()) };
+        // Each attempt sends the body again from its start (Pingora's retry buffer).
+        call.decoder = Default::default();
+        call.held = Some(Held::new(HELD_REQUEST_MAX));
         req.insert_header(header::CONTENT_TYPE, format!("application/grpc{}", call.suffix))?;
         // gRPC over HTTP/2 requires `te: trailers`; the stream ends with its last DATA frame.
         req.insert_header(header::TE, "trailers")?;

@@ -5,9 +5,10 @@
 
 use super::peers::{descriptor_set, here, Servers};
 use crate::pki::curl;
-use crate::support::{Origin, Portico, Yaml};
+use crate::support::{read_response, Origin, Portico, Yaml};
 use serde_json::Value;
 use std::process::Command;
+use std::time::Duration;
 
 /// Runs `web/client.mjs` in `mode` against `base` and returns what it printed, or why it failed.
 async fn node(base: &str, mode: &str, version: &str) -> Result<Value, String> {
@@ -142,4 +143,29 @@ routes:
         "{}",
         r.headers
     );
+
+    a_chunked_call_whose_end_comes_late_keeps_its_connection(&p, frame).await;
+}
+
+/// HTTP/1.1 clients (connect-node among them) send a call's body chunked, and its last chunk
+/// can come well after the message. The message goes upstream with the stream's end, so the
+/// server has nothing to cut short by answering early, and the keep-alive connection carries
+/// the next call (it was closed under it when the end followed alone).
+async fn a_chunked_call_whose_end_comes_late_keeps_its_connection(p: &Portico, frame: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    let head = format!(
+        "POST /portico.test.Echo/Unary HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/grpc-web+proto\r\n\
+         x-grpc-web: 1\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n",
+        frame.len()
+    );
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", p.port("web"))).await.expect("connect");
+    for (call, pause) in [("late end", Duration::from_millis(300)), ("next call", Duration::ZERO)] {
+        conn.write_all(&[head.as_bytes(), frame, b"\r\n"].concat()).await.expect("write the message");
+        tokio::time::sleep(pause).await;
+        conn.write_all(b"0\r\n\r\n").await.expect("write the last chunk");
+        let r = read_response(&mut conn).await.unwrap_or_else(|| panic!("{call}: an answer on the same connection"));
+        assert_eq!((r.status, r.closes()), (200, false), "{call}: {}", r.head);
+        assert!(r.body.starts_with(frame), "{call}: the echo first: {:?}", r.body);
+        assert!(String::from_utf8_lossy(&r.body).contains("grpc-status:0"), "{call}: {:?}", r.body);
+    }
 }
