@@ -12,20 +12,31 @@
 //! connection takes to open, which the requests behind would otherwise each have spent on their
 //! own.
 //!
-//! The wait is bounded ([`MAX_WAIT`], or the connect timeout if shorter): after it a request
-//! goes on its own, as before, so a connection slow to open holds the others back no longer
-//! than that. An upgrade (always HTTP/1.1) does not wait, nor does a TLS target that answered
-//! in HTTP/1.1 when offered both by ALPN (each request then needs a connection of its own).
+//! A request gives up waiting when the turn has stayed with one request for [`MAX_STALL`] (a
+//! connection slow to open: the others then go on their own, as before, rather than wait on
+//! it), or when it has waited as long as the upstream's connect timeout in all (a queue
+//! longer than that is served as without turns). A long queue that moves is waited on: 400
+//! calls starting together on a loaded machine wait for 399 turns, which can take longer than
+//! any one stall; giving up on the queue's length (500 ms, as first written) had the last of
+//! them open connections of their own, the likeliest cause of a CI run that failed the test
+//! counting them. An upgrade (always HTTP/1.1) does not wait,
+//! nor does a TLS target that answered in HTTP/1.1 when offered both by ALPN (each request
+//! then needs a connection of its own).
 
 use super::Ctx;
 use crate::telemetry::Metrics;
+use crate::upstream::window::now_ms;
 use pingora::time::fast_timeout::fast_timeout;
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// The longest a request waits for its turn to get an HTTP/2 stream.
-pub const MAX_WAIT: Duration = Duration::from_millis(500);
+/// How long one request may keep the turn before the requests behind it stop waiting.
+pub const MAX_STALL: Duration = Duration::from_millis(500);
+/// How often a waiting request looks at how long the turn has been held.
+const STALL_CHECK: Duration = Duration::from_millis(100);
+/// The longest wait in all where the upstream sets no connect timeout.
+const MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// Phase 4, once the peer is chosen: waits (bounded) for this attempt's turn at its target; a
 /// wait is counted in `portico_upstream_stream_waits_total`.
@@ -36,13 +47,28 @@ pub async fn take_turn(ctx: &mut Ctx, peer: &HttpPeer, metrics: &Metrics) {
     if !wants_h2 || target.speaks_http1.load(Ordering::Relaxed) {
         return;
     }
-    let turn = target.h2_turn.0.clone();
-    if let Ok(permit) = turn.clone().try_acquire_owned() {
+    let turn = &target.h2_turn;
+    if let Ok(permit) = turn.permit.clone().try_acquire_owned() {
+        turn.passed_at_ms.store(now_ms(), Ordering::Relaxed);
         ctx.upstream.h2_turn = Some(permit);
         return;
     }
-    let wait = peer.options.connection_timeout.map_or(MAX_WAIT, |t| t.min(MAX_WAIT));
-    let permit = fast_timeout(wait, turn.acquire_owned()).await.ok().and_then(Result::ok);
+    let started = std::time::Instant::now();
+    let max_wait = peer.options.connection_timeout.unwrap_or(MAX_WAIT);
+    // One acquire, polled again after each check: dropping it would lose the place in the queue.
+    let mut acquire = std::pin::pin!(turn.permit.clone().acquire_owned());
+    let permit = loop {
+        if let Ok(permit) = fast_timeout(STALL_CHECK, acquire.as_mut()).await {
+            break permit.ok();
+        }
+        let held_ms = now_ms().saturating_sub(turn.passed_at_ms.load(Ordering::Relaxed));
+        if held_ms >= MAX_STALL.as_millis() as u64 || started.elapsed() >= max_wait {
+            break None;
+        }
+    };
+    if permit.is_some() {
+        turn.passed_at_ms.store(now_ms(), Ordering::Relaxed);
+    }
     if let Some(pool) = &ctx.upstream.pool {
         metrics.stream_wait(&pool.spec.name, permit.is_some());
     }

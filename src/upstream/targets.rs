@@ -23,11 +23,17 @@ pub struct TargetState {
 }
 
 /// One permit: the request holding it is the one getting an HTTP/2 stream to the target.
-pub struct StreamTurn(pub Arc<tokio::sync::Semaphore>);
+pub struct StreamTurn {
+    /// The one permit.
+    pub permit: Arc<tokio::sync::Semaphore>,
+    /// When the turn last changed hands (ms since the Unix epoch): a turn held for long is a
+    /// connection slow to open, which the requests behind stop waiting for.
+    pub passed_at_ms: AtomicU64,
+}
 
 impl Default for StreamTurn {
     fn default() -> Self {
-        StreamTurn(Arc::new(tokio::sync::Semaphore::new(1)))
+        StreamTurn { permit: Arc::new(tokio::sync::Semaphore::new(1)), passed_at_ms: AtomicU64::new(0) }
     }
 }
 

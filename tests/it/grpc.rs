@@ -101,9 +101,15 @@ routes:
     // each opened its own where it missed one being opened or used (Pingora takes a connection
     // out of its pool while it opens a stream on it): 8 to 42 were counted.
     let upstream_conns = connections_to(servers.ports["plain"]);
-    assert!((1..=6).contains(&upstream_conns), "{upstream_conns} connections to the h2c upstream");
-    let waited =
-        metric(&p.metrics().await, "portico_upstream_stream_waits_total", r#"upstream="plain",outcome="turn""#);
+    let m = p.metrics().await;
+    let waits = |outcome: &str| {
+        metric(&m, "portico_upstream_stream_waits_total", &format!(r#"upstream="plain",outcome="{outcome}""#))
+    };
+    let (waited, gave_up) = (waits("turn"), waits("timed_out"));
+    assert!(
+        (1..=6).contains(&upstream_conns),
+        "{upstream_conns} connections to the h2c upstream ({waited} waits for a turn, {gave_up} given up)"
+    );
     assert!(waited > 0.0, "calls that started together waited their turn, counted in /metrics");
 }
 
