@@ -128,3 +128,39 @@ fn statuses_map_and_messages_are_percent_encoded() {
     assert!(status::is_grpc_content_type(b"Application/gRPC-web-text"));
     assert!(!status::is_grpc_content_type(b"application/grpcx"));
 }
+
+#[tokio::test]
+async fn a_request_body_goes_upstream_whole_at_its_end_and_a_large_one_streams_on() {
+    let f = filter();
+    let mut r = call("application/grpc-web+proto").await;
+    r.upstream_request(&f);
+    let mut sent = Vec::new();
+    for (piece, end) in [(&b"\x00\x00\x00\x00\x03"[..], false), (b"\x0a\x01a", false), (b"", true)] {
+        let mut body = if piece.is_empty() { None } else { Some(Bytes::copy_from_slice(piece)) };
+        f.edit_request_body(&mut body, end, &mut r.ctx).expect("body");
+        let chunk = body.expect("never None: that would end the body early");
+        assert!(end || chunk.is_empty(), "nothing goes before the end");
+        sent.push(chunk);
+    }
+    assert_eq!(sent.concat(), b"\x00\x00\x00\x00\x03\x0a\x01a");
+
+    // Over HELD_REQUEST_MAX: what was held goes at once, and the rest as it comes.
+    let mut r = call("application/grpc-web+proto").await;
+    r.upstream_request(&f);
+    let mut big = Some(Bytes::from(vec![7u8; HELD_REQUEST_MAX + 1]));
+    f.edit_request_body(&mut big, false, &mut r.ctx).expect("body");
+    assert_eq!(big.map(|b| b.len()), Some(HELD_REQUEST_MAX + 1));
+    let mut more = Some(Bytes::from_static(b"more"));
+    f.edit_request_body(&mut more, false, &mut r.ctx).expect("body");
+    assert_eq!(more.as_deref(), Some(&b"more"[..]));
+
+    // A retry sends the body again from its start: the held part starts over.
+    let mut r = call("application/grpc-web+proto").await;
+    r.upstream_request(&f);
+    let mut part = Some(Bytes::from_static(b"\x00\x00"));
+    f.edit_request_body(&mut part, false, &mut r.ctx).expect("body");
+    r.upstream_request(&f);
+    let mut whole = Some(Bytes::from_static(b"\x00\x00\x00\x00\x00"));
+    f.edit_request_body(&mut whole, true, &mut r.ctx).expect("body");
+    assert_eq!(whole.as_deref(), Some(&b"\x00\x00\x00\x00\x00"[..]));
+}
