@@ -39,17 +39,58 @@ use pingora::cache::eviction::{CacheEntryKeyRef, EvictionManager};
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use std::sync::OnceLock;
 
-/// Shards of the eviction manager's LRU (each behind its own lock).
+/// Shards of a large cache's LRU (each behind its own lock).
 const LRU_SHARDS: usize = 16;
 /// Objects each LRU shard makes room for up front.
 const LRU_SHARD_CAPACITY: usize = 1024;
+/// Caches smaller than this keep one LRU. A sharded one evicts from the longer of two shards
+/// picked at random, which is close to LRU only when each shard holds many objects: a 2 MiB
+/// cache of 100 KB objects kept 2 to 10 of its 10 newest after a working set ten times its
+/// size went through (16 shards), and all 10 with one. One lock per cache is what nginx has
+/// too (one per `keys_zone`).
+const SHARDED_FROM_BYTES: usize = 256 << 20;
+
+/// pingora-cache's LRU eviction manager, with one shard or [`LRU_SHARDS`].
+pub enum Eviction {
+    /// A small cache: exact LRU.
+    Single(&'static Manager<1>),
+    /// A large cache: sharded, so hits on different objects seldom wait for one lock.
+    Sharded(&'static Manager<LRU_SHARDS>),
+}
+
+impl Eviction {
+    /// The manager for a cache of `max_size_bytes` (leaked: it lives as long as the process).
+    fn new(max_size_bytes: usize) -> Eviction {
+        if max_size_bytes < SHARDED_FROM_BYTES {
+            Eviction::Single(Box::leak(Box::new(Manager::with_capacity(max_size_bytes, LRU_SHARD_CAPACITY))))
+        } else {
+            Eviction::Sharded(Box::leak(Box::new(Manager::with_capacity(max_size_bytes, LRU_SHARD_CAPACITY))))
+        }
+    }
+
+    /// The manager, as pingora-cache takes it.
+    pub fn manager(&self) -> &'static (dyn EvictionManager + Sync) {
+        match self {
+            Eviction::Single(m) => *m,
+            Eviction::Sharded(m) => *m,
+        }
+    }
+
+    /// Moves the bound (a reload).
+    fn set_weight_limit(&self, limit: usize) {
+        match self {
+            Eviction::Single(m) => m.set_weight_limit(limit),
+            Eviction::Sharded(m) => m.set_weight_limit(limit),
+        }
+    }
+}
 
 /// The process's cache.
 pub struct Cache {
     /// Where objects are.
     pub store: &'static Store,
     /// What is evicted when the store is over `max_size_mb`.
-    pub eviction: &'static Manager<LRU_SHARDS>,
+    pub eviction: Eviction,
     /// Collapses concurrent misses for one key into one fetch.
     pub lock: &'static CacheKeyLockImpl,
     /// The `portico_cache_*` series.
@@ -77,8 +118,7 @@ impl Cache {
     /// process).
     pub fn new(spec: &CacheStoreSpec, metrics: CacheMetrics) -> Self {
         let store: &'static Store = Box::leak(Box::new(Store::new(metrics.store.clone())));
-        let eviction: &'static Manager<LRU_SHARDS> =
-            Box::leak(Box::new(Manager::with_capacity(spec.max_size_bytes, LRU_SHARD_CAPACITY)));
+        let eviction = Eviction::new(spec.max_size_bytes);
         let lock: &'static CacheLock = Box::leak(Box::new(CacheLock::new(spec.lock_timeout)));
         Cache { store, eviction, lock, metrics }
     }
@@ -87,7 +127,7 @@ impl Cache {
     pub fn purge(&self, request: &PurgeRequest) -> usize {
         let removed = self.store.purge_matching(request);
         for key in &removed {
-            self.eviction.remove(CacheEntryKeyRef::KeyOnly(key));
+            self.eviction.manager().remove(CacheEntryKeyRef::KeyOnly(key));
         }
         removed.len()
     }

@@ -30,7 +30,7 @@ pub fn enable(session: &mut Session, ctx: &mut Ctx) {
     }
     let mut overrides = CacheOptionOverrides::default();
     overrides.wait_timeout = Some(spec.lock_timeout);
-    session.cache.enable(cache.store, Some(cache.eviction), None, Some(cache.lock), Some(overrides));
+    session.cache.enable(cache.store, Some(cache.eviction.manager()), None, Some(cache.lock), Some(overrides));
     session.cache.set_max_file_size_bytes(spec.max_object_bytes);
 }
 
