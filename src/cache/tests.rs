@@ -2,7 +2,7 @@ use super::metrics::StoreMetrics;
 use super::*;
 use crate::config::{CachePolicy, KeyPart};
 use http::{HeaderName, Method};
-use pingora::cache::eviction::{CacheEntryKey, EvictionManager};
+use pingora::cache::eviction::CacheEntryKey;
 use pingora::cache::storage::PurgeTarget;
 use pingora::cache::trace::Span;
 use pingora::cache::{CacheKey, CacheMeta, PurgeType, RespCacheable, Storage};
