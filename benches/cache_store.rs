@@ -14,7 +14,7 @@
 #![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use pingora::cache::eviction::{CacheEntryKey, EvictionManager};
+use pingora::cache::eviction::CacheEntryKey;
 use pingora::cache::storage::{MissFinishType, PurgeTarget};
 use pingora::cache::trace::Span;
 use pingora::cache::{CacheKey, CacheMeta, PurgeType, Storage};
@@ -70,7 +70,7 @@ fn insert(c: &'static Cache, key: &CacheKey, body: &bytes::Bytes) {
     let mut miss = now(c.store.get_miss_handler(key, &meta(), &span)).expect("miss handler");
     now(miss.write_body(body.clone(), true)).expect("write");
     let MissFinishType::Created(weight) = now(miss.finish()).expect("finish") else { unreachable!() };
-    for item in c.eviction.admit(CacheEntryKey::key_only(key.to_compact()), weight, SystemTime::now()) {
+    for item in c.eviction.manager().admit(CacheEntryKey::key_only(key.to_compact()), weight, SystemTime::now()) {
         now(c.store.purge(PurgeTarget::Exact(&item), PurgeType::Eviction, &span)).expect("purge");
     }
 }
@@ -80,7 +80,7 @@ fn lookup(c: &'static Cache, key: &CacheKey) -> usize {
     let span = Span::inactive().handle();
     let (meta, mut hit) = now(c.store.lookup(key, &span)).expect("lookup").expect("a hit");
     let entry = CacheEntryKey::key_only(key.to_compact());
-    c.eviction.access(&entry, hit.get_eviction_weight(), meta.fresh_until());
+    c.eviction.manager().access(&entry, hit.get_eviction_weight(), meta.fresh_until());
     let mut n = 0;
     while let Some(b) = now(hit.read_body()).expect("read") {
         n += b.len();
