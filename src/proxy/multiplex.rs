@@ -19,17 +19,20 @@
 //! calls starting together on a loaded machine wait for 399 turns, which can take longer than
 //! any one stall; giving up on the queue's length (500 ms, as first written) had the last of
 //! them open connections of their own, the likeliest cause of a CI run that failed the test
-//! counting them. An upgrade (always HTTP/1.1) does not wait,
-//! nor does a TLS target that answered in HTTP/1.1 when offered both by ALPN (each request
-//! then needs a connection of its own).
+//! counting them.
+//!
+//! An upgrade (always HTTP/1.1) does not wait, nor does a TLS target that answered in HTTP/1.1
+//! when offered both by ALPN (each request then needs a connection of its own).
 
 use super::Ctx;
 use crate::telemetry::Metrics;
+use crate::upstream::targets::StreamTurn;
 use crate::upstream::window::now_ms;
 use pingora::time::fast_timeout::fast_timeout;
 use pingora::upstreams::peer::{HttpPeer, Peer};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// How long one request may keep the turn before the requests behind it stop waiting.
 pub const MAX_STALL: Duration = Duration::from_millis(500);
@@ -48,31 +51,36 @@ pub async fn take_turn(ctx: &mut Ctx, peer: &HttpPeer, metrics: &Metrics) {
         return;
     }
     let turn = &target.h2_turn;
-    if let Ok(permit) = turn.permit.clone().try_acquire_owned() {
-        turn.passed_at_ms.store(now_ms(), Ordering::Relaxed);
-        ctx.upstream.h2_turn = Some(permit);
-        return;
-    }
-    let started = std::time::Instant::now();
-    let max_wait = peer.options.connection_timeout.unwrap_or(MAX_WAIT);
-    // One acquire, polled again after each check: dropping it would lose the place in the queue.
-    let mut acquire = std::pin::pin!(turn.permit.clone().acquire_owned());
-    let permit = loop {
-        if let Ok(permit) = fast_timeout(STALL_CHECK, acquire.as_mut()).await {
-            break permit.ok();
-        }
-        let held_ms = now_ms().saturating_sub(turn.passed_at_ms.load(Ordering::Relaxed));
-        if held_ms >= MAX_STALL.as_millis() as u64 || started.elapsed() >= max_wait {
-            break None;
+    let permit = match turn.permit.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) => {
+            let permit = wait_for(turn, peer.options.connection_timeout.unwrap_or(MAX_WAIT)).await;
+            if let Some(pool) = &ctx.upstream.pool {
+                metrics.stream_wait(&pool.spec.name, permit.is_some());
+            }
+            permit
         }
     };
     if permit.is_some() {
         turn.passed_at_ms.store(now_ms(), Ordering::Relaxed);
     }
-    if let Some(pool) = &ctx.upstream.pool {
-        metrics.stream_wait(&pool.spec.name, permit.is_some());
-    }
     ctx.upstream.h2_turn = permit;
+}
+
+/// Waits for `turn` until one request has held it for [`MAX_STALL`] or `max_wait` has passed.
+async fn wait_for(turn: &StreamTurn, max_wait: Duration) -> Option<OwnedSemaphorePermit> {
+    let started = std::time::Instant::now();
+    // One acquire, polled again after each check: dropping it would lose the place in the queue.
+    let mut acquire = std::pin::pin!(turn.permit.clone().acquire_owned());
+    loop {
+        if let Ok(permit) = fast_timeout(STALL_CHECK, acquire.as_mut()).await {
+            return permit.ok();
+        }
+        let held_ms = now_ms().saturating_sub(turn.passed_at_ms.load(Ordering::Relaxed));
+        if held_ms >= MAX_STALL.as_millis() as u64 || started.elapsed() >= max_wait {
+            return None;
+        }
+    }
 }
 
 /// Phases 5 and `connected_to_upstream`: the attempt has its stream, or will not get one.

@@ -117,6 +117,13 @@ impl Call {
         })
     }
 
+    /// Starts the request body over: each attempt sends it again from its start (Pingora's
+    /// retry buffer).
+    fn restart_body(&mut self) {
+        self.decoder = Default::default();
+        self.held = Some(Held::new(HELD_REQUEST_MAX));
+    }
+
     /// What of the request body goes upstream now: nothing (an empty chunk: `None` would end
     /// the body) while it is held, all of it once whole or too large to hold.
     fn request_chunk(&mut self, chunk: Option<Bytes>, end: bool) -> Option<Bytes> {
@@ -191,9 +198,7 @@ impl Filter for GrpcWeb {
 
     fn upstream_request(&self, req: &mut RequestHeader, ctx: &mut RequestCtx) -> pingora::Result<()> {
         let Some(call) = ctx.state.get_mut::<Call>() else { return Ok(()) };
-        // Each attempt sends the body again from its start (Pingora's retry buffer).
-        call.decoder = Default::default();
-        call.held = Some(Held::new(HELD_REQUEST_MAX));
+        call.restart_body();
         req.insert_header(header::CONTENT_TYPE, format!("application/grpc{}", call.suffix))?;
         // gRPC over HTTP/2 requires `te: trailers`; the stream ends with its last DATA frame.
         req.insert_header(header::TE, "trailers")?;
