@@ -316,7 +316,7 @@ async fn a_route_timeout_bounds_a_body_that_keeps_trickling() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // An origin that answers at once, then sends one chunk every 200 ms for 4 s: no single read
     // ever waits long, so only a timeout over the whole exchange can stop it.
-    let origin = tokio::net::TcpListener::bind(("127.0.0.1", free_port())).await.expect("bind");
+    let origin = crate::support::free_listener();
     let addr = origin.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((mut s, _)) = origin.accept().await {

@@ -6,7 +6,7 @@ use crate::support::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 
 /// One request on a raw connection and its response: (status, whether it said
 /// `Connection: close`); `None` when the connection failed before a whole response arrived.
@@ -76,7 +76,7 @@ routes: [{name: all, upstream: a}]
 
 /// An origin that answers every request with `size` bytes, as fast as it is allowed to.
 async fn big_origin(size: usize) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind(("127.0.0.1", free_port())).await.expect("bind");
+    let listener = crate::support::free_listener();
     let addr = listener.local_addr().expect("address");
     let task = tokio::spawn(async move {
         loop {

@@ -134,6 +134,18 @@ impl PythonPeer {
 /// stopped origin's port is never handed to the next test while a proxy still dials it.
 /// Processes start at different offsets, so two test runs side by side rarely meet.
 pub fn free_port() -> u16 {
+    free_socket().0
+}
+
+/// A listener on a port [`free_port`] would give, kept bound: for a server in this process,
+/// which then has no moment between the check and its own bind for another to take the port
+/// (a test under load once lost that race).
+pub fn free_listener() -> TcpListener {
+    free_socket().1.listen(1024).expect("the bound socket listens")
+}
+
+/// A socket bound to a free port (with `SO_REUSEADDR`, as `TcpListener::bind` sets it).
+fn free_socket() -> (u16, tokio::net::TcpSocket) {
     use std::sync::atomic::AtomicU32;
     const FIRST: u32 = 10_000;
     const SPAN: u32 = 22_000;
@@ -146,8 +158,10 @@ pub fn free_port() -> u16 {
     );
     for _ in 0..SPAN {
         let port = (FIRST + NEXT.fetch_add(1, Ordering::AcqRel) % SPAN) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        let Ok(socket) = tokio::net::TcpSocket::new_v4() else { continue };
+        let bound = socket.set_reuseaddr(true).and_then(|()| socket.bind(([127, 0, 0, 1], port).into()));
+        if bound.is_ok() {
+            return (port, socket);
         }
     }
     panic!("no free port below the ephemeral range")
@@ -182,11 +196,14 @@ pub struct Behaviour {
 
 impl Origin {
     pub async fn start(name: &str) -> Origin {
-        Self::start_on(name, free_port()).await
+        Self::serving(name, free_listener())
     }
 
     pub async fn start_on(name: &str, port: u16) -> Origin {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("origin binds");
+        Self::serving(name, TcpListener::bind(("127.0.0.1", port)).await.expect("origin binds"))
+    }
+
+    fn serving(name: &str, listener: TcpListener) -> Origin {
         let addr = listener.local_addr().expect("origin address");
         let mut origin = Origin {
             name: name.to_string(),
