@@ -28,7 +28,7 @@
 # Environment: ROUNDS (3), DURATION seconds (5), WRK_THREADS (1), CONNS (32), WARMUP seconds
 # (1, unrecorded, before each proxy's first round), IDLE_CONNS (10000), PINGORA_THREADS (1),
 # SCENARIOS, PROXIES, SKIP_BUILD=1, KEEP_TMP=1 (keep configs and logs), OUT (RESULTS.md path),
-# H2_STREAMS (10, concurrent streams per h2load connection).
+# H2_STREAMS (10, concurrent streams per h2load connection), PROXY_CORE and IDLE_POLL (below).
 #
 # Needs root only to install packages (wrk nginx-light haproxy curl python3 openssl
 # nghttp2-client) when they
@@ -140,7 +140,7 @@ fi
 NGINX_IDLE_CONNS=$((IDLE_CONNS + 2048))
 
 NPROC=$(nproc)
-# PROXY_CORE=1 puts the proxy on the load's core: for latency on a VM, where a wakeup across
+# IDLE_POLL=1: see below. PROXY_CORE=1 puts the proxy on the load's core: for latency on a VM, where a wakeup across
 # cores costs far more than the proxy's own work and would otherwise dominate the figure.
 PROXY_CORE=${PROXY_CORE:-0}
 if ((NPROC >= 2)); then
@@ -562,6 +562,17 @@ measure_idle() { # scenario proxy
     log "$(printf '%-10s %-8s %s idle connections (%s failed): RSS %s -> %s KiB, %s KiB/conn' \
         "$1" "$2" "$ok" "$failed" "$before" "$after" "$per")"
 }
+
+# IDLE_POLL=1 keeps every core from going idle: a busy loop at SCHED_IDLE priority on each, which
+# any woken thread preempts at once. On a VM an idle vCPU halts, and waking it (a host-side
+# reschedule) costs more than a proxy's own work; this is what `idle=poll` does for a latency-
+# tuned host, and it applies to every proxy and to direct alike.
+if [[ ${IDLE_POLL:-0} == 1 ]]; then
+    for ((core = 0; core < NPROC; core++)); do
+        start "idle-poll-$core" taskset -c "$core" chrt --idle 0 sh -c 'while :; do :; done'
+    done
+    PINNING+="; IDLE_POLL=1 (a SCHED_IDLE busy loop on every core)"
+fi
 
 # === scenarios ===================================================================================
 
