@@ -140,8 +140,9 @@ fi
 NGINX_IDLE_CONNS=$((IDLE_CONNS + 2048))
 
 NPROC=$(nproc)
-# IDLE_POLL=1: see below. PROXY_CORE=1 puts the proxy on the load's core: for latency on a VM, where a wakeup across
-# cores costs far more than the proxy's own work and would otherwise dominate the figure.
+# PROXY_CORE=1 puts the proxy on the load's core: for latency on a VM, where a wakeup across
+# cores costs far more than the proxy's own work and would otherwise dominate the figure
+# (IDLE_POLL=1, further down, is the other way to take that cost out).
 PROXY_CORE=${PROXY_CORE:-0}
 if ((NPROC >= 2)); then
     PIN_PROXY=(taskset -c "$PROXY_CORE")

@@ -134,18 +134,24 @@ impl PythonPeer {
 /// stopped origin's port is never handed to the next test while a proxy still dials it.
 /// Processes start at different offsets, so two test runs side by side rarely meet.
 pub fn free_port() -> u16 {
-    free_socket().0
+    next_free(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok()).0
 }
 
 /// A listener on a port [`free_port`] would give, kept bound: for a server in this process,
 /// which then has no moment between the check and its own bind for another to take the port
-/// (a test under load once lost that race).
+/// (a test under load once lost that race). Backlog 1024, as `TcpListener::bind` gives.
 pub fn free_listener() -> TcpListener {
-    free_socket().1.listen(1024).expect("the bound socket listens")
+    next_free(|port| {
+        let socket = tokio::net::TcpSocket::new_v4().ok()?;
+        socket.set_reuseaddr(true).ok()?;
+        socket.bind(([127, 0, 0, 1], port).into()).ok()?;
+        socket.listen(1024).ok()
+    })
+    .1
 }
 
-/// A socket bound to a free port (with `SO_REUSEADDR`, as `TcpListener::bind` sets it).
-fn free_socket() -> (u16, tokio::net::TcpSocket) {
+/// The next port of this process's range that `listen` takes, with what it made of it.
+fn next_free<T>(listen: impl Fn(u16) -> Option<T>) -> (u16, T) {
     use std::sync::atomic::AtomicU32;
     const FIRST: u32 = 10_000;
     const SPAN: u32 = 22_000;
@@ -158,10 +164,8 @@ fn free_socket() -> (u16, tokio::net::TcpSocket) {
     );
     for _ in 0..SPAN {
         let port = (FIRST + NEXT.fetch_add(1, Ordering::AcqRel) % SPAN) as u16;
-        let Ok(socket) = tokio::net::TcpSocket::new_v4() else { continue };
-        let bound = socket.set_reuseaddr(true).and_then(|()| socket.bind(([127, 0, 0, 1], port).into()));
-        if bound.is_ok() {
-            return (port, socket);
+        if let Some(listening) = listen(port) {
+            return (port, listening);
         }
     }
     panic!("no free port below the ephemeral range")
